@@ -1,0 +1,20 @@
+"""rgenima: a reproducible study of R-GenIMA.
+
+R-GenIMA reads a brain MRI as one token per atlas region and a subject's SNP
+genotypes as structured text, and classifies Alzheimer's disease stage
+(NC, SMC, MCI, AD). See the book (``make book``) for the study itself.
+"""
+
+__version__ = "0.1.0"
+
+#: The four diagnostic stages, in the order used for every probability column.
+STAGES: tuple[str, ...] = ("NC", "SMC", "MCI", "AD")
+
+#: ADNIMERGE ``DX_bl`` code -> study stage. Anything else is excluded and reported.
+DX_BL_TO_STAGE: dict[str, str] = {
+    "CN": "NC",
+    "SMC": "SMC",
+    "EMCI": "MCI",
+    "LMCI": "MCI",
+    "AD": "AD",
+}

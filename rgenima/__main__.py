@@ -1,0 +1,5 @@
+import sys
+
+from rgenima.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Run the study's notebooks with papermill and build the Jupyter Book.
+
+Notebooks in ``notebooks/`` are the sources; executed copies go to
+``book/generated/`` (the chapters listed in ``_toc.yml``), then Jupyter Book 1.x
+renders them without executing anything (``execute_notebooks: off``).
+
+A failed notebook stops the run with the failing cell's error, and the previous
+executed chapters and the previous ``_build/html`` are left as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Notebooks of the study, in execution order (file stems in notebooks/).
+STUDY_NOTEBOOKS: tuple[str, ...] = ("01_cohort",)
+
+#: Jupyter kernel installed into the project's environment by `make venv`.
+KERNEL_NAME = "rgenima"
+
+
+def project_root() -> Path:
+    """Repository root: the folder holding ``_toc.yml`` (searched upwards from cwd)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"no rgenima project (a folder with _toc.yml and notebooks/) at or above {here}"
+    )
+
+
+def _kernel_name() -> str:
+    """The project's kernel if installed, else the default python3 kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    return KERNEL_NAME if KERNEL_NAME in specs else "python3"
+
+
+def execute_notebooks(
+    parameters: dict[str, Any],
+    root: Path,
+    out_dir: Path,
+    notebooks: tuple[str, ...] = STUDY_NOTEBOOKS,
+    timeout_s: int = 3600,
+) -> list[Path]:
+    """Execute ``notebooks`` in order with papermill into ``out_dir``.
+
+    Parameters
+    ----------
+    parameters : dict
+        Values injected into each notebook's ``parameters`` cell (only the names that
+        the notebook declares are passed to it).
+    timeout_s : int
+        Per-cell execution timeout in seconds, so that a dead kernel cannot hang a run.
+
+    Raises
+    ------
+    papermill.PapermillExecutionError
+        With the failing cell's error, when a notebook fails.
+    """
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kernel = _kernel_name()
+    written = []
+    for name in notebooks:
+        source = root / "notebooks" / f"{name}.ipynb"
+        declared = {p for p in pm.inspect_notebook(str(source))}
+        params = {k: v for k, v in parameters.items() if k in declared}
+        target = out_dir / f"{name}.ipynb"
+        logger.info("executing %s with %s", source.name, params)
+        pm.execute_notebook(
+            str(source),
+            str(target),
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(root),
+            execution_timeout=timeout_s,
+            progress_bar=False,
+        )
+        written.append(target)
+    return written
+
+
+def build_book(root: Path) -> Path:
+    """Build the book with Jupyter Book 1.x into ``_build/html``; returns index.html."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--keep-going"]
+    logger.info("building the book: %s", " ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=root)
+    index = root / "_build" / "html" / "index.html"
+    if not index.is_file():
+        raise RuntimeError(f"Jupyter Book finished but {index} is missing")
+    return index
+
+
+def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Path | None = None) -> Path:
+    """Execute every study notebook on ``manifest``, then build the book.
+
+    Executed notebooks go to a staging folder first; only when all succeed do they
+    replace ``book/generated/``. Returns the path of the built ``index.html``.
+    """
+    root = root or project_root()
+    params = {"manifest": str(Path(manifest).resolve()), **(parameters or {})}
+    generated = root / "book" / "generated"
+    staging = root / "book" / ".generated.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    execute_notebooks(params, root, staging)
+    backup = root / "book" / ".generated.previous"
+    shutil.rmtree(backup, ignore_errors=True)
+    if generated.exists():
+        generated.rename(backup)
+    staging.rename(generated)
+    try:
+        index = build_book(root)
+    except Exception:
+        # Put the previous chapters back so that the tree matches the previous book.
+        shutil.rmtree(generated, ignore_errors=True)
+        if backup.exists():
+            backup.rename(generated)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+    return index

@@ -1,0 +1,1 @@
+"""Data contract: manifest, clinical table, MRI, genotypes, synthetic cohort."""

@@ -1,0 +1,1 @@
+"""R-GenIMA model components (RiT, backbone, projector) and baselines."""
