@@ -5,10 +5,6 @@ Figures never show subject identifiers: example images are titled by stage only.
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are rendered to files/notebook outputs, never a window
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -54,8 +50,7 @@ def plot_example_slices(images: dict[str, object], atlas_img, cut_coords=(-20, 0
         display = plotting.plot_anat(img, cut_coords=cut_coords, axes=ax, title=title,
                                      annotate=True, draw_cross=False, black_bg=True)
         display.add_contours(atlas_img, levels=[0.5], colors="yellow", linewidths=0.4)
-        display.add_overlay(atlas_img, cmap="tab20", alpha=0.25)
-    fig.tight_layout()
+        display.add_overlay(atlas_img, cmap="tab20", transparency=0.25)
     return fig
 
 
@@ -76,8 +71,9 @@ def plot_genotype_summary(snp_stats: pd.DataFrame, apoe4_by_stage: pd.DataFrame)
     axes[1].hist(snp_stats["call_rate"], bins=25, color="0.4")
     axes[1].set_xlabel("call rate")
     axes[1].set_yscale("log")
+    apoe4_by_stage = apoe4_by_stage.assign(APOE4=apoe4_by_stage["APOE4"].astype(int))
     table = (
-        apoe4_by_stage.groupby("stage")["APOE4"].value_counts(normalize=True).unstack(fill_value=0)
+        apoe4_by_stage.groupby("stage", observed=True)["APOE4"].value_counts(normalize=True).unstack(fill_value=0)
         .reindex(index=[s for s in STAGES if s in set(apoe4_by_stage["stage"])])
     )
     table.mul(100).plot.bar(stacked=True, ax=axes[2], color=sns.color_palette("rocket_r", 3), rot=0)

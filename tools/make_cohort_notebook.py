@@ -38,7 +38,7 @@ assert 1 <= int(n_example_stages) <= 4, "n_example_stages must be in 1..4"
 m = load_manifest(manifest)
 restricted = m.cohort.restricted
 report = validate_manifest(m)
-subjects, exclusions = assemble_subjects(m)
+subjects = assemble_subjects(m, report)
 print(report.to_text())
 """),
 ("md", """
@@ -52,10 +52,9 @@ counts = subjects["stage"].value_counts().reindex(list(STAGES), fill_value=0)
 plots.plot_class_counts(counts.to_dict(), title=f"{m.cohort.name}: subjects per stage");
 """),
 ("code", """
-reasons = exclusions.groupby("reason")["PTID"].nunique().rename("subjects").to_frame()
-display(Markdown(f"**{len(subjects)} subjects** in the cohort; "
-                 f"**{exclusions['PTID'].nunique()}** excluded."))
-reasons
+display(Markdown(f"**{len(subjects)} subjects** in the cohort; **{report.n_excluded}** excluded "
+                 "(a subject may have several reasons)."))
+pd.Series(report.exclusion_counts(), name="subjects").rename_axis("reason").to_frame()
 """),
 ("md", """
 ## Demographics
@@ -130,4 +129,6 @@ else:
 ]
 
 if __name__ == "__main__":
-    write_notebook("notebooks/01_cohort.ipynb", CELLS)
+    from pathlib import Path
+
+    write_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "01_cohort.ipynb", CELLS)
