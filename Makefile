@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml
 test: venv
 	$(PY) -m pytest -q
 
-# The synthetic cohort is written once; delete data/synthetic to regenerate it.
-data/synthetic/truth.json: | venv
+# The synthetic cohort is rewritten when the generator or its SNP resource changes.
+data/synthetic/truth.json: rgenima/data/synthetic.py rgenima/resources/panel_snps_grch37.tsv | venv
+	rm -rf data/synthetic
 	$(VENV)/bin/rgenima synth --out data/synthetic --n-subjects $(N_SUBJECTS) --seed $(SEED)
 
 synth: data/synthetic/truth.json

@@ -45,6 +45,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from rgenima.data.cohort import PrepareConfig, prepare_cohort
+    from rgenima.data.manifest import load_manifest
+
+    try:
+        out = prepare_cohort(
+            load_manifest(args.manifest), args.out, PrepareConfig(cube_size=args.cube_size), force=args.force
+        )
+    except DataContractError as exc:
+        print(f"rgenima prepare: {exc}", file=sys.stderr)
+        return 1
+    print(f"prepared data: {out}")
+    return 0
+
+
 def _parse_parameter(value: str):
     """A ``-p name value`` value: YAML scalars (numbers, booleans), else a string."""
     import yaml
@@ -84,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("prepare", help="ROI cubes, genotype QC and prompts, cached under RUNDIR/prepared")
+    p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--cube-size", type=int, default=16, help="ROI cube edge in samples")
+    p.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("run", help="execute the study notebooks and build the book")
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")

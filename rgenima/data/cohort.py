@@ -1,20 +1,55 @@
-"""Cohort assembly: the subjects present in every required modality.
+"""Cohort assembly and the prepared-data cache (``rgenima prepare``).
 
-Subjects left out are listed with the reason in the data report
+:func:`assemble_subjects` gives the subjects present in every required modality;
+subjects left out are listed with the reason in the data report
 (:func:`rgenima.data.validate.validate_manifest`), never silently dropped.
+
+:func:`prepare_cohort` turns a manifest into model-ready files under
+``RUNDIR/prepared/``::
+
+    prepare.json        content hash of inputs and settings, versions, counts, timings
+    data_report.json    counts per stage and exclusions (no identifiers if restricted)
+    subjects.csv        one row per subject: PTID, stage, label, covariates
+    rois.tsv            atlas ROIs (roi_id, name, n_voxels on the first image grid)
+    roi_features.npz    mean_intensity_norm, tissue_sum_ml: (n_subjects, n_rois)
+    cubes/00000.npy     ROI cubes of subject row 0: (n_rois, D, D, D) float16
+    snp_qc.tsv          per-SNP QC (equal to PLINK 1.9's figures)
+    sample_qc.tsv       per-subject genotype call rate
+    snps.tsv            SNPs kept (QC pass, in a panel gene): snp, gene, chrom, pos, a1, a2
+    dosage.npy          (n_subjects, n_snps) float32 count of a1, NaN = missing call
+    prompts.jsonl       one genetic prompt per subject row, with character spans
+
+Everything is written into a temporary folder that replaces ``prepared/`` only when
+complete, so a failed run never leaves a partial cache. A rerun with the same inputs
+(same content hash) reuses the cache; any changed input or setting rebuilds it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from rgenima import STAGES, __version__
+from rgenima.data.atlas import load_atlas
 from rgenima.data.clinical import baseline_subjects, read_clinical
-from rgenima.data.manifest import Manifest
+from rgenima.data.manifest import Manifest, sha256_file
 from rgenima.data.validate import DataReport, validate_manifest
 
 logger = logging.getLogger(__name__)
+
+#: Bumped whenever the prepared files change meaning, to invalidate old caches.
+PREPARE_FORMAT = 1
 
 
 def assemble_subjects(manifest: Manifest, report: DataReport | None = None) -> pd.DataFrame:
@@ -38,3 +73,205 @@ def assemble_subjects(manifest: Manifest, report: DataReport | None = None) -> p
     cohort["mri_path"] = cohort["PTID"].map(lambda p: str(report.mri_paths[p]))
     logger.info("cohort: %d subjects (%d excluded)", len(cohort), report.n_excluded)
     return cohort
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of data preparation that change the prepared files.
+
+    Parameters
+    ----------
+    cube_size : int
+        Edge of each ROI cube, in samples (cubes are cube_size**3).
+    qc_chunk_snps : int
+        SNPs decoded at a time during genotype QC (memory only, not results).
+    """
+
+    cube_size: int = 16
+    qc_chunk_snps: int = 2000
+
+
+def input_fingerprint(manifest: Manifest, subjects: pd.DataFrame, config: PrepareConfig) -> dict:
+    """sha256 of every input file and the settings; its own hash keys the cache."""
+    from rgenima.data.atlas import atlas_path_info
+
+    files = {
+        "clinical": sha256_file(manifest.cohort.clinical),
+        "gene_panel": sha256_file(manifest.gene_panel),
+    }
+    for ext in (".bed", ".bim", ".fam"):
+        files[f"genotypes{ext}"] = sha256_file(f"{manifest.cohort.genotypes}{ext}")
+    if manifest.atlas.is_builtin:
+        info = atlas_path_info(manifest.atlas.name)
+        files["atlas_image"], files["atlas_labels"] = info["image_sha256"], info["labels_sha256"]
+    else:
+        files["atlas_image"] = sha256_file(manifest.atlas.image)
+        files["atlas_labels"] = sha256_file(manifest.atlas.labels)
+    images = hashlib.sha256()
+    for path in subjects["mri_path"]:
+        images.update(sha256_file(path).encode())
+    files["mri_images"] = images.hexdigest()
+    settings = {
+        "prepare_format": PREPARE_FORMAT,
+        "config": asdict(config),
+        "atlas": manifest.atlas.name,
+        "qc": asdict(manifest.qc),
+        "snp_gene_window_kb": manifest.snp_gene_window_kb,
+        # The subjects and their order are part of the input (rows of every array).
+        "subjects": hashlib.sha256("\n".join(subjects["PTID"]).encode()).hexdigest(),
+    }
+    blob = json.dumps({"files": files, "settings": settings}, sort_keys=True).encode()
+    return {"hash": hashlib.sha256(blob).hexdigest(), "files": files, "settings": settings}
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+
+
+def _covariates(subjects: pd.DataFrame) -> pd.DataFrame:
+    """Model covariates only: age (years), sex (1 female, 0 male), education (years)."""
+    out = pd.DataFrame({"PTID": subjects["PTID"], "stage": subjects["stage"].astype(str)})
+    out["label"] = out["stage"].map({s: i for i, s in enumerate(STAGES)}).astype(int)
+    if "AGE" in subjects:
+        out["age"] = subjects["AGE"].astype(float)
+    if "PTGENDER" in subjects:
+        out["sex_female"] = (subjects["PTGENDER"].astype(str).str.lower() == "female").astype(int)
+    if "PTEDUCAT" in subjects:
+        out["education"] = subjects["PTEDUCAT"].astype(float)
+    if "APOE4" in subjects:  # description only: never a model input (genotypes are)
+        out["APOE4"] = subjects["APOE4"]
+    return out
+
+
+def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path) -> pd.DataFrame:
+    from rgenima.data.mri import RoiExtractor
+
+    ids = atlas.labels["index"].to_numpy()
+    extractor = RoiExtractor(atlas.image, ids, cube_size=config.cube_size)
+    (out / "cubes").mkdir()
+    means = np.zeros((len(subjects), len(ids)), dtype=np.float32)
+    tissue = np.zeros_like(means)
+    n_voxels = None
+    # One image at a time: full-size images are never held together in memory.
+    for i, path in enumerate(tqdm(subjects["mri_path"], desc="ROI cubes", unit="image")):
+        cubes, features = extractor.transform(path)
+        np.save(out / "cubes" / f"{i:05d}.npy", cubes.astype(np.float16))
+        means[i] = features["mean_intensity_norm"].to_numpy()
+        tissue[i] = features["tissue_sum_ml"].to_numpy()
+        if n_voxels is None:
+            n_voxels = features["n_voxels"].to_numpy()
+    np.savez(out / "roi_features.npz", mean_intensity_norm=means, tissue_sum_ml=tissue)
+    rois = atlas.labels.rename(columns={"index": "roi_id"})[["roi_id", "name"]].copy()
+    rois["n_voxels"] = n_voxels
+    rois.to_csv(out / "rois.tsv", sep="\t", index=False)
+    return rois
+
+
+def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: PrepareConfig, out: Path) -> dict:
+    from rgenima.data.genetics import (
+        map_snps_to_genes,
+        qc_plink_fileset,
+        read_gene_panel,
+        read_genotypes,
+        write_qc_tables,
+    )
+    from rgenima.data.prompt import build_prompt, prompt_layout
+
+    snp_qc, sample_qc = qc_plink_fileset(manifest.cohort.genotypes, manifest.qc, chunk_snps=config.qc_chunk_snps)
+    write_qc_tables(snp_qc, sample_qc, out)
+    panel = read_gene_panel(manifest.gene_panel)
+    passing = snp_qc[snp_qc["pass"]]
+    mapped, n_unmapped = map_snps_to_genes(passing, panel, manifest.snp_gene_window_kb)
+    geno = read_genotypes(manifest.cohort.genotypes, snps=mapped["snp"].tolist())
+    # Rows in subject order, columns in `mapped` order.
+    row = pd.Series(np.arange(len(geno.samples)), index=geno.samples["iid"])
+    col = pd.Series(np.arange(len(geno.variants)), index=geno.variants["snp"])
+    dosage = geno.dosage[row.loc[subjects["PTID"]].to_numpy()][:, col.loc[mapped["snp"]].to_numpy()]
+    snps = mapped[["snp", "gene", "chrom", "pos"]].merge(
+        geno.variants[["snp", "a1", "a2"]], on="snp", how="left"
+    )
+    snps.to_csv(out / "snps.tsv", sep="\t", index=False)
+    np.save(out / "dosage.npy", dosage.astype(np.float32))
+    layout = prompt_layout(snps, panel["symbol"].tolist())
+    with open(out / "prompts.jsonl", "w") as fh:
+        for i in range(len(subjects)):
+            prompt = build_prompt(dosage[i], snps, layout)
+            fh.write(json.dumps({"row": i, "text": prompt.text, "spans": [asdict(s) for s in prompt.spans]}) + "\n")
+    return {
+        "n_snps_in_files": int(len(snp_qc)),
+        "n_snps_failing_qc": int((~snp_qc["pass"]).sum()),
+        "n_snps_outside_panel_genes": int(n_unmapped),
+        "n_snps_kept": int(len(snps)),
+        "n_genes_with_snps": int(snps["gene"].nunique()),
+        "n_panel_genes": int(len(panel)),
+        "qc_fail_reasons": snp_qc.loc[~snp_qc["pass"], "fail_reason"].value_counts().to_dict(),
+    }
+
+
+def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfig = PrepareConfig(), force: bool = False) -> Path:
+    """Prepare (or reuse) the model-ready inputs of a manifest under ``run_dir/prepared``.
+
+    Returns
+    -------
+    Path
+        The ``prepared`` folder.
+    """
+    run_dir = Path(run_dir)
+    target = run_dir / "prepared"
+    t0 = time.perf_counter()
+    report = validate_manifest(manifest)
+    subjects = assemble_subjects(manifest, report)
+    if subjects.empty:
+        raise ValueError(f"{manifest.path}: no subject has every modality; see `rgenima validate`.")
+    fingerprint = input_fingerprint(manifest, subjects, config)
+    stamp = target / "prepare.json"
+    if not force and stamp.is_file():
+        previous = json.loads(stamp.read_text())
+        if previous.get("input_hash") == fingerprint["hash"]:
+            logger.info("prepared data are up to date (hash %s): reusing %s", fingerprint["hash"][:12], target)
+            return target
+        logger.info("inputs changed (hash %s -> %s): rebuilding", previous.get("input_hash", "")[:12], fingerprint["hash"][:12])
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".prepared.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        table = _covariates(subjects)
+        atlas = load_atlas(manifest.atlas)
+        t_mri = time.perf_counter()
+        rois = _prepare_mri(subjects, atlas, config, tmp)
+        t_geno = time.perf_counter()
+        genetics = _prepare_genotypes(manifest, subjects, config, tmp)
+        t_end = time.perf_counter()
+        table.to_csv(tmp / "subjects.csv", index=False)
+        report.write_json(tmp / "data_report.json")
+        _write_json(
+            tmp / "prepare.json",
+            {
+                "input_hash": fingerprint["hash"],
+                "inputs": fingerprint,
+                "manifest": manifest.to_dict(),
+                "rgenima_version": __version__,
+                "python": platform.python_version(),
+                "n_subjects": int(len(table)),
+                "class_counts": table["stage"].value_counts().reindex(list(STAGES), fill_value=0).to_dict(),
+                "n_rois": int(len(rois)),
+                "rois_missing_on_grid": rois.loc[rois["n_voxels"] == 0, "name"].tolist(),
+                "genetics": genetics,
+                "seconds": {
+                    "validate_and_hash": round(t_mri - t0, 2),
+                    "mri": round(t_geno - t_mri, 2),
+                    "genotypes": round(t_end - t_geno, 2),
+                },
+            },
+        )
+        old = run_dir / f".prepared.old-{os.getpid()}"
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("prepared %d subjects into %s in %.1f s", len(subjects), target, time.perf_counter() - t0)
+    return target

@@ -696,18 +696,18 @@ def build_clinical_table(
 def _qc_failing_snps(rng: np.random.Generator, dosage: np.ndarray, snps: pd.DataFrame, protected: set[str]) -> dict[str, str]:
     """Turn three non-causal SNPs into QC failures (in place) and say how.
 
-    One with 12% missing calls (fails call rate 0.95), one nearly monomorphic (fails
-    MAF 0.01), one with a heterozygote excess (fails HWE p 1e-6).
+    One with 15% of calls missing (fails call rate 0.95), one monomorphic (fails MAF
+    0.01), one with 90% heterozygotes (fails HWE p 1e-6 from about 40 subjects on).
+    Counts are fixed, not random, so that the failures hold for any cohort size.
     """
     candidates = [j for j, r in enumerate(snps["rsid"]) if r not in protected]
-    picks = rng.choice(candidates, size=3, replace=False)
+    miss, mono, hwe = (int(j) for j in rng.choice(candidates, size=3, replace=False))
     n = dosage.shape[0]
-    miss, mono, hwe = (int(j) for j in picks)
-    dosage[rng.random(n) < 0.12, miss] = np.nan
+    order = rng.permutation(n)
+    dosage[order[: int(np.ceil(0.15 * n))], miss] = np.nan
     dosage[:, mono] = 2.0
-    dosage[rng.choice(n, size=max(1, n // 250), replace=False), mono] = 1.0
-    p = 0.4
-    dosage[:, hwe] = np.where(rng.random(n) < 0.85, 1.0, rng.binomial(2, p, n))
+    dosage[:, hwe] = 0.0
+    dosage[order[: int(np.ceil(0.90 * n))], hwe] = 1.0
     rs = snps["rsid"].to_numpy()
     return {rs[miss]: "call_rate", rs[mono]: "maf", rs[hwe]: "hwe"}
 
