@@ -60,6 +60,63 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_qc(args: argparse.Namespace) -> int:
+    from rgenima.data.genetics import qc_plink_fileset, qc_summary, write_qc_tables
+    from rgenima.data.manifest import QCSpec
+
+    qc = QCSpec(min_call_rate=args.min_call_rate, min_maf=args.min_maf, hwe_p=args.hwe_p)
+    try:
+        snp_table, sample_table = qc_plink_fileset(args.bfile, qc, chunk_snps=args.chunk_snps)
+    except DataContractError as exc:
+        print(f"rgenima qc: contract violation: {exc}", file=sys.stderr)
+        return 1
+    paths = write_qc_tables(snp_table, sample_table, args.out)
+    print(
+        f"{qc_summary(snp_table)}; {len(sample_table)} samples; wrote "
+        f"{paths['snp_qc']} and {paths['sample_qc']}"
+    )
+    return 0
+
+
+def _fraction(low: float, high: float):
+    """argparse type: a float in [low, high]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}]; got {text}")
+        return value
+
+    return parse
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rgenima.data.cohort import prepare_cohort
+    from rgenima.data.manifest import load_manifest
+    from rgenima.train import run_baselines, run_references, train_configuration
+
+    try:
+        manifest = load_manifest(args.manifest)
+        prepare_cohort(manifest, args.out)
+    except DataContractError as exc:
+        print(f"rgenima train: {exc}", file=sys.stderr)
+        return 1
+    configurations = [("mri", "snp"), ("mri",), ("snp",)] if args.study else [tuple(args.modalities.split(","))]
+    for modalities in configurations:
+        train_configuration(args.out, modalities, n_folds=args.folds, seed=args.seed, profile=args.profile,
+                            backbone=args.backbone)
+    if args.study:
+        run_baselines(args.out, n_folds=args.folds, seed=args.seed)
+        truth_dir = manifest.cohort.clinical.parent
+        if (truth_dir / "truth.json").is_file():
+            run_references(args.out, truth_dir, n_folds=args.folds, seed=args.seed)
+    print(f"trained: {args.out / 'models'}")
+    return 0
+
+
 def _parse_parameter(value: str):
     """A ``-p name value`` value: YAML scalars (numbers, booleans), else a string."""
     import yaml
@@ -106,6 +163,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cube-size", type=int, default=16, help="ROI cube edge in samples")
     p.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser(
+        "qc", help="genotype QC of a PLINK file set (call rate, MAF, HWE as PLINK 1.9)"
+    )
+    p.add_argument("--bfile", type=Path, required=True, help="PLINK prefix (.bed/.bim/.fam)")
+    p.add_argument(
+        "--out", type=Path, required=True,
+        help="output directory (snp_qc.tsv, sample_qc.tsv)",
+    )
+    p.add_argument(
+        "--min-call-rate", type=_fraction(0.0, 1.0), default=0.95,
+        help="minimum SNP call rate (default 0.95; PLINK --geno 0.05)",
+    )
+    p.add_argument(
+        "--min-maf", type=_fraction(0.0, 0.5), default=0.01,
+        help="minimum minor allele frequency (default 0.01)",
+    )
+    p.add_argument(
+        "--hwe-p", type=_fraction(0.0, 1.0), default=1e-6,
+        help="HWE exact-test p-value below which a SNP fails (default 1e-6)",
+    )
+    p.add_argument(
+        "--chunk-snps", type=int, default=2000, help="SNPs decoded at a time (memory)"
+    )
+    p.set_defaults(func=_cmd_qc)
+
+    p = sub.add_parser("train", help="cross-validated training (R-GenIMA, ablations, baselines)")
+    p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--modalities", default="mri,snp", help="mri, snp or mri,snp")
+    p.add_argument("--folds", type=int, default=5, help="outer cross-validation folds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="default", choices=["quick", "default", "gpu"])
+    p.add_argument("--backbone", type=Path, default=None, help="local Hugging Face model directory")
+    p.add_argument("--study", action="store_true",
+                   help="all three configurations + baselines (+ oracle references on synthetic data)")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("run", help="execute the study notebooks and build the book")
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")

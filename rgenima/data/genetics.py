@@ -77,7 +77,8 @@ GENE_PANEL_COLUMNS: tuple[str, ...] = ("symbol", "chrom", "start", "end", "ad_lo
 PANEL_CHROMOSOMES: tuple[str, ...] = tuple(str(c) for c in range(1, 23)) + ("X", "Y", "MT")
 # PLINK's numeric codes for the non-autosomes (.bim column 1); XY (25) is the
 # pseudo-autosomal region, whose GRCh37 coordinates are X coordinates.
-_PLINK_CHROM_CODES = {"23": "X", "24": "Y", "25": "X", "26": "MT", "XY": "X", "M": "MT"}
+_PLINK_CHROM_CODES = {"23": "X", "24": "Y", "25": "X", "26": "MT"}
+_CHROM_NAMES = {"X": "X", "Y": "Y", "XY": "X", "M": "MT", "MT": "MT"}
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -299,7 +300,7 @@ def impute_with_training_mean(
 _HWE_EDGE_NATS = 30.0
 _HWE_TIE = 1e-9  # probabilities equal within 1e-9 (relative) are ties, as in PLINK
 _HWE_LINEAR_NATS = 250.0  # windows with a smaller estimated range use products
-_HWE_BLOCK_CELLS = 1 << 16  # cells per vectorised block (fits in cache)
+_HWE_BLOCK_CELLS = 1 << 17  # cells per vectorised block (about 1 MB: fits in cache)
 
 
 def hwe_exact_p(n_het, n_hom1, n_hom2, *, midp: bool = False) -> np.ndarray:
@@ -347,10 +348,16 @@ def hwe_exact_p(n_het, n_hom1, n_hom2, *, midp: bool = False) -> np.ndarray:
     out = np.full(n.shape, 0.5 if midp else 1.0)
     todo = np.flatnonzero(rare >= 2)  # otherwise only one table is possible: p = 1
     if todo.size:
-        keys, inverse = np.unique(
-            np.stack([n[todo], rare[todo], homr[todo]], axis=1), axis=0, return_inverse=True
-        )
-        out[todo] = _hwe_p_unique(keys[:, 0], keys[:, 1], keys[:, 2], midp)[inverse.ravel()]
+        # Distinct (n, rare, homr) rows, coded as one integer when it fits.
+        n_t, r_t, j_t = n[todo], rare[todo], homr[todo]
+        base = int(n_t.max()) + 1
+        if base < 2**20:
+            keys, inverse = np.unique((n_t * (2 * base) + r_t) * base + j_t, return_inverse=True)
+            n_t, r_t, j_t = keys // (2 * base * base), keys // base % (2 * base), keys % base
+        else:
+            keys, inverse = np.unique(np.stack([n_t, r_t, j_t], axis=1), axis=0, return_inverse=True)
+            n_t, r_t, j_t = keys[:, 0], keys[:, 1], keys[:, 2]
+        out[todo] = _hwe_p_unique(n_t, r_t, j_t, midp)[inverse.ravel()]
     return out.reshape(shape)
 
 
@@ -377,10 +384,11 @@ def _hwe_p_unique(n: np.ndarray, rare: np.ndarray, j_obs: np.ndarray, midp: bool
             n[pending], rare[pending], j_obs[pending], lo, hi, use_log[pending], midp
         )
         use_log[pending[~finite]] = True  # products overflowed: redo with logarithms
-        ok &= finite
-        p[pending[ok]] = p_part[ok]
-        pending = pending[~ok]
-        reach[pending] = np.where(use_log[pending], reach[pending], reach[pending] * 2)
+        done = ok & finite
+        p[pending[done]] = p_part[done]
+        narrow = pending[~ok & finite]  # edges not negligible: widen the window
+        reach[narrow] *= 2
+        pending = pending[~done]
     return p
 
 
@@ -411,34 +419,44 @@ def _hwe_window(n, rare, j_obs, lo, hi, use_log, midp):
 
 
 def _hwe_grid(n, rare, lo, hi):
-    """Window cells: rare homozygotes j (float), validity, and P(j + 1) / P(j)."""
-    span = int((hi - lo).max()) + 1
-    j = lo[:, None] + np.arange(span, dtype=np.float64)[None, :]
-    valid = j <= hi[:, None]
-    h = rare[:, None] - 2.0 * j
+    """Window cells, one column per row (shape (span, rows)): validity, and the
+    ratio P(j + 1) / P(j) at rare-homozygote count j = lo + k (1 beyond the window)."""
+    k = np.arange(int((hi - lo).max()) + 1, dtype=np.float64)[:, None]
+    valid = k <= (hi - lo)[None, :]
+    j = k + lo[None, :]
+    h = np.multiply(j, -2.0)
+    h += rare[None, :]
+    numerator = h - 1.0
+    numerator *= h
+    denominator = j + ((n - rare) + 1.0)[None, :]
+    j += 1.0
+    denominator *= j
+    denominator *= 4.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = h * (h - 1.0) / (4.0 * (j + 1.0) * ((n - rare)[:, None] + j + 1.0))
-    ratio[j >= hi[:, None]] = 1.0  # no step beyond the window
+        ratio = np.divide(numerator, denominator, out=numerator)
+    np.copyto(ratio, 1.0, where=k >= (hi - lo)[None, :])  # no step beyond the window
     return valid, ratio
 
 
 def _hwe_block_linear(n, rare, j_obs, lo, hi, midp):
     valid, ratio = _hwe_grid(n, rare, lo, hi)
     prob = np.empty(ratio.shape)  # P(j) / P(lo)
-    prob[:, 0] = 1.0
-    np.cumprod(ratio[:, :-1], axis=1, out=prob[:, 1:])
-    prob[~valid] = 0.0
-    rows = np.arange(len(n))
-    obs = prob[rows, j_obs - lo]
-    top = prob.max(axis=1)
+    prob[0] = 1.0
+    np.cumprod(ratio[:-1], axis=0, out=prob[1:])
+    np.copyto(prob, 0.0, where=~valid)
+    cols = np.arange(len(n))
+    obs = prob[j_obs - lo, cols]
+    top = prob.max(axis=0)
     floor = np.minimum(obs, top) * np.exp(-_HWE_EDGE_NATS)
-    ok = ((lo == 0) | (prob[:, 0] <= floor)) & ((hi == rare // 2) | (prob[rows, hi - lo] <= floor))
-    finite = np.isfinite(top) & (obs > 0) & (np.where(valid, prob, 1.0).min(axis=1) > 0)
-    bound = obs * (1.0 + _HWE_TIE)
-    total = prob.sum(axis=1)
-    tail = np.where(prob <= bound[:, None], prob, 0.0).sum(axis=1)
+    ok = ((lo == 0) | (prob[0] <= floor)) & ((hi == rare // 2) | (prob[hi - lo, cols] <= floor))
+    # Products must stay well inside the normal range of doubles (else: logarithms).
+    finite = (top < 1e250) & (obs > 1e-250) & (prob[hi - lo, cols] > 1e-300)
+    total = prob.sum(axis=0)
     if midp:
-        ties = (np.abs(prob - obs[:, None]) <= _HWE_TIE * obs[:, None]).sum(axis=1)
+        ties = (np.abs(prob - obs) <= _HWE_TIE * obs).sum(axis=0)
+    np.copyto(prob, 0.0, where=prob > obs * (1.0 + _HWE_TIE))
+    tail = prob.sum(axis=0)
+    if midp:
         tail -= 0.5 * obs * ties
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.minimum(tail / total, 1.0), ok, finite
@@ -449,18 +467,18 @@ def _hwe_block_log(n, rare, j_obs, lo, hi, midp):
     with np.errstate(divide="ignore"):
         step = np.log(ratio)
     logp = np.zeros(ratio.shape)  # log P(j) - log P(lo)
-    np.cumsum(step[:, :-1], axis=1, out=logp[:, 1:])
-    logp[~valid] = -np.inf
-    rows = np.arange(len(n))
-    obs = logp[rows, j_obs - lo]
-    top = logp.max(axis=1)
+    np.cumsum(step[:-1], axis=0, out=logp[1:])
+    np.copyto(logp, -np.inf, where=~valid)
+    cols = np.arange(len(n))
+    obs = logp[j_obs - lo, cols]
+    top = logp.max(axis=0)
     floor = np.minimum(obs, top) - _HWE_EDGE_NATS
-    ok = ((lo == 0) | (logp[:, 0] <= floor)) & ((hi == rare // 2) | (logp[rows, hi - lo] <= floor))
-    rel = logp - obs[:, None]
-    tail = np.exp(np.where(rel <= _HWE_TIE, rel, -np.inf)).sum(axis=1)  # units of P(obs)
+    ok = ((lo == 0) | (logp[0] <= floor)) & ((hi == rare // 2) | (logp[hi - lo, cols] <= floor))
+    rel = logp - obs
+    tail = np.exp(np.where(rel <= _HWE_TIE, rel, -np.inf)).sum(axis=0)  # units of P(obs)
     if midp:
-        tail -= 0.5 * (np.abs(rel) <= _HWE_TIE).sum(axis=1)
-    total = np.exp(logp - top[:, None]).sum(axis=1)  # units of P(mode)
+        tail -= 0.5 * (np.abs(rel) <= _HWE_TIE).sum(axis=0)
+    total = np.exp(logp - top).sum(axis=0)  # units of P(mode)
     with np.errstate(divide="ignore"):
         log_p = np.log(tail) + obs - np.log(total) - top
     return np.minimum(np.exp(log_p), 1.0), ok, np.ones(len(n), dtype=bool)
@@ -539,6 +557,7 @@ def snp_qc_table(
         fractions; ``hwe_p`` a p-value; ``pass`` a bool; ``fail_reason`` lists the
         failed thresholds separated by ``;`` (e.g. ``call_rate<0.95;maf<0.01``;
         ``maf=NA`` when no genotype is called), empty when the SNP passes.
+        ``n_called``, ``n_hom_a1``, ``n_het`` and ``n_hom_a2`` count all samples.
     """
     counts = np.asarray(counts, dtype=np.int64)
     fc = counts if founder_counts is None else np.asarray(founder_counts, dtype=np.int64)
@@ -669,23 +688,31 @@ def _warn_non_autosomal(chrom: pd.Series) -> None:
 # .bed decoding: 2-bit codes, lowest bits = first sample; 00 = a1 homozygote,
 # 01 = missing, 10 = heterozygote, 11 = a2 homozygote (PLINK 1.9 docs, "bed").
 def _bed_tables() -> tuple[np.ndarray, np.ndarray]:
-    codes = (np.arange(256)[:, None] >> (2 * np.arange(4))[None, :]) & 3  # (256, 4)
-    # Per byte, missing flags of its four samples, one 16-bit field each (sums over
-    # up to 65535 SNPs do not overflow).
-    per_sample = ((codes == 1).astype(np.uint64) << (16 * np.arange(4, dtype=np.uint64))).sum(axis=1)
-    # Per pair of bytes (8 samples): counts of missing, het and a2-hom calls, one
-    # 16-bit field each (sums over up to 65535 samples do not overflow).
-    byte = (
-        (codes == 1).sum(axis=1).astype(np.uint64)
-        | ((codes == 2).sum(axis=1).astype(np.uint64) << np.uint64(16))
-        | ((codes == 3).sum(axis=1).astype(np.uint64) << np.uint64(32))
-    )
-    pair = byte[np.arange(65536) & 255] + byte[np.arange(65536) >> 8]
-    return per_sample.astype(np.uint64), pair.astype(np.uint64)
+    """Look-up tables indexed by a pair of ``.bed`` bytes (8 samples, as uint16).
+
+    ``per_snp[w]`` packs the counts of missing, heterozygous and a2-homozygous calls
+    among the 8 samples into 16-bit fields (bits 0, 16, 32), so that sums over up to
+    8190 words (65520 samples) cannot overflow. ``per_sample[w]`` packs the 8
+    samples' missing flags into 8-bit fields, so that sums over up to 255 SNPs
+    cannot overflow.
+    """
+    byte_codes = (np.arange(256)[:, None] >> (2 * np.arange(4))[None, :]) & 3
+    words = np.arange(65536)
+    codes = np.concatenate([byte_codes[words & 255], byte_codes[words >> 8]], axis=1)
+    fields16 = np.uint64(16) * np.arange(3, dtype=np.uint64)
+    per_snp = (
+        np.stack([(codes == c).sum(axis=1) for c in (1, 2, 3)], axis=1).astype(np.uint64)
+        << fields16
+    ).sum(axis=1, dtype=np.uint64)
+    fields8 = np.uint64(8) * np.arange(8, dtype=np.uint64)
+    per_sample = ((codes == 1).astype(np.uint64) << fields8).sum(axis=1, dtype=np.uint64)
+    return per_snp, per_sample
 
 
 _BED_TABLES: tuple[np.ndarray, np.ndarray] | None = None
-_FIELD = np.uint64(0xFFFF)
+_FIELD16 = np.uint64(0xFFFF)
+_FIELD8 = np.uint64(0xFF)
+_SHIFTS8 = np.uint64(8) * np.arange(8, dtype=np.uint64)
 
 
 def _decode_counts(block: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -707,25 +734,23 @@ def _decode_counts(block: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.nd
     global _BED_TABLES
     if _BED_TABLES is None:
         _BED_TABLES = _bed_tables()
-    per_sample, pair = _BED_TABLES
+    per_snp, per_sample = _BED_TABLES
     m, width = block.shape
-    if width % 2:
+    if width % 2:  # pad to whole uint16 words; zero bits decode as 00
         block = np.concatenate([block, np.zeros((m, 1), np.uint8)], axis=1)
     words = block.view(np.uint16)
     packed = np.zeros(m, dtype=np.uint64)
-    step = 8190  # 16-bit words per partial sum: at most 65520 samples per field
-    for k in range(0, words.shape[1], step):
-        packed += pair[words[:, k:k + step]].sum(axis=1, dtype=np.uint64)
+    for k in range(0, words.shape[1], 8190):
+        packed += per_snp[words[:, k:k + 8190]].sum(axis=1, dtype=np.uint64)
     counts = np.empty((m, 4), dtype=np.int64)
-    counts[:, 3] = (packed & _FIELD).astype(np.int64)
-    counts[:, 1] = ((packed >> np.uint64(16)) & _FIELD).astype(np.int64)
-    counts[:, 2] = ((packed >> np.uint64(32)) & _FIELD).astype(np.int64)
-    counts[:, 0] = n_samples - counts[:, 1:].sum(axis=1)  # padding bits decode as 00
-    sample_packed = np.zeros(width, dtype=np.uint64)
-    for k in range(0, m, 65535):
-        sample_packed += per_sample[block[k:k + 65535, :width]].sum(axis=0, dtype=np.uint64)
-    shifts = (16 * np.arange(4, dtype=np.uint64))[None, :]
-    sample_missing = ((sample_packed[:, None] >> shifts) & _FIELD).astype(np.int64)
+    counts[:, 3] = (packed & _FIELD16).astype(np.int64)
+    counts[:, 1] = ((packed >> np.uint64(16)) & _FIELD16).astype(np.int64)
+    counts[:, 2] = ((packed >> np.uint64(32)) & _FIELD16).astype(np.int64)
+    counts[:, 0] = n_samples - counts[:, 1:].sum(axis=1)  # padding decodes as 00
+    sample_missing = np.zeros((words.shape[1], 8), dtype=np.int64)
+    for k in range(0, m, 255):
+        partial = per_sample[words[k:k + 255]].sum(axis=0, dtype=np.uint64)
+        sample_missing += ((partial[:, None] >> _SHIFTS8) & _FIELD8).astype(np.int64)
     return counts, sample_missing.ravel()[:n_samples]
 
 
@@ -851,6 +876,9 @@ def qc_summary(snp_table: pd.DataFrame) -> str:
 def write_qc_tables(snp_table: pd.DataFrame, sample_table: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
     """Write ``snp_qc.tsv`` and ``sample_qc.tsv`` atomically (temp file + rename).
 
+    Tab-separated, floats written exactly (shortest round-trip form), ``NA`` for
+    missing values (the MAF of a SNP with no call), ``fail_reason`` empty on pass.
+
     Returns
     -------
     dict
@@ -860,7 +888,7 @@ def write_qc_tables(snp_table: pd.DataFrame, sample_table: pd.DataFrame, out_dir
     out.mkdir(parents=True, exist_ok=True)
     paths = {"snp_qc": out / "snp_qc.tsv", "sample_qc": out / "sample_qc.tsv"}
     for key, table in (("snp_qc", snp_table), ("sample_qc", sample_table)):
-        _atomic_write_text(paths[key], table.to_csv(sep="\t", index=False))
+        _atomic_write_text(paths[key], table.to_csv(sep="\t", index=False, na_rep="NA"))
     return paths
 
 
@@ -886,19 +914,21 @@ def _chrom_lookup(values) -> dict:
 def normalize_chrom(value) -> str | None:
     """Canonical chromosome name: ``1``..``22``, ``X``, ``Y``, ``MT``; None if unknown.
 
-    Accepts a ``chr`` prefix (any case), PLINK's numeric codes 23 (X), 24 (Y),
-    25 (XY, pseudo-autosomal: X coordinates) and 26 (MT), and ``M`` for MT.
+    Accepts a ``chr`` prefix (any case), ``M`` for MT, and the numeric codes PLINK
+    writes in ``.bim`` files (without prefix): 23 (X), 24 (Y), 25 (XY, the
+    pseudo-autosomal region, whose GRCh37 coordinates are X's) and 26 (MT).
     """
     text = str(value).strip()
-    if text[:3].lower() == "chr":
+    prefixed = text[:3].lower() == "chr"
+    if prefixed:
         text = text[3:]
     text = text.upper()
     if text.isdigit():
-        text = str(int(text))
-        if 1 <= int(text) <= 22:
-            return text
-    text = _PLINK_CHROM_CODES.get(text, text)
-    return text if text in ("X", "Y", "MT") else None
+        code = int(text)
+        if 1 <= code <= 22:
+            return str(code)
+        return None if prefixed else _PLINK_CHROM_CODES.get(str(code))
+    return _CHROM_NAMES.get(text)
 
 
 def read_gene_panel(path: str | Path) -> pd.DataFrame:
@@ -908,8 +938,8 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
     ----------
     path : str or Path
         Tab-separated with a header line and columns :data:`GENE_PANEL_COLUMNS`
-        (others are kept): ``symbol``; ``chrom`` one of 1..22, X, Y, MT, optionally
-        prefixed ``chr``; ``start`` <= ``end`` GRCh37 bp (1-based, inclusive);
+        (others are kept): ``symbol``; ``chrom`` one of 1..22, X, Y, MT (or M),
+        optionally prefixed ``chr``; ``start`` <= ``end`` GRCh37 bp (1-based, inclusive);
         ``ad_locus`` True/False; ``source``. Blank lines are skipped.
 
     Returns
@@ -927,9 +957,14 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataContractError(f"gene panel not found: {path}.")
-    with open(path, encoding="utf-8", newline="") as handle:
-        lines = [(i, row) for i, row in enumerate(csv.reader(handle, delimiter="\t"), start=1)
-                 if any(cell.strip() for cell in row)]
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            # QUOTE_NONE: one row per physical line, so line numbers are exact.
+            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            lines = [(i, row) for i, row in enumerate(reader, start=1)
+                     if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise DataContractError(f"{path}: gene panel is not a UTF-8 text file ({exc}).") from None
     if not lines:
         raise DataContractError(f"{path}: gene panel is empty (expected a header line).")
     header_line, header = lines[0]

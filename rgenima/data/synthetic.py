@@ -184,6 +184,14 @@ class SynthConfig:
     n_defective : int or None
         Extra subjects planted with one defect each (no MRI, no genotypes, an unknown
         DX_bl), so that data reports have exclusions to count. None: 1% (min 3).
+    noise_sd : float
+        Voxel noise, in image units (the template's grey matter is about 600-700).
+    gain_sd : float
+        Relative SD of a global scanner gain (cancels once intensities are normalised).
+    bias_sd : float
+        SD of the coefficients of a smooth multiplicative bias field (low-order
+        polynomials of the coordinates). It stays small, as after N4 correction, so
+        that regional intensities keep most of the planted atrophy signal.
     """
 
     n_subjects: int = 400
@@ -203,7 +211,7 @@ class SynthConfig:
     severity: tuple[float, ...] = (0.0, 0.0, 0.55, 0.75, 1.0)
     noise_sd: float = 12.0
     gain_sd: float = 0.04
-    bias_sd: float = 0.03
+    bias_sd: float = 0.005
     genotype_missing_rate: float = 0.004
     max_snps_per_gene: int = 4
     visits: tuple[str, ...] = ("bl", "m06", "m12", "m24")
