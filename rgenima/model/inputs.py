@@ -1,0 +1,130 @@
+"""Model inputs from a prepared run directory (``rgenima prepare``).
+
+:class:`PreparedData` loads the arrays written by rgenima.data.cohort.prepare_cohort;
+:func:`build_sequences` turns prompts into token ids laid out as
+``[BOS] [ROI]*R [SEP] prompt [SEP] question`` with, for every subject, the token
+positions of the ROI tokens and the token span of every gene and SNP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rgenima.data.prompt import Span, token_spans
+from rgenima.model.backbone import QUESTION, ROI
+
+
+@dataclass
+class PreparedData:
+    """Arrays of a prepared cohort, rows aligned with ``subjects``.
+
+    Attributes
+    ----------
+    subjects : DataFrame
+        ``PTID``, ``stage``, ``label`` (0..3), covariates.
+    cubes : ndarray of shape (n_subjects, n_rois, D, D, D), float16
+    roi_features : ndarray of shape (n_subjects, n_rois)
+        Normalised ROI mean intensity.
+    rois : DataFrame
+        ``roi_id``, ``name``, ``n_voxels``.
+    dosage : ndarray of shape (n_subjects, n_snps), float32 (NaN = missing)
+    snps : DataFrame
+        ``snp``, ``gene``, ``chrom``, ``pos``, ``a1``, ``a2``.
+    prompts : list of dict
+        ``text`` and character ``spans`` per subject.
+    """
+
+    path: Path
+    subjects: pd.DataFrame
+    cubes: np.ndarray
+    roi_features: np.ndarray
+    rois: pd.DataFrame
+    dosage: np.ndarray
+    snps: pd.DataFrame
+    prompts: list[dict]
+
+    @classmethod
+    def load(cls, prepared: str | Path) -> "PreparedData":
+        prepared = Path(prepared)
+        if not (prepared / "prepare.json").is_file():
+            raise FileNotFoundError(f"{prepared}: not a prepared folder (no prepare.json); run `rgenima prepare`.")
+        subjects = pd.read_csv(prepared / "subjects.csv", dtype={"PTID": str})
+        cubes = np.stack([np.load(prepared / "cubes" / f"{i:05d}.npy") for i in range(len(subjects))])
+        prompts = [json.loads(line) for line in (prepared / "prompts.jsonl").read_text().splitlines()]
+        return cls(
+            path=prepared,
+            subjects=subjects,
+            cubes=cubes,
+            roi_features=np.load(prepared / "roi_features.npz")["mean_intensity_norm"],
+            rois=pd.read_csv(prepared / "rois.tsv", sep="\t"),
+            dosage=np.load(prepared / "dosage.npy"),
+            snps=pd.read_csv(prepared / "snps.tsv", sep="\t", dtype={"chrom": str}),
+            prompts=prompts,
+        )
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.subjects["label"].to_numpy()
+
+    def covariates(self) -> np.ndarray:
+        """(n_subjects, n_covariates): age, sex, education where present."""
+        cols = [c for c in ("age", "sex_female", "education") if c in self.subjects]
+        return self.subjects[cols].to_numpy(dtype=np.float64)
+
+
+@dataclass
+class Sequences:
+    """Tokenised model inputs.
+
+    Attributes
+    ----------
+    input_ids, attention_mask : ndarray of shape (n_subjects, sequence_length)
+    answer_positions : ndarray of shape (n_subjects,)
+    roi_positions : ndarray of shape (n_rois,) or None
+        Token positions of the ROI tokens (identical for every subject).
+    spans : list of list of Span
+        Per subject, token spans of genes and SNPs (empty without 'snp').
+    """
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    answer_positions: np.ndarray
+    roi_positions: np.ndarray | None
+    spans: list[list[Span]]
+
+
+def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tuple[str, ...]) -> Sequences:
+    """Token ids for every subject, right-padded to the longest sequence."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    sep = [tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id]
+    roi_id = tokenizer.convert_tokens_to_ids(ROI)
+    question = tokenizer(QUESTION, add_special_tokens=False)["input_ids"]
+    head = bos + ([roi_id] * n_rois + sep if "mri" in modalities else [])
+    rows, all_spans = [], []
+    for p in prompts:
+        ids = list(head)
+        spans: list[Span] = []
+        if "snp" in modalities:
+            enc = tokenizer(p["text"], add_special_tokens=False, return_offsets_mapping=True)
+            char_spans = [Span(**s) for s in p["spans"]]
+            spans = [
+                Span(s.kind, s.name, s.gene, s.start + len(ids), s.end + len(ids))
+                for s in token_spans(enc["offset_mapping"], char_spans)
+            ]
+            ids += enc["input_ids"] + sep
+        ids += question
+        rows.append(ids)
+        all_spans.append(spans)
+    length = max(len(r) for r in rows)
+    input_ids = np.full((len(rows), length), tokenizer.pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
+    for i, r in enumerate(rows):
+        input_ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    roi_positions = np.arange(len(bos), len(bos) + n_rois) if "mri" in modalities else None
+    return Sequences(input_ids, mask, mask.sum(axis=1) - 1, roi_positions, all_spans)

@@ -1,0 +1,549 @@
+"""Cross-validated training of R-GenIMA (and its ablations) with Hugging Face Accelerate.
+
+Layout of a run directory::
+
+    RUNDIR/prepared/                      rgenima prepare (cached)
+    RUNDIR/folds.csv                      PTID, label, fold (outer test fold), shared by all models
+    RUNDIR/backbone/                      default backbone + tokenizer (save_pretrained)
+    RUNDIR/models/<name>/fold_<k>/        last.safetensors, optimizer.safetensors, best.safetensors,
+                                          state.json, predictions.csv, done.json
+    RUNDIR/models/<name>/predictions.csv  PTID, fold, y_true, y_pred, p_NC, p_SMC, p_MCI, p_AD
+    RUNDIR/models/<name>/training.json    profile, config, per-fold history and timings
+
+A fold with ``done.json`` is never retrained; a fold killed mid-training resumes from
+its last epoch checkpoint. On CPU, the same seed gives the same predictions; under
+``torchrun --nproc_per_node N`` each rank trains on its shard of every batch (DDP, gloo
+on CPU, NCCL on GPU) and all ranks end with identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rgenima import STAGES
+from rgenima.model.backbone import DefaultBackboneConfig
+from rgenima.model.rit import RiTConfig
+
+logger = logging.getLogger(__name__)
+
+PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
+
+
+@dataclass
+class TrainProfile:
+    """Model size and optimisation settings.
+
+    ``quick`` is for tests and smoke runs, ``default`` is the CPU study (the book),
+    ``gpu`` a larger model for a GPU.
+    """
+
+    name: str
+    rit: RiTConfig = field(default_factory=RiTConfig)
+    backbone: DefaultBackboneConfig = field(default_factory=DefaultBackboneConfig)
+    max_epochs: int = 40
+    patience: int = 8
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    val_fraction: float = 0.15
+    grad_clip: float = 1.0
+    lora_r: int = 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, TrainProfile] = {
+    "quick": TrainProfile(
+        name="quick",
+        rit=RiTConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32),
+        backbone=DefaultBackboneConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+        max_epochs=6,
+        patience=6,
+        learning_rate=3e-3,
+    ),
+    "default": TrainProfile(name="default"),
+    "gpu": TrainProfile(
+        name="gpu",
+        rit=RiTConfig(patch_size=4, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
+        backbone=DefaultBackboneConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8),
+        max_epochs=80,
+        patience=12,
+        batch_size=32,
+        learning_rate=5e-4,
+    ),
+}
+
+
+def get_profile(name: str) -> TrainProfile:
+    if name not in PROFILES:
+        raise ValueError(f"'profile' must be one of {tuple(PROFILES)}; got {name!r}.")
+    return PROFILES[name]
+
+
+def configuration_name(modalities: tuple[str, ...]) -> str:
+    """Folder name of a model configuration, e.g. ``rgenima_mri+snp``."""
+    return "rgenima_" + "+".join(m for m in ("mri", "snp") if m in modalities)
+
+
+# ---------------------------------------------------------------------------------
+# Folds
+# ---------------------------------------------------------------------------------
+def make_folds(subjects: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Subject-level stratified k-fold assignment: each subject in exactly one test fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if subjects["PTID"].duplicated().any():
+        raise ValueError("subjects must have unique PTIDs to be split into folds")
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    fold = np.full(len(subjects), -1)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(subjects)), subjects["label"])):
+        fold[test] = k
+    return pd.DataFrame({"PTID": subjects["PTID"].to_numpy(), "label": subjects["label"].to_numpy(), "fold": fold})
+
+
+def load_or_make_folds(run_dir: Path, subjects: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
+    """``RUNDIR/folds.csv``, written once so every model and baseline shares it."""
+    path = run_dir / "folds.csv"
+    if path.is_file():
+        folds = pd.read_csv(path, dtype={"PTID": str})
+        if folds["fold"].nunique() == n_folds and list(folds["PTID"]) == list(subjects["PTID"]):
+            return folds
+        logger.info("folds.csv does not match (%d folds requested); writing new folds", n_folds)
+    folds = make_folds(subjects, n_folds, seed)
+    _atomic_write(path, folds.to_csv(index=False))
+    return folds
+
+
+def inner_split(train_idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified inner split of a training fold into (fit, validation) indices."""
+    from sklearn.model_selection import train_test_split
+
+    fit, val = train_test_split(train_idx, test_size=fraction, stratify=labels[train_idx], random_state=seed)
+    return np.sort(fit), np.sort(val)
+
+
+def class_weights(labels: np.ndarray, n_classes: int = len(STAGES)) -> np.ndarray:
+    """Inverse-frequency weights ``n / (n_classes * count_c)`` (balanced)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    return np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+# ---------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+              metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+    os.replace(tmp, path)
+
+
+def save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    """Optimizer state in safetensors (tensors) + metadata (param groups), no pickle."""
+    sd = optimizer.state_dict()
+    tensors = {f"{idx}.{key}": value for idx, st in sd["state"].items() for key, value in st.items()}
+    _save_tensors(path, tensors, {"param_groups": sd["param_groups"]})
+
+
+def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    from safetensors import safe_open
+
+    state: dict[int, dict] = {}
+    with safe_open(str(path), framework="pt") as fh:
+        groups = json.loads(fh.metadata()["param_groups"])
+        for key in fh.keys():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = fh.get_tensor(key)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def write_predictions(path: Path, ptids, folds, y_true: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """The shared predictions format: PTID, fold, y_true, y_pred, p_NC, p_SMC, p_MCI, p_AD."""
+    table = pd.DataFrame({"PTID": list(ptids), "fold": np.asarray(folds, dtype=int)})
+    table["y_true"] = [STAGES[i] for i in y_true]
+    table["y_pred"] = [STAGES[i] for i in proba.argmax(axis=1)]
+    for c, col in enumerate(PROBA_COLUMNS):
+        table[col] = proba[:, c]
+    _atomic_write(path, table.to_csv(index=False, float_format="%.6f"))
+    return table
+
+
+# ---------------------------------------------------------------------------------
+# Model construction
+# ---------------------------------------------------------------------------------
+def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: int) -> Path:
+    """Create the run's default backbone (tokenizer from the prepared SNP table) once."""
+    from rgenima.data.genetics import read_gene_panel
+    from rgenima.model.backbone import create_default_backbone
+
+    path = run_dir / "backbone" / profile.name
+    if (path / "config.json").is_file():
+        return path
+    prepare = json.loads((data.path / "prepare.json").read_text())
+    panel = read_gene_panel(prepare["manifest"]["gene_panel"])
+    tmp = run_dir / "backbone" / f".{profile.name}.tmp-{os.getpid()}"
+    create_default_backbone(tmp, data.snps, panel["symbol"].tolist(), profile.backbone, seed=seed)
+    os.replace(tmp, path)
+    return path
+
+
+def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tuple[str, ...],
+                profile: TrainProfile, seed: int, attn_implementation: str = "sdpa"):
+    """Fresh R-GenIMA (seeded) and its tokenizer; LoRA for a pretrained backbone."""
+    from rgenima.model.backbone import ROI, add_lora, is_pretrained, load_backbone
+    from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
+
+    language_model, tokenizer = load_backbone(backbone_path, attn_implementation=attn_implementation)
+    if is_pretrained(backbone_path):
+        language_model = add_lora(language_model, r=profile.lora_r)
+    torch.manual_seed(seed)
+    config = RGenIMAConfig(
+        rit=replace(profile.rit, n_rois=n_rois, cube_size=cube_size),
+        modalities=modalities,
+        roi_token_id=tokenizer.convert_tokens_to_ids(ROI),
+    )
+    return RGenIMAForStaging(config, language_model), tokenizer
+
+
+# ---------------------------------------------------------------------------------
+# One fold
+# ---------------------------------------------------------------------------------
+@dataclass
+class FoldResult:
+    fold: int
+    proba: np.ndarray
+    test_idx: np.ndarray
+    history: list[dict]
+    seconds: float
+    best_epoch: int
+
+
+def _batches(indices: np.ndarray, batch_size: int, rank: int, world: int, rng: np.random.Generator | None):
+    """Shuffled (if rng) batches; under DDP each rank takes its share of every batch."""
+    order = indices[rng.permutation(len(indices))] if rng is not None else indices
+    for start in range(0, len(order), batch_size * world):
+        chunk = order[start : start + batch_size * world]
+        if len(chunk) < world:  # every rank needs at least one sample
+            chunk = np.resize(chunk, world)
+        yield chunk[rank::world]
+
+
+def _tensors(idx, seq, data, device, modalities):
+    out = {
+        "input_ids": torch.from_numpy(seq.input_ids[idx]).to(device),
+        "attention_mask": torch.from_numpy(seq.attention_mask[idx]).to(device),
+        "answer_positions": torch.from_numpy(seq.answer_positions[idx]).to(device),
+    }
+    if "mri" in modalities:
+        out["cubes"] = torch.from_numpy(data.cubes[idx].astype(np.float32)).to(device)
+    return out
+
+
+@torch.no_grad()
+def predict_proba(model, idx: np.ndarray, seq, data, device, modalities, batch_size: int = 32) -> np.ndarray:
+    """(len(idx), 4) stage probabilities."""
+    model.eval()
+    out = []
+    for start in range(0, len(idx), batch_size):
+        batch = _tensors(idx[start : start + batch_size], seq, data, device, modalities)
+        out.append(torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(STAGES)))
+
+
+def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    pred = proba.argmax(axis=1)
+    recalls = [(pred[y == c] == c).mean() for c in np.unique(y)]
+    return float(np.mean(recalls))
+
+
+def train_fold(
+    data,
+    seq,
+    folds: pd.DataFrame,
+    fold: int,
+    model_factory,
+    out_dir: Path,
+    profile: TrainProfile,
+    modalities: tuple[str, ...],
+    seed: int,
+    accelerator,
+    max_epochs_this_run: int | None = None,
+) -> FoldResult | None:
+    """Train on every fold but ``fold``, early-stop on an inner split, predict ``fold``.
+
+    Resumes from ``out_dir/last.safetensors`` when a previous run stopped early.
+    ``max_epochs_this_run`` stops after that many epochs without finishing (it
+    simulates an interrupted run in tests); the function then returns None.
+    """
+    from safetensors.torch import load_file
+
+    labels = data.labels
+    test_idx = np.flatnonzero(folds["fold"].to_numpy() == fold)
+    train_idx = np.flatnonzero(folds["fold"].to_numpy() != fold)
+    fit_idx, val_idx = inner_split(train_idx, labels, profile.val_fraction, seed + fold)
+    weights = torch.tensor(class_weights(labels[fit_idx]), dtype=torch.float32)
+
+    model = model_factory()
+    if "mri" in modalities:
+        model.set_cube_statistics(torch.from_numpy(data.cubes[fit_idx]))
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=profile.learning_rate, weight_decay=profile.weight_decay
+    )
+    state_path = out_dir / "state.json"
+    state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "history": [], "seconds": 0.0}
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
+        load_optimizer(out_dir / "optimizer.safetensors", optimizer)
+        logger.info("fold %d: resuming after epoch %d", fold, state["epoch"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device
+    rank, world = accelerator.process_index, accelerator.num_processes
+    weights = weights.to(device)
+    t_start = time.perf_counter()
+    epochs_run = 0
+    for epoch in range(state["epoch"] + 1, profile.max_epochs):
+        if epoch - state["best_epoch"] > profile.patience and state["best_epoch"] >= 0:
+            break
+        if max_epochs_this_run is not None and epochs_run >= max_epochs_this_run:
+            return None
+        model.train()
+        rng = np.random.default_rng([seed, fold, epoch])
+        total, n_seen = 0.0, 0
+        for idx in _batches(fit_idx, profile.batch_size, rank, world, rng):
+            batch = _tensors(idx, seq, data, device, modalities)
+            with accelerator.autocast():
+                out = model(**batch, labels=torch.from_numpy(labels[idx]).to(device), class_weights=weights)
+            accelerator.backward(out.loss)
+            if profile.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), profile.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += float(out.loss) * len(idx)
+            n_seen += len(idx)
+        unwrapped = accelerator.unwrap_model(model)
+        val_proba = predict_proba(unwrapped, val_idx, seq, data, device, modalities)
+        y_val = labels[val_idx]
+        val_loss = float(
+            torch.nn.functional.nll_loss(
+                torch.log(torch.from_numpy(val_proba).clamp_min(1e-8)), torch.from_numpy(y_val),
+                weight=weights.cpu(),
+            )
+        )
+        record = {"epoch": epoch, "train_loss": total / max(n_seen, 1), "val_loss": val_loss,
+                  "val_balanced_accuracy": _balanced_accuracy(y_val, val_proba)}
+        state["history"].append(record)
+        state["epoch"] = epoch
+        improved = val_loss < state["best_val_loss"] - 1e-6
+        if improved:
+            state["best_val_loss"], state["best_epoch"] = val_loss, epoch
+        state["seconds"] += time.perf_counter() - t_start
+        t_start = time.perf_counter()
+        if accelerator.is_main_process:
+            weights_now = unwrapped.state_dict()
+            if improved:
+                _save_tensors(out_dir / "best.safetensors", weights_now)
+            _save_tensors(out_dir / "last.safetensors", weights_now)
+            save_optimizer(out_dir / "optimizer.safetensors", optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
+            _atomic_write(state_path, json.dumps(state, indent=1))
+        accelerator.wait_for_everyone()
+        epochs_run += 1
+        logger.info("fold %d epoch %d: train %.4f val %.4f bacc %.3f%s", fold, epoch, record["train_loss"],
+                    val_loss, record["val_balanced_accuracy"], " *" if improved else "")
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.load_state_dict(load_file(str(out_dir / "best.safetensors")))
+    proba = predict_proba(unwrapped, test_idx, seq, data, device, modalities)
+    return FoldResult(fold, proba, test_idx, state["history"], state["seconds"], state["best_epoch"])
+
+
+# ---------------------------------------------------------------------------------
+# A configuration over all folds
+# ---------------------------------------------------------------------------------
+def make_accelerator():
+    """CUDA with bf16 autocast when present, else CPU (gloo under torchrun)."""
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
+
+
+def set_determinism(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    if not torch.cuda.is_available():
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def train_configuration(
+    run_dir: str | Path,
+    modalities: tuple[str, ...] = ("mri", "snp"),
+    n_folds: int = 5,
+    seed: int = 0,
+    profile: str | TrainProfile = "default",
+    backbone: str | Path | None = None,
+    max_epochs_this_run: int | None = None,
+    accelerator=None,
+) -> pd.DataFrame | None:
+    """Cross-validated predictions of one R-GenIMA configuration.
+
+    Parameters
+    ----------
+    run_dir : path
+        Run directory holding ``prepared/`` (from ``rgenima prepare``).
+    modalities : tuple of str
+        ("mri",), ("snp",) or ("mri", "snp").
+    backbone : path, optional
+        A local Hugging Face model directory; default: the run's default backbone.
+
+    Returns
+    -------
+    DataFrame or None
+        The configuration's predictions (None if interrupted by ``max_epochs_this_run``).
+    """
+    from rgenima.model.inputs import PreparedData, build_sequences
+
+    run_dir = Path(run_dir)
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    modalities = tuple(m for m in ("mri", "snp") if m in modalities)
+    accelerator = accelerator or make_accelerator()
+    set_determinism(seed)
+    data = PreparedData.load(run_dir / "prepared")
+    folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed) if accelerator.is_main_process else None
+    accelerator.wait_for_everyone()
+    if folds is None:
+        folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+    if accelerator.is_main_process:
+        backbone_path = Path(backbone) if backbone else ensure_default_backbone(run_dir, data, profile, seed)
+    accelerator.wait_for_everyone()
+    backbone_path = Path(backbone) if backbone else run_dir / "backbone" / profile.name
+    name = configuration_name(modalities)
+    out = run_dir / "models" / name
+    n_rois, cube = data.cubes.shape[1], data.cubes.shape[2]
+
+    def factory():
+        model, _ = build_model(backbone_path, n_rois, cube, modalities, profile, seed)
+        return model
+
+    _, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed)
+    seq = build_sequences(tokenizer, data.prompts, n_rois, modalities)
+    logger.info("%s: %d subjects, sequence length %d, %d folds", name, len(data.subjects), seq.input_ids.shape[1], n_folds)
+    results = []
+    for fold in range(n_folds):
+        fold_dir = out / f"fold_{fold}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        if (fold_dir / "done.json").is_file():
+            table = pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str})
+            results.append(table)
+            logger.info("%s fold %d already trained: skipped", name, fold)
+            continue
+        result = train_fold(data, seq, folds, fold, factory, fold_dir, profile, modalities, seed + 1000 * fold,
+                            accelerator, max_epochs_this_run)
+        if result is None:
+            return None
+        if accelerator.is_main_process:
+            table = write_predictions(fold_dir / "predictions.csv", data.subjects["PTID"].to_numpy()[result.test_idx],
+                                      np.full(len(result.test_idx), fold), data.labels[result.test_idx], result.proba)
+            _atomic_write(fold_dir / "done.json", json.dumps(
+                {"best_epoch": result.best_epoch, "seconds": round(result.seconds, 2),
+                 "epochs": len(result.history)}, indent=1))
+            results.append(table)
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            results.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str}))
+    predictions = pd.concat(results, ignore_index=True)
+    order = pd.Series(np.arange(len(data.subjects)), index=data.subjects["PTID"])
+    predictions = predictions.iloc[np.argsort(order.loc[predictions["PTID"]].to_numpy())].reset_index(drop=True)
+    if accelerator.is_main_process:
+        _atomic_write(out / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
+        summary = {
+            "configuration": name,
+            "modalities": list(modalities),
+            "profile": profile.to_dict(),
+            "seed": seed,
+            "n_folds": n_folds,
+            "sequence_length": int(seq.input_ids.shape[1]),
+            "backbone": str(backbone_path),
+            "world_size": accelerator.num_processes,
+            "device": str(accelerator.device),
+            "folds": [json.loads((out / f"fold_{k}" / "done.json").read_text()) for k in range(n_folds)],
+        }
+        _atomic_write(out / "training.json", json.dumps(summary, indent=1))
+    return predictions
+
+
+# ---------------------------------------------------------------------------------
+# Baselines and the synthetic cohort's references, on the same folds
+# ---------------------------------------------------------------------------------
+def run_baselines(run_dir: str | Path, n_folds: int = 5, seed: int = 0, names=None) -> dict[str, pd.DataFrame]:
+    """Out-of-fold predictions of every baseline, written to models/baseline_<name>/."""
+    from rgenima.model.baselines import BASELINES, cross_validated_proba, feature_matrix, make_baseline
+    from rgenima.model.inputs import PreparedData
+
+    run_dir = Path(run_dir)
+    data = PreparedData.load(run_dir / "prepared")
+    folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed)
+    X, blocks = feature_matrix(data.roi_features, data.dosage, data.covariates())
+    y, fold = data.labels, folds["fold"].to_numpy()
+    out = {}
+    for name in names or BASELINES:
+        path = run_dir / "models" / f"baseline_{name}" / "predictions.csv"
+        if path.is_file():
+            out[name] = pd.read_csv(path, dtype={"PTID": str})
+            continue
+        t0 = time.perf_counter()
+        proba = cross_validated_proba(make_baseline(name, seed, blocks), X, y, fold)
+        out[name] = write_predictions(path, data.subjects["PTID"], fold, y, proba)
+        logger.info("baseline %s: %.1f s", name, time.perf_counter() - t0)
+    return out
+
+
+def run_references(run_dir: str | Path, truth_dir: str | Path, n_folds: int = 5, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """The synthetic cohort's references on the same folds.
+
+    - ``oracle``: the generator's true posterior P(stage | atrophy, genotypes, age).
+    - ``truth_feature_lda``: shrinkage LDA on the true per-ROI atrophy, the causal
+      genotype doses and age (``truth_features.csv``): the best a learner can do at
+      this sample size if feature extraction were perfect.
+    """
+    import json as _json
+
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from rgenima.model.baselines import cross_validated_proba
+    from rgenima.model.inputs import PreparedData
+
+    run_dir, truth_dir = Path(run_dir), Path(truth_dir)
+    data = PreparedData.load(run_dir / "prepared")
+    folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed)
+    truth = _json.loads((truth_dir / "truth.json").read_text())
+    posterior = {s["PTID"]: [s["posterior"][c] for c in STAGES] for s in truth["subjects"]}
+    ptids = data.subjects["PTID"]
+    y, fold = data.labels, folds["fold"].to_numpy()
+    oracle = np.array([posterior[p] for p in ptids])
+    features = pd.read_csv(truth_dir / "truth_features.csv", dtype={"PTID": str}).set_index("PTID").loc[ptids]
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    proba = cross_validated_proba(lda, features.to_numpy(dtype=float), y, fold)
+    return {
+        "oracle": write_predictions(run_dir / "models" / "reference_oracle" / "predictions.csv", ptids, fold, y, oracle),
+        "truth_feature_lda": write_predictions(
+            run_dir / "models" / "reference_truth_feature_lda" / "predictions.csv", ptids, fold, y, proba),
+    }

@@ -1,0 +1,194 @@
+"""RiT, backbone round trip, and the R-GenIMA forward pass on tiny configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rgenima.model.backbone import (
+    BackboneError,
+    DefaultBackboneConfig,
+    add_lora,
+    create_default_backbone,
+    load_backbone,
+)
+from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
+from rgenima.model.rit import RiT, RiTConfig, patchify
+
+TINY_RIT = RiTConfig(n_rois=5, cube_size=8, patch_size=4, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+TINY_LM = DefaultBackboneConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+SNPS = pd.DataFrame(
+    {
+        "snp": ["rs429358", "rs7412", "rs6733839", "rs11136000"],
+        "gene": ["APOE", "APOE", "BIN1", "CLU"],
+        "chrom": ["19", "19", "2", "8"],
+        "pos": [45411941, 45412079, 127892810, 27464519],
+        "a1": ["C", "T", "T", "T"],
+        "a2": ["T", "C", "C", "C"],
+    }
+)
+GENES = ["APOE", "BIN1", "CLU"]
+
+
+def test_patchify_layout():
+    cubes = torch.arange(2 * 3 * 4**3, dtype=torch.float32).reshape(2, 3, 4, 4, 4)
+    patches = patchify(cubes, 2)
+    assert patches.shape == (2, 3, 8, 8)
+    # The first patch of ROI 1 of subject 0 is the corner 2x2x2 block of its cube.
+    np.testing.assert_array_equal(patches[0, 1, 0].numpy(), cubes[0, 1, :2, :2, :2].reshape(-1).numpy())
+
+
+def test_rit_shapes():
+    rit = RiT(TINY_RIT)
+    out = rit(torch.randn(3, 5, 8, 8, 8))
+    assert out.shape == (3, 5, 16)
+
+
+def test_rit_rejects_wrong_shape():
+    with pytest.raises(ValueError, match=r"RiT expects cubes of shape \(batch_size, 5, 8, 8, 8\); got \(3, 4, 8, 8, 8\)"):
+        RiT(TINY_RIT)(torch.randn(3, 4, 8, 8, 8))
+
+
+def test_rit_config_checks():
+    with pytest.raises(ValueError, match="'patch_size' must divide 'cube_size'"):
+        RiTConfig(cube_size=8, patch_size=3)
+
+
+def test_rit_masks_patches_outside_the_roi():
+    """Patches that are all zero (outside the ROI) do not influence the visual token."""
+    torch.manual_seed(0)
+    rit = RiT(TINY_RIT).eval()
+    cubes = torch.randn(1, 5, 8, 8, 8)
+    cubes[:, :, 4:, :, :] = 0.0  # the upper half of every cube is outside its ROI
+    a = rit(cubes)
+    # Changing the value of *inside* voxels changes the token...
+    other = cubes.clone()
+    other[:, :, :4] += 1.0
+    assert not torch.allclose(rit(other), a)
+    # ...while the masked patches would change it if they were attended to.
+    unmasked = cubes.clone()
+    unmasked[:, :, 4:] = 1e-3
+    assert not torch.allclose(rit(unmasked), a)
+    # Visual tokens of ROI r depend only on ROI r's cube.
+    shifted = cubes.clone()
+    shifted[:, 2] += 1.0
+    changed = (rit(shifted) - a).abs().sum(-1)[0]
+    assert changed[2] > 0 and torch.all(changed[[0, 1, 3, 4]] == 0)
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory):
+    return create_default_backbone(tmp_path_factory.mktemp("bb") / "backbone", SNPS, GENES, TINY_LM, seed=0)
+
+
+def test_default_tokenizer_one_token_per_snp(backbone_dir):
+    from rgenima.data.prompt import build_prompt, prompt_layout
+
+    _, tokenizer = load_backbone(backbone_dir)
+    prompt = build_prompt(np.array([1, 0, 2, np.nan]), SNPS, prompt_layout(SNPS, GENES))
+    ids = tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(SNPS)
+    assert tokenizer.unk_token_id not in ids
+    assert tokenizer.convert_ids_to_tokens(ids)[0] == "APOE: rs429358 C/T"
+
+
+def test_backbone_round_trip_lora_inputs_embeds_attentions(backbone_dir):
+    model, tokenizer = load_backbone(backbone_dir, attn_implementation="eager")
+    model = add_lora(model, r=2, target_modules=("q_proj", "v_proj"))
+    ids = torch.tensor([[tokenizer.bos_token_id, 5, 6, 7]])
+    embeds = model.get_input_embeddings()(ids)
+    out = model(inputs_embeds=embeds, attention_mask=torch.ones_like(ids), output_attentions=True)
+    assert out.last_hidden_state.shape == (1, 4, 32)
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (1, 2, 4, 4)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_eager_and_sdpa_give_the_same_logits(backbone_dir):
+    eager, _ = load_backbone(backbone_dir, attn_implementation="eager")
+    sdpa, _ = load_backbone(backbone_dir, attn_implementation="sdpa")
+    ids = torch.tensor([[2, 5, 6, 7, 8]])
+    a = eager(input_ids=ids).last_hidden_state
+    b = sdpa(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_missing_backbone_directory(tmp_path):
+    with pytest.raises(BackboneError, match=r"backbone directory not found: .*nowhere"):
+        load_backbone(tmp_path / "nowhere")
+
+
+def test_directory_that_is_not_a_transformer(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\x00" * 10)
+    with pytest.raises(BackboneError, match=r"is not a Hugging Face transformer directory: no config.json"):
+        load_backbone(tmp_path)
+    (tmp_path / "config.json").write_text('{"hello": "world"}')
+    with pytest.raises(BackboneError, match=r"config.json is not a transformer configuration"):
+        load_backbone(tmp_path)
+
+
+def _model(backbone_dir, modalities=("mri", "snp")):
+    lm, tok = load_backbone(backbone_dir, attn_implementation="eager")
+    torch.manual_seed(0)
+    config = RGenIMAConfig(rit=TINY_RIT, modalities=modalities, roi_token_id=tok.convert_tokens_to_ids("[ROI]"))
+    return RGenIMAForStaging(config, lm), tok
+
+
+def _batch(tok, prompts, modalities=("mri", "snp")):
+    from rgenima.model.inputs import build_sequences
+
+    seq = build_sequences(tok, prompts, 5, modalities)
+    return seq, {
+        "input_ids": torch.from_numpy(seq.input_ids),
+        "attention_mask": torch.from_numpy(seq.attention_mask),
+        "answer_positions": torch.from_numpy(seq.answer_positions),
+    }
+
+
+def _prompts():
+    from dataclasses import asdict
+
+    from rgenima.data.prompt import build_prompt, prompt_layout
+
+    layout = prompt_layout(SNPS, GENES)
+    out = []
+    for d in ([1, 0, 2, 0], [2, 1, 0, np.nan]):
+        p = build_prompt(np.array(d, dtype=float), SNPS, layout)
+        out.append({"text": p.text, "spans": [asdict(s) for s in p.spans]})
+    return out
+
+
+def test_rgenima_forward_and_spans(backbone_dir):
+    model, tok = _model(backbone_dir)
+    seq, batch = _batch(tok, _prompts())
+    cubes = torch.randn(2, 5, 8, 8, 8)
+    out = model(**batch, cubes=cubes, labels=torch.tensor([0, 3]), output_attentions=True)
+    assert out.logits.shape == (2, 4) and out.loss.ndim == 0
+    L = seq.input_ids.shape[1]
+    assert L == 1 + 5 + 1 + 4 + 1 + 1  # BOS, ROI x5, SEP, 4 SNPs, SEP, question
+    assert out.attentions[0].shape == (2, 2, L, L)
+    apoe = next(s for s in seq.spans[0] if s.name == "APOE")
+    assert (apoe.start, apoe.end) == (7, 9)
+    assert seq.roi_positions.tolist() == [1, 2, 3, 4, 5]
+
+
+def test_roi_token_count_mismatch_is_reported(backbone_dir):
+    model, tok = _model(backbone_dir)
+    _, batch = _batch(tok, _prompts())
+    ids = batch["input_ids"].clone()
+    ids[0, 7] = model.config.roi_token_id  # one prompt token turned into a placeholder
+    with pytest.raises(ValueError, match=r"Image features and image tokens do not match: tokens: 11, features 10"):
+        model.embed(ids, torch.randn(2, 5, 8, 8, 8))
+
+
+def test_single_modality_configurations(backbone_dir):
+    for modalities in (("mri",), ("snp",)):
+        model, tok = _model(backbone_dir, modalities)
+        seq, batch = _batch(tok, _prompts(), modalities)
+        cubes = torch.randn(2, 5, 8, 8, 8) if "mri" in modalities else None
+        assert model(**batch, cubes=cubes).logits.shape == (2, 4)
+    assert _batch(tok, _prompts(), ("mri",))[0].input_ids.shape[1] == 1 + 5 + 1 + 1
+    with pytest.raises(ValueError, match="'modalities' must be a non-empty subset"):
+        RGenIMAConfig(modalities=("pet",))
