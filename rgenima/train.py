@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from rgenima import STAGES
+from rgenima.fileio import atomic_write_text
 from rgenima.model.backbone import DefaultBackboneConfig
 from rgenima.model.rit import RiTConfig
 
@@ -120,7 +121,7 @@ def load_or_make_folds(run_dir: Path, subjects: pd.DataFrame, n_folds: int, seed
             return folds
         logger.info("folds.csv does not match (%d folds requested); writing new folds", n_folds)
     folds = make_folds(subjects, n_folds, seed)
-    _atomic_write(path, folds.to_csv(index=False))
+    atomic_write_text(path, folds.to_csv(index=False))
     return folds
 
 
@@ -141,13 +142,6 @@ def class_weights(labels: np.ndarray, n_classes: int = len(STAGES)) -> np.ndarra
 # ---------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
     from safetensors.torch import save_file
 
@@ -183,7 +177,7 @@ def write_predictions(path: Path, ptids, folds, y_true: np.ndarray, proba: np.nd
     table["y_pred"] = [STAGES[i] for i in proba.argmax(axis=1)]
     for c, col in enumerate(PROBA_COLUMNS):
         table[col] = proba[:, c]
-    _atomic_write(path, table.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(path, table.to_csv(index=False, float_format="%.6f"))
     return table
 
 
@@ -364,7 +358,7 @@ def train_fold(
                 _save_tensors(out_dir / "best.safetensors", weights_now)
             _save_tensors(out_dir / "last.safetensors", weights_now)
             save_optimizer(out_dir / "optimizer.safetensors", optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
-            _atomic_write(state_path, json.dumps(state, indent=1))
+            atomic_write_text(state_path, json.dumps(state, indent=1))
         accelerator.wait_for_everyone()
         epochs_run += 1
         logger.info("fold %d epoch %d: train %.4f val %.4f bacc %.3f%s", fold, epoch, record["train_loss"],
@@ -462,7 +456,7 @@ def train_configuration(
         if accelerator.is_main_process:
             table = write_predictions(fold_dir / "predictions.csv", data.subjects["PTID"].to_numpy()[result.test_idx],
                                       np.full(len(result.test_idx), fold), data.labels[result.test_idx], result.proba)
-            _atomic_write(fold_dir / "done.json", json.dumps(
+            atomic_write_text(fold_dir / "done.json", json.dumps(
                 {"best_epoch": result.best_epoch, "seconds": round(result.seconds, 2),
                  "epochs": len(result.history)}, indent=1))
             results.append(table)
@@ -473,7 +467,7 @@ def train_configuration(
     order = pd.Series(np.arange(len(data.subjects)), index=data.subjects["PTID"])
     predictions = predictions.iloc[np.argsort(order.loc[predictions["PTID"]].to_numpy())].reset_index(drop=True)
     if accelerator.is_main_process:
-        _atomic_write(out / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
+        atomic_write_text(out / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
         summary = {
             "configuration": name,
             "modalities": list(modalities),
@@ -486,7 +480,7 @@ def train_configuration(
             "device": str(accelerator.device),
             "folds": [json.loads((out / f"fold_{k}" / "done.json").read_text()) for k in range(n_folds)],
         }
-        _atomic_write(out / "training.json", json.dumps(summary, indent=1))
+        atomic_write_text(out / "training.json", json.dumps(summary, indent=1))
     return predictions
 
 

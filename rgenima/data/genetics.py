@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima.data.manifest import QCSpec
+from rgenima.fileio import atomic_write_text
 from rgenima.data.plink import check_plink_fileset, plink_paths
 from rgenima.errors import DataContractError
 
@@ -888,19 +887,8 @@ def write_qc_tables(snp_table: pd.DataFrame, sample_table: pd.DataFrame, out_dir
     out.mkdir(parents=True, exist_ok=True)
     paths = {"snp_qc": out / "snp_qc.tsv", "sample_qc": out / "sample_qc.tsv"}
     for key, table in (("snp_qc", snp_table), ("sample_qc", sample_table)):
-        _atomic_write_text(paths[key], table.to_csv(sep="\t", index=False, na_rep="NA"))
+        atomic_write_text(paths[key], table.to_csv(sep="\t", index=False, na_rep="NA"))
     return paths
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------

@@ -36,8 +36,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from tqdm.auto import tqdm
 
 from rgenima import DX_BL_TO_STAGE, STAGES
 from rgenima.data.discovery import participant_id
+from rgenima.fileio import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -228,25 +228,13 @@ class SynthConfig:
 # ---------------------------------------------------------------------------------
 # Small I/O helpers: deterministic and atomic writes.
 # ---------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_nifti_gz(img: nib.Nifti1Image, path: Path) -> None:
     # gzip with mtime=0 so that the same image always gives the same bytes.
-    _atomic_write_bytes(path, gzip.compress(img.to_bytes(), compresslevel=6, mtime=0))
+    atomic_write_bytes(path, gzip.compress(img.to_bytes(), compresslevel=6, mtime=0))
 
 
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_text(path, text)
 
 
 def synthetic_ptid(i: int) -> str:

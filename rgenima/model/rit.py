@@ -75,7 +75,7 @@ def patchify(cubes: torch.Tensor, patch_size: int) -> torch.Tensor:
     -------
     Tensor of shape (batch_size, n_rois, (D // p)**3, p**3)
     """
-    b, r, d = cubes.shape[0], cubes.shape[1], cubes.shape[2]
+    b, r = cubes.shape[0], cubes.shape[1]
     p, n = patch_size, cubes.shape[2] // patch_size
     x = cubes.reshape(b, r, n, p, n, p, n, p)
     x = x.permute(0, 1, 2, 4, 6, 3, 5, 7)
