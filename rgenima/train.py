@@ -72,10 +72,10 @@ PROFILES: dict[str, TrainProfile] = {
         patience=6,
         learning_rate=3e-3,
     ),
-    "default": TrainProfile(name="default"),
+    "default": TrainProfile(name="default", max_epochs=25, patience=6),
     "gpu": TrainProfile(
         name="gpu",
-        rit=RiTConfig(patch_size=4, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
+        rit=RiTConfig(input_pool=2, patch_size=2, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
         backbone=DefaultBackboneConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8),
         max_epochs=80,
         patience=12,
@@ -229,6 +229,7 @@ class FoldResult:
     history: list[dict]
     seconds: float
     best_epoch: int
+    rank_weight_digests: list[str] = field(default_factory=list)
 
 
 def _batches(indices: np.ndarray, batch_size: int, rank: int, world: int, rng: np.random.Generator | None):
@@ -322,6 +323,9 @@ def train_fold(
             return None
         model.train()
         rng = np.random.default_rng([seed, fold, epoch])
+        # Dropout draws from torch's generator: reseed it per epoch so that a resumed
+        # run continues exactly as an uninterrupted one would.
+        torch.manual_seed(int(rng.integers(2**31)) + rank)
         total, n_seen = 0.0, 0
         for idx in _batches(fit_idx, profile.batch_size, rank, world, rng):
             batch = _tensors(idx, seq, data, device, modalities)
@@ -332,7 +336,7 @@ def train_fold(
                 accelerator.clip_grad_norm_(model.parameters(), profile.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            total += float(out.loss) * len(idx)
+            total += float(out.loss.detach()) * len(idx)
             n_seen += len(idx)
         unwrapped = accelerator.unwrap_model(model)
         val_proba = predict_proba(unwrapped, val_idx, seq, data, device, modalities)
@@ -364,9 +368,32 @@ def train_fold(
         logger.info("fold %d epoch %d: train %.4f val %.4f bacc %.3f%s", fold, epoch, record["train_loss"],
                     val_loss, record["val_balanced_accuracy"], " *" if improved else "")
     unwrapped = accelerator.unwrap_model(model)
+    digests = gather_weight_digests(unwrapped, accelerator)
     unwrapped.load_state_dict(load_file(str(out_dir / "best.safetensors")))
     proba = predict_proba(unwrapped, test_idx, seq, data, device, modalities)
-    return FoldResult(fold, proba, test_idx, state["history"], state["seconds"], state["best_epoch"])
+    return FoldResult(fold, proba, test_idx, state["history"], state["seconds"], state["best_epoch"], digests)
+
+
+def weight_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer, in state-dict order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def gather_weight_digests(model: torch.nn.Module, accelerator) -> list[str]:
+    """Each rank's final-weight digest (one entry on a single process): under DDP
+    they must all be equal, and done.json records them so that this can be checked."""
+    digest = weight_digest(model)
+    if accelerator.num_processes == 1:
+        return [digest]
+    from accelerate.utils import gather_object
+
+    return list(gather_object([digest]))
 
 
 # ---------------------------------------------------------------------------------
@@ -458,7 +485,8 @@ def train_configuration(
                                       np.full(len(result.test_idx), fold), data.labels[result.test_idx], result.proba)
             atomic_write_text(fold_dir / "done.json", json.dumps(
                 {"best_epoch": result.best_epoch, "seconds": round(result.seconds, 2),
-                 "epochs": len(result.history)}, indent=1))
+                 "epochs": len(result.history), "world_size": accelerator.num_processes,
+                 "rank_weight_digests": result.rank_weight_digests}, indent=1))
             results.append(table)
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:

@@ -17,7 +17,7 @@ from rgenima.model.backbone import (
 from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
 from rgenima.model.rit import RiT, RiTConfig, patchify
 
-TINY_RIT = RiTConfig(n_rois=5, cube_size=8, patch_size=4, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+TINY_RIT = RiTConfig(n_rois=5, cube_size=8, input_pool=1, patch_size=4, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
 TINY_LM = DefaultBackboneConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 SNPS = pd.DataFrame(
     {
@@ -52,8 +52,16 @@ def test_rit_rejects_wrong_shape():
 
 
 def test_rit_config_checks():
-    with pytest.raises(ValueError, match="'patch_size' must divide 'cube_size'"):
-        RiTConfig(cube_size=8, patch_size=3)
+    with pytest.raises(ValueError, match="'patch_size' must divide 'cube_size // input_pool'"):
+        RiTConfig(cube_size=8, input_pool=1, patch_size=3)
+    with pytest.raises(ValueError, match="'input_pool' must divide 'cube_size'"):
+        RiTConfig(cube_size=8, input_pool=3)
+
+
+def test_rit_input_pooling():
+    config = RiTConfig(n_rois=5, cube_size=8, input_pool=2, patch_size=2, hidden_size=16, num_heads=2)
+    assert config.patches_per_roi == 8
+    assert RiT(config)(torch.randn(2, 5, 8, 8, 8)).shape == (2, 5, 16)
 
 
 def test_rit_masks_patches_outside_the_roi():

@@ -28,8 +28,12 @@ class RiTConfig:
         Number of ROIs (atlas regions), i.e. of visual tokens per subject.
     cube_size : int
         Edge of each ROI cube, in samples.
+    input_pool : int
+        Average-pooling factor applied to the cube before patching (1: none). Pooling
+        averages voxel noise away while keeping regional intensity, which is what
+        atrophy changes; it must divide ``cube_size``.
     patch_size : int
-        Edge of each 3-D patch; must divide ``cube_size``.
+        Edge of each 3-D patch on the pooled cube; must divide ``cube_size // input_pool``.
     hidden_size : int
         Width of the encoder (and of the visual tokens).
     num_layers, num_heads, intermediate_size : int
@@ -39,7 +43,8 @@ class RiTConfig:
 
     n_rois: int = 120
     cube_size: int = 16
-    patch_size: int = 8
+    input_pool: int = 2
+    patch_size: int = 4
     hidden_size: int = 32
     num_layers: int = 1
     num_heads: int = 2
@@ -47,9 +52,14 @@ class RiTConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.cube_size % self.patch_size:
+        if self.input_pool < 1 or self.cube_size % self.input_pool:
             raise ValueError(
-                f"'patch_size' must divide 'cube_size'; got patch_size={self.patch_size}, cube_size={self.cube_size}."
+                f"'input_pool' must divide 'cube_size'; got input_pool={self.input_pool}, cube_size={self.cube_size}."
+            )
+        if self.pooled_size % self.patch_size:
+            raise ValueError(
+                f"'patch_size' must divide 'cube_size // input_pool'; got patch_size={self.patch_size}, "
+                f"cube_size // input_pool={self.pooled_size}."
             )
         if self.hidden_size % self.num_heads:
             raise ValueError(
@@ -57,8 +67,12 @@ class RiTConfig:
             )
 
     @property
+    def pooled_size(self) -> int:
+        return self.cube_size // self.input_pool
+
+    @property
     def patches_per_roi(self) -> int:
-        return (self.cube_size // self.patch_size) ** 3
+        return (self.pooled_size // self.patch_size) ** 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,7 +140,11 @@ class RiT(nn.Module):
                 f"{c.cube_size}); got {tuple(cubes.shape)}."
             )
         b, r = cubes.shape[:2]
-        patches = patchify(cubes.float(), c.patch_size)  # (b, r, n_p, p^3)
+        x = cubes.float()
+        if c.input_pool > 1:
+            x = nn.functional.avg_pool3d(x.reshape(b * r, 1, *x.shape[2:]), c.input_pool)
+            x = x.reshape(b, r, c.pooled_size, c.pooled_size, c.pooled_size)
+        patches = patchify(x, c.patch_size)  # (b, r, n_p, p^3)
         outside = (patches == 0).all(dim=-1)  # (b, r, n_p): patch has no ROI voxel
         tokens = self.patch_embed(patches) + self.position_embed
         roi = self.roi_embed.weight[None, :, None, :]  # (1, r, 1, h)

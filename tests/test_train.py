@@ -1,0 +1,126 @@
+"""Training: folds, learning on an easy cohort, determinism, resume, DDP on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rgenima.data.cohort import PrepareConfig, prepare_cohort
+from rgenima.data.manifest import load_manifest
+from rgenima.data.synthetic import SynthConfig, write_synthetic_cohort
+from rgenima.train import PROFILES, class_weights, make_folds, train_configuration
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = replace(PROFILES["quick"], max_epochs=3, patience=3, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def easy_run(tmp_path_factory) -> Path:
+    """48 subjects with strong planted atrophy, prepared with small cubes."""
+    root = tmp_path_factory.mktemp("easy")
+    write_synthetic_cohort(root / "cohort", SynthConfig(n_subjects=48, seed=5, voxel_mm=4.0, n_defective=0,
+                                                        effect_scale=3.0, max_snps_per_gene=1))
+    (root / "cohort" / "manifest.yaml").write_text(
+        "cohort:\n  name: easy\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n  genotypes: genotypes/cohort\n"
+    )
+    run = root / "run"
+    prepare_cohort(load_manifest(root / "cohort" / "manifest.yaml"), run, PrepareConfig(cube_size=8))
+    return run
+
+
+def _copy_run(run: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    (dst / "prepared").symlink_to(run / "prepared")
+    return dst
+
+
+def test_folds_are_subject_level_and_stratified():
+    subjects = pd.DataFrame({"PTID": [f"990_S_{9000 + i}" for i in range(40)], "label": np.repeat([0, 1, 2, 3], 10)})
+    folds = make_folds(subjects, n_folds=5, seed=0)
+    assert folds["PTID"].is_unique and set(folds["fold"]) == set(range(5))
+    per_fold = folds.groupby("fold")["label"].value_counts().unstack()
+    assert (per_fold == 2).all().all()  # 10 per class -> 2 per class per fold
+    with pytest.raises(ValueError, match="unique PTIDs"):
+        make_folds(pd.concat([subjects, subjects.head(1)]), 5, 0)
+
+
+def test_class_weights_balance_the_classes():
+    w = class_weights(np.array([0, 0, 0, 1, 2, 2, 3, 3]))
+    counts = np.array([3, 1, 2, 2])
+    np.testing.assert_allclose(w * counts, np.full(4, 2.0))
+
+
+def test_quick_training_learns_and_is_deterministic(easy_run, tmp_path):
+    a = train_configuration(_copy_run(easy_run, tmp_path / "a"), ("mri",), n_folds=2, seed=0,
+                            profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3))
+    state = json.loads((tmp_path / "a" / "models" / "rgenima_mri" / "fold_0" / "state.json").read_text())
+    losses = [h["train_loss"] for h in state["history"]]
+    assert losses[-1] < losses[0]  # the loss falls
+    accuracy = (a["y_true"] == a["y_pred"]).mean()
+    assert accuracy > 0.4  # chance is about 0.25-0.35 with these class proportions
+    folds = pd.read_csv(tmp_path / "a" / "folds.csv")
+    assert len(folds) == 48 and folds["PTID"].is_unique
+    b = train_configuration(_copy_run(easy_run, tmp_path / "b"), ("mri",), n_folds=2, seed=0,
+                            profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3))
+    pd.testing.assert_frame_equal(a, b)  # same seed, same predictions
+
+
+def test_predictions_format(easy_run, tmp_path):
+    preds = train_configuration(_copy_run(easy_run, tmp_path / "r"), ("mri", "snp"), n_folds=2, seed=1, profile=QUICK)
+    assert list(preds.columns) == ["PTID", "fold", "y_true", "y_pred", "p_NC", "p_SMC", "p_MCI", "p_AD"]
+    np.testing.assert_allclose(preds[["p_NC", "p_SMC", "p_MCI", "p_AD"]].sum(axis=1), 1.0, atol=1e-4)
+    on_disk = pd.read_csv(tmp_path / "r" / "models" / "rgenima_mri+snp" / "predictions.csv")
+    assert len(on_disk) == 48
+
+
+def test_resume_after_interruption_gives_the_same_predictions(easy_run, tmp_path):
+    full = train_configuration(_copy_run(easy_run, tmp_path / "full"), ("snp",), n_folds=2, seed=2, profile=QUICK)
+    run = _copy_run(easy_run, tmp_path / "cut")
+    assert train_configuration(run, ("snp",), n_folds=2, seed=2, profile=QUICK, max_epochs_this_run=1) is None
+    fold0 = run / "models" / "rgenima_snp" / "fold_0"
+    assert json.loads((fold0 / "state.json").read_text())["epoch"] == 0 and not (fold0 / "done.json").exists()
+    resumed = train_configuration(run, ("snp",), n_folds=2, seed=2, profile=QUICK)
+    pd.testing.assert_frame_equal(full, resumed)
+    # Finished folds are not retrained: a third call changes no file.
+    mtime = (fold0 / "best.safetensors").stat().st_mtime_ns
+    train_configuration(run, ("snp",), n_folds=2, seed=2, profile=QUICK)
+    assert (fold0 / "best.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_torchrun_two_processes_end_with_identical_weights(easy_run, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun, "torchrun is installed with torch"
+    run = _copy_run(easy_run, tmp_path / "ddp")
+    script = (
+        "import sys; from dataclasses import replace; from rgenima.train import PROFILES, train_configuration; "
+        "p = replace(PROFILES['quick'], max_epochs=2, patience=2, batch_size=8); "
+        f"train_configuration({str(run)!r}, ('mri', 'snp'), n_folds=2, seed=0, profile=p)"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "rgenima._run_python", script],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for fold in (0, 1):
+        done = json.loads((run / "models" / "rgenima_mri+snp" / f"fold_{fold}" / "done.json").read_text())
+        assert done["world_size"] == 2
+        digests = done["rank_weight_digests"]
+        assert len(digests) == 2 and digests[0] == digests[1]
+    assert len(pd.read_csv(run / "models" / "rgenima_mri+snp" / "predictions.csv")) == 48
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_smoke(easy_run, tmp_path):
+    preds = train_configuration(_copy_run(easy_run, tmp_path / "gpu"), ("mri", "snp"), n_folds=2, seed=0, profile=QUICK)
+    assert len(preds) == 48
+    done = json.loads((tmp_path / "gpu" / "models" / "rgenima_mri+snp" / "fold_0" / "done.json").read_text())
+    assert done["world_size"] == 1
