@@ -203,12 +203,15 @@ def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: in
 def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tuple[str, ...],
                 profile: TrainProfile, seed: int, attn_implementation: str = "sdpa"):
     """Fresh R-GenIMA (seeded) and its tokenizer; LoRA for a pretrained backbone."""
-    from rgenima.model.backbone import ROI, add_lora, is_pretrained, load_backbone
+    from rgenima.model.backbone import ROI, add_lora, backbone_info, is_pretrained, load_backbone
     from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
 
     language_model, tokenizer = load_backbone(backbone_path, attn_implementation=attn_implementation)
     if is_pretrained(backbone_path):
         language_model = add_lora(language_model, r=profile.lora_r)
+    elif backbone_info(backbone_path).get("freeze_input_embeddings"):
+        # Structured genotype embeddings stay fixed (see backbone.genotype_embeddings).
+        language_model.get_input_embeddings().weight.requires_grad_(False)
     torch.manual_seed(seed)
     config = RGenIMAConfig(
         rit=replace(profile.rit, n_rois=n_rois, cube_size=cube_size),

@@ -129,21 +129,78 @@ def create_default_backbone(out_dir: str | Path, snps: pd.DataFrame, gene_order:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(llama)
+    with torch.no_grad():
+        table = model.get_input_embeddings().weight
+        table.copy_(genotype_embeddings(tokenizer, table, seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     (out_dir / "rgenima_backbone.json").write_text(
-        json.dumps({"kind": "rgenima-default", "pretrained": False, "config": asdict(config)}, indent=1) + "\n"
+        json.dumps({"kind": "rgenima-default", "pretrained": False, "freeze_input_embeddings": True,
+                    "config": asdict(config)}, indent=1) + "\n"
     )
     return out_dir
 
 
+def genotype_embeddings(tokenizer, table, seed: int = 0):
+    """Structured input embeddings for the default tokenizer's genotype units.
+
+    A unit ``rsID x/y`` is embedded as ``e_snp + dose * d + missing * m``: a random
+    identity vector of the SNP, plus the count of its a1 allele along a shared *dose*
+    direction (or a shared *missing-call* direction). Kept frozen during training
+    (``freeze_input_embeddings`` in rgenima_backbone.json), this lets the backbone learn
+    which SNPs to attend to and how their dose matters, but not memorise every
+    subject's combination of genotype tokens, which per-genotype free embeddings allow
+    on a cohort of a few hundred subjects. Other tokens keep their random rows.
+    """
+    import torch
+
+    from rgenima.data.prompt import MISSING_CALL
+
+    generator = torch.Generator().manual_seed(seed + 17)
+    out = table.detach().clone()
+    hidden = out.shape[1]
+    dose_dir = torch.randn(hidden, generator=generator)
+    dose_dir /= dose_dir.norm()
+    missing_dir = torch.randn(hidden, generator=generator)
+    missing_dir /= missing_dir.norm()
+    scale = float(out.std())
+    units = {}
+    for unit, idx in tokenizer.get_vocab().items():
+        parts = unit.split(": ", 1)[-1].split(" ")  # "APOE: rs429358 C/T" -> ["rs429358", "C/T"]
+        if len(parts) == 2 and parts[0].startswith("rs") and "/" in parts[1]:
+            units[idx] = (parts[0], parts[1])
+    # The heterozygote unit is written a1/a2, which tells each SNP's a1 allele.
+    a1_of = {}
+    for snp, genotype in units.values():
+        a, b = genotype.split("/")
+        if a != b and genotype != MISSING_CALL:
+            a1_of[snp] = a
+    identity: dict[str, torch.Tensor] = {}
+    for idx, (snp, genotype) in sorted(units.items()):
+        if snp not in identity:
+            identity[snp] = torch.randn(hidden, generator=generator) * scale
+        vec = identity[snp].clone()
+        if genotype == MISSING_CALL:
+            vec += 0.5 * scale * hidden**0.5 * missing_dir
+        else:
+            a, b = genotype.split("/")
+            dose = (a == a1_of.get(snp)) + (b == a1_of.get(snp))
+            vec += 0.5 * (dose - 1.0) * scale * hidden**0.5 * dose_dir
+        out[idx] = vec
+    return out
+
+
+
+def backbone_info(path: str | Path) -> dict:
+    """What rgenima wrote about a backbone it created (empty for any other model)."""
+    marker = Path(path) / "rgenima_backbone.json"
+    return json.loads(marker.read_text()) if marker.is_file() else {}
+
+
 def is_pretrained(path: str | Path) -> bool:
     """False for a default backbone created by rgenima (trained in full), else True."""
-    marker = Path(path) / "rgenima_backbone.json"
-    if marker.is_file():
-        return bool(json.loads(marker.read_text()).get("pretrained", False))
-    return True
+    return bool(backbone_info(path).get("pretrained", True))
 
 
 def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
