@@ -200,3 +200,31 @@ def test_single_modality_configurations(backbone_dir):
     assert _batch(tok, _prompts(), ("mri",))[0].input_ids.shape[1] == 1 + 5 + 1 + 1
     with pytest.raises(ValueError, match="'modalities' must be a non-empty subset"):
         RGenIMAConfig(modalities=("pet",))
+
+
+def test_default_genotype_embeddings_encode_allele_dose(backbone_dir):
+    """rsID x/y tokens: SNP identity + (a1 dose - 1) along one shared direction."""
+    model, tok = load_backbone(backbone_dir)
+    table = model.get_input_embeddings().weight.detach()
+
+    def emb(unit):
+        return table[tok.convert_tokens_to_ids(unit)]
+
+    # rs7412: a1 = T (second SNP of APOE, so no gene prefix); rs429358: a1 = C, first of APOE.
+    hom_a1, het, hom_a2 = emb("rs7412 T/T"), emb("rs7412 T/C"), emb("rs7412 C/C")
+    torch.testing.assert_close(het, (hom_a1 + hom_a2) / 2)
+    step = hom_a1 - het
+    other = emb("APOE: rs429358 C/C") - emb("APOE: rs429358 C/T")
+    torch.testing.assert_close(step, other)  # one dose direction shared by all SNPs
+    assert not torch.allclose(het, emb("APOE: rs429358 C/T"))  # SNP identities differ
+    missing = emb("rs7412 ./.")
+    assert not torch.allclose(missing, het)
+
+
+def test_build_model_freezes_structured_embeddings_only_for_the_default_backbone(backbone_dir):
+    from rgenima.train import PROFILES, build_model
+
+    model, _ = build_model(backbone_dir, n_rois=5, cube_size=8, modalities=("mri", "snp"),
+                           profile=PROFILES["quick"], seed=0)
+    assert not model.language_model.get_input_embeddings().weight.requires_grad
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("vision_tower", "score")))
