@@ -98,16 +98,27 @@ class RGenIMAOutput:
 
 
 class MultiModalProjector(nn.Module):
-    """Visual tokens -> the language model's embedding space (LLaVA's projector)."""
+    """Visual tokens -> the language model's embedding space (LLaVA's projector).
 
-    def __init__(self, vision_hidden_size: int, text_hidden_size: int, act: str = "gelu"):
+    After LLaVA's two-layer MLP, each ROI's token is modulated by a learned per-ROI
+    scale and shift (initialised to identity): a regional signal that the RiT encodes
+    along one direction for every ROI then reaches the language model along an
+    ROI-specific direction, so that pooling ROI tokens by attention can weight
+    regions differently, as a linear model over regions would.
+    """
+
+    def __init__(self, vision_hidden_size: int, text_hidden_size: int, act: str = "gelu", n_rois: int = 1):
         super().__init__()
         self.linear_1 = nn.Linear(vision_hidden_size, text_hidden_size)
         self.act = _ACTIVATIONS[act]()
         self.linear_2 = nn.Linear(text_hidden_size, text_hidden_size)
+        self.roi_scale = nn.Parameter(torch.zeros(n_rois, text_hidden_size))
+        self.roi_shift = nn.Parameter(torch.zeros(n_rois, text_hidden_size))
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(self.act(self.linear_1(image_features)))
+        """(batch_size, n_rois, vision_hidden) -> (batch_size, n_rois, text_hidden)."""
+        x = self.linear_2(self.act(self.linear_1(image_features)))
+        return x * (1.0 + self.roi_scale) + self.roi_shift
 
 
 class RGenIMAForStaging(nn.Module):
@@ -128,7 +139,7 @@ class RGenIMAForStaging(nn.Module):
         text_hidden = language_model.config.hidden_size
         self.vision_tower = RiT(config.rit) if "mri" in config.modalities else None
         self.multi_modal_projector = (
-            MultiModalProjector(config.rit.hidden_size, text_hidden, config.projector_hidden_act)
+            MultiModalProjector(config.rit.hidden_size, text_hidden, config.projector_hidden_act, config.rit.n_rois)
             if "mri" in config.modalities
             else None
         )
