@@ -114,7 +114,7 @@ def main() -> None:
     for modalities in CONFIGURATIONS:
         t0 = time.perf_counter()
         train_configuration(args.run, modalities, n_folds=args.folds, seed=0, profile=profile)
-        figures["seconds"][configuration_name(modalities)] = round(time.perf_counter() - t0, 1)
+        figures["seconds"][configuration_name(modalities, args.profile)] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     baselines = run_baselines(args.run, n_folds=args.folds, seed=0)
     figures["seconds"]["baselines"] = round(time.perf_counter() - t0, 1)
@@ -128,7 +128,7 @@ def main() -> None:
             key = f"{configuration_name(modalities)} ({device})"
             figures["throughput_subjects_per_s"][key] = round(throughput(args.run, modalities, profile, device), 1)
 
-    models = {configuration_name(m): pd.read_csv(args.run / "models" / configuration_name(m) / "predictions.csv")
+    models = {configuration_name(m): pd.read_csv(args.run / "models" / configuration_name(m, args.profile) / "predictions.csv")
               for m in CONFIGURATIONS}
     models.update({f"baseline_{k}": v for k, v in baselines.items()})
     truth_dir = manifest.cohort.clinical.parent

@@ -104,10 +104,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except DataContractError as exc:
         print(f"rgenima train: {exc}", file=sys.stderr)
         return 1
+    from rgenima.model.backbone import BackboneError
+
     configurations = [("mri", "snp"), ("mri",), ("snp",)] if args.study else [tuple(args.modalities.split(","))]
-    for modalities in configurations:
-        train_configuration(args.out, modalities, n_folds=args.folds, seed=args.seed, profile=args.profile,
-                            backbone=args.backbone)
+    try:
+        for modalities in configurations:
+            train_configuration(args.out, modalities, n_folds=args.folds, seed=args.seed, profile=args.profile,
+                                backbone=args.backbone)
+    except BackboneError as exc:
+        print(f"rgenima train: {exc}", file=sys.stderr)
+        return 1
     if args.study:
         run_baselines(args.out, n_folds=args.folds, seed=args.seed)
         truth_dir = manifest.cohort.clinical.parent

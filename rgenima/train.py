@@ -91,9 +91,16 @@ def get_profile(name: str) -> TrainProfile:
     return PROFILES[name]
 
 
-def configuration_name(modalities: tuple[str, ...]) -> str:
-    """Folder name of a model configuration, e.g. ``rgenima_mri+snp``."""
-    return "rgenima_" + "+".join(m for m in ("mri", "snp") if m in modalities)
+def configuration_name(modalities: tuple[str, ...], profile: str = "default", backbone: str | Path | None = None) -> str:
+    """Folder name of a model configuration: ``rgenima_mri+snp`` for the default profile
+    and backbone, with ``__<profile>`` and ``__<backbone folder>`` appended otherwise, so
+    that runs with different settings never share checkpoints."""
+    name = "rgenima_" + "+".join(m for m in ("mri", "snp") if m in modalities)
+    if profile != "default":
+        name += f"__{profile}"
+    if backbone:
+        name += f"__{Path(backbone).name}"
+    return name
 
 
 # ---------------------------------------------------------------------------------
@@ -129,7 +136,10 @@ def inner_split(train_idx: np.ndarray, labels: np.ndarray, fraction: float, seed
     """Stratified inner split of a training fold into (fit, validation) indices."""
     from sklearn.model_selection import train_test_split
 
-    fit, val = train_test_split(train_idx, test_size=fraction, stratify=labels[train_idx], random_state=seed)
+    n_classes = len(np.unique(labels[train_idx]))
+    # At least one validation subject per class, so the split stays stratified on tiny folds.
+    n_val = max(int(round(fraction * len(train_idx))), n_classes)
+    fit, val = train_test_split(train_idx, test_size=n_val, stratify=labels[train_idx], random_state=seed)
     return np.sort(fit), np.sort(val)
 
 
@@ -250,6 +260,7 @@ def _tensors(idx, seq, data, device, modalities):
         "input_ids": torch.from_numpy(seq.input_ids[idx]).to(device),
         "attention_mask": torch.from_numpy(seq.attention_mask[idx]).to(device),
         "answer_positions": torch.from_numpy(seq.answer_positions[idx]).to(device),
+        "prompt_mask": torch.from_numpy(seq.prompt_mask[idx]).to(device),
     }
     if "mri" in modalities:
         out["cubes"] = torch.from_numpy(data.cubes[idx].astype(np.float32)).to(device)
@@ -455,11 +466,11 @@ def train_configuration(
     accelerator.wait_for_everyone()
     if folds is None:
         folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
-    if accelerator.is_main_process:
-        backbone_path = Path(backbone) if backbone else ensure_default_backbone(run_dir, data, profile, seed)
+    if accelerator.is_main_process and not backbone:
+        ensure_default_backbone(run_dir, data, profile, seed)
     accelerator.wait_for_everyone()
     backbone_path = Path(backbone) if backbone else run_dir / "backbone" / profile.name
-    name = configuration_name(modalities)
+    name = configuration_name(modalities, profile.name, backbone)
     out = run_dir / "models" / name
     n_rois, cube = data.cubes.shape[1], data.cubes.shape[2]
 
@@ -467,7 +478,7 @@ def train_configuration(
         model, _ = build_model(backbone_path, n_rois, cube, modalities, profile, seed)
         return model
 
-    _, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed)
+    _, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed)  # the tokenizer as the model sees it
     seq = build_sequences(tokenizer, data.prompts, n_rois, modalities)
     logger.info("%s: %d subjects, sequence length %d, %d folds", name, len(data.subjects), seq.input_ids.shape[1], n_folds)
     results = []

@@ -63,7 +63,7 @@ def test_class_weights_balance_the_classes():
 def test_quick_training_learns_and_is_deterministic(easy_run, tmp_path):
     a = train_configuration(_copy_run(easy_run, tmp_path / "a"), ("mri",), n_folds=2, seed=0,
                             profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3))
-    state = json.loads((tmp_path / "a" / "models" / "rgenima_mri" / "fold_0" / "state.json").read_text())
+    state = json.loads((tmp_path / "a" / "models" / "rgenima_mri__quick" / "fold_0" / "state.json").read_text())
     losses = [h["train_loss"] for h in state["history"]]
     assert losses[-1] < losses[0]  # the loss falls
     accuracy = (a["y_true"] == a["y_pred"]).mean()
@@ -79,7 +79,7 @@ def test_predictions_format(easy_run, tmp_path):
     preds = train_configuration(_copy_run(easy_run, tmp_path / "r"), ("mri", "snp"), n_folds=2, seed=1, profile=QUICK)
     assert list(preds.columns) == ["PTID", "fold", "y_true", "y_pred", "p_NC", "p_SMC", "p_MCI", "p_AD"]
     np.testing.assert_allclose(preds[["p_NC", "p_SMC", "p_MCI", "p_AD"]].sum(axis=1), 1.0, atol=1e-4)
-    on_disk = pd.read_csv(tmp_path / "r" / "models" / "rgenima_mri+snp" / "predictions.csv")
+    on_disk = pd.read_csv(tmp_path / "r" / "models" / "rgenima_mri+snp__quick" / "predictions.csv")
     assert len(on_disk) == 48
 
 
@@ -87,7 +87,7 @@ def test_resume_after_interruption_gives_the_same_predictions(easy_run, tmp_path
     full = train_configuration(_copy_run(easy_run, tmp_path / "full"), ("snp",), n_folds=2, seed=2, profile=QUICK)
     run = _copy_run(easy_run, tmp_path / "cut")
     assert train_configuration(run, ("snp",), n_folds=2, seed=2, profile=QUICK, max_epochs_this_run=1) is None
-    fold0 = run / "models" / "rgenima_snp" / "fold_0"
+    fold0 = run / "models" / "rgenima_snp__quick" / "fold_0"
     assert json.loads((fold0 / "state.json").read_text())["epoch"] == 0 and not (fold0 / "done.json").exists()
     resumed = train_configuration(run, ("snp",), n_folds=2, seed=2, profile=QUICK)
     pd.testing.assert_frame_equal(full, resumed)
@@ -111,16 +111,38 @@ def test_torchrun_two_processes_end_with_identical_weights(easy_run, tmp_path):
                             capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for fold in (0, 1):
-        done = json.loads((run / "models" / "rgenima_mri+snp" / f"fold_{fold}" / "done.json").read_text())
+        done = json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{fold}" / "done.json").read_text())
         assert done["world_size"] == 2
         digests = done["rank_weight_digests"]
         assert len(digests) == 2 and digests[0] == digests[1]
-    assert len(pd.read_csv(run / "models" / "rgenima_mri+snp" / "predictions.csv")) == 48
+    assert len(pd.read_csv(run / "models" / "rgenima_mri+snp__quick" / "predictions.csv")) == 48
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_smoke(easy_run, tmp_path):
     preds = train_configuration(_copy_run(easy_run, tmp_path / "gpu"), ("mri", "snp"), n_folds=2, seed=0, profile=QUICK)
     assert len(preds) == 48
-    done = json.loads((tmp_path / "gpu" / "models" / "rgenima_mri+snp" / "fold_0" / "done.json").read_text())
+    done = json.loads((tmp_path / "gpu" / "models" / "rgenima_mri+snp__quick" / "fold_0" / "done.json").read_text())
     assert done["world_size"] == 1
+
+
+def test_train_cli_quick_profile(tmp_path, capsys):
+    from rgenima.cli import main
+
+    cohort = tmp_path / "cohort"
+    write_synthetic_cohort(cohort, SynthConfig(n_subjects=40, seed=8, voxel_mm=4.0, n_defective=0, max_snps_per_gene=1))
+    manifest = cohort / "manifest.yaml"
+    manifest.write_text("cohort:\n  name: cli\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n"
+                        "  genotypes: genotypes/cohort\n")
+    run = tmp_path / "run"
+    assert main(["train", "--manifest", str(manifest), "--out", str(run), "--modalities", "snp",
+                 "--folds", "2", "--profile", "quick"]) == 0
+    assert "trained" in capsys.readouterr().out
+    preds = pd.read_csv(run / "models" / "rgenima_snp__quick" / "predictions.csv")
+    assert len(preds) == 40 and set(preds["fold"]) == {0, 1}
+    training = json.loads((run / "models" / "rgenima_snp__quick" / "training.json").read_text())
+    assert training["modalities"] == ["snp"] and training["n_folds"] == 2
+    # A missing backbone directory is a clear error.
+    assert main(["train", "--manifest", str(manifest), "--out", str(run), "--backbone", str(tmp_path / "none"),
+                 "--folds", "2", "--profile", "quick"]) == 1
+    assert "backbone directory not found" in capsys.readouterr().err

@@ -89,6 +89,8 @@ class Sequences:
         Token positions of the ROI tokens (identical for every subject).
     spans : list of list of Span
         Per subject, token spans of genes and SNPs (empty without 'snp').
+    prompt_mask : ndarray of bool, shape (n_subjects, sequence_length)
+        True on the genetic-prompt tokens.
     """
 
     input_ids: np.ndarray
@@ -96,6 +98,7 @@ class Sequences:
     answer_positions: np.ndarray
     roi_positions: np.ndarray | None
     spans: list[list[Span]]
+    prompt_mask: np.ndarray
 
 
 def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tuple[str, ...]) -> Sequences:
@@ -105,7 +108,7 @@ def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tup
     roi_id = tokenizer.convert_tokens_to_ids(ROI)
     question = tokenizer(QUESTION, add_special_tokens=False)["input_ids"]
     head = bos + ([roi_id] * n_rois + sep if "mri" in modalities else [])
-    rows, all_spans = [], []
+    rows, all_spans, prompt_ranges = [], [], []
     for p in prompts:
         ids = list(head)
         spans: list[Span] = []
@@ -116,15 +119,20 @@ def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tup
                 Span(s.kind, s.name, s.gene, s.start + len(ids), s.end + len(ids))
                 for s in token_spans(enc["offset_mapping"], char_spans)
             ]
+            prompt_ranges.append((len(ids), len(ids) + len(enc["input_ids"])))
             ids += enc["input_ids"] + sep
+        else:
+            prompt_ranges.append((0, 0))
         ids += question
         rows.append(ids)
         all_spans.append(spans)
     length = max(len(r) for r in rows)
     input_ids = np.full((len(rows), length), tokenizer.pad_token_id, dtype=np.int64)
     mask = np.zeros((len(rows), length), dtype=np.int64)
+    prompt_mask = np.zeros((len(rows), length), dtype=bool)
     for i, r in enumerate(rows):
         input_ids[i, : len(r)] = r
         mask[i, : len(r)] = 1
+        prompt_mask[i, prompt_ranges[i][0] : prompt_ranges[i][1]] = True
     roi_positions = np.arange(len(bos), len(bos) + n_rois) if "mri" in modalities else None
-    return Sequences(input_ids, mask, mask.sum(axis=1) - 1, roi_positions, all_spans)
+    return Sequences(input_ids, mask, mask.sum(axis=1) - 1, roi_positions, all_spans, prompt_mask)

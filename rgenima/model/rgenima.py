@@ -43,6 +43,10 @@ class RGenIMAConfig:
     embed_dropout : float
         Dropout on the text token embeddings during training (the genetic prompt
         has one token per genotype: without it a small cohort is memorised).
+    modality_dropout : float
+        With both modalities, the probability that a training sample's genetic
+        prompt is hidden from attention, so that the image pathway must learn on
+        its own instead of being drowned by hundreds of genotype tokens.
     """
 
     rit: RiTConfig | dict = field(default_factory=RiTConfig)
@@ -51,6 +55,7 @@ class RGenIMAConfig:
     n_classes: int = len(STAGES)
     roi_token_id: int = -1
     embed_dropout: float = 0.1
+    modality_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         if isinstance(self.rit, dict):
@@ -203,6 +208,7 @@ class RGenIMAForStaging(nn.Module):
         cubes: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         class_weights: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         inputs_embeds: torch.Tensor | None = None,
@@ -217,11 +223,16 @@ class RGenIMAForStaging(nn.Module):
         cubes : Tensor of shape (batch_size, n_rois, D, D, D), optional
         labels : Tensor of shape (batch_size,), optional
         class_weights : Tensor of shape (n_classes,), optional
+        prompt_mask : Tensor of bool, shape (batch_size, sequence_length), optional
+            Genetic-prompt tokens, for modality dropout during training.
         inputs_embeds : Tensor, optional
             Precomputed embeddings (bypasses ``embed``; used by Integrated Gradients).
         """
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, cubes)
+        if self.training and prompt_mask is not None and self.config.modality_dropout > 0 and cubes is not None:
+            hide = torch.rand(prompt_mask.shape[0], 1, device=prompt_mask.device) < self.config.modality_dropout
+            attention_mask = attention_mask * ~(prompt_mask & hide)
         out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
