@@ -32,10 +32,10 @@ true ``a`` (the oracle) bounds what any classifier of the images can reach.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from rgenima import DX_BL_TO_STAGE, STAGES
 from rgenima.data.discovery import participant_id
+from rgenima.data.manifest import sha256_file
 from rgenima.fileio import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -749,14 +750,6 @@ def write_plink(prefix: Path, ptids: list[str], sex: np.ndarray, dosage: np.ndar
 # ---------------------------------------------------------------------------------
 # The cohort
 # ---------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) -> dict:
     """Write a synthetic cohort in the data contract's formats.
 
@@ -878,7 +871,7 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
             SUBSTAGE_TO_STAGE[k]: sorted(eff) for k, eff in default_stage_effects().items() if k != "LMCI"
         },
         "qc_failing_snps": qc_failures,
-        "defective_subjects": {"count": n_def, "by_defect": _count(defects.values())},
+        "defective_subjects": {"count": n_def, "by_defect": dict(sorted(Counter(defects.values()).items()))},
         "oracle": classification_summary(stage_idx[complete], post),
         "oracle_without_interactions": classification_summary(stage_idx[complete], post_noint),
         "class_counts": {s: int((stage_idx[complete] == c).sum()) for c, s in enumerate(STAGES)},
@@ -895,16 +888,10 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
         "files": {},
     }
     for rel in ("ADNIMERGE.csv", "genotypes/cohort.bed", "genotypes/cohort.bim", "genotypes/cohort.fam", "truth_features.csv"):
-        truth["files"][rel] = _sha256(out / rel)
+        truth["files"][rel] = sha256_file(out / rel)
     _write_text(out / "truth.json", json.dumps(truth, indent=1, sort_keys=False) + "\n")
     logger.info("oracle accuracy %.3f (balanced %.3f); without interactions %.3f",
                 truth["oracle"]["accuracy"], truth["oracle"]["balanced_accuracy"],
                 truth["oracle_without_interactions"]["accuracy"])
     return truth
 
-
-def _count(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
