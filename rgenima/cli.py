@@ -142,6 +142,78 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enrich(args: argparse.Namespace) -> int:
+    from rgenima.enrich import enrich_run
+
+    try:
+        table = enrich_run(args.run, ks=args.k, n_permutations=args.permutations, seed=args.seed,
+                           gsea=args.gsea)
+    except (ValueError, ImportError) as exc:  # DataContractError is a ValueError
+        print(f"rgenima enrich: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"enrichment: {int(table['significant_fdr05'].sum())} of {len(table)} (stage, method, k) "
+        f"rows significant at FDR 0.05; wrote {args.run / 'enrichment.csv'}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from rgenima.evaluate import evaluate_run, format_metrics
+
+    if args.n_boot < 1:
+        print(f"rgenima evaluate: --n-boot must be at least 1; got {args.n_boot}", file=sys.stderr)
+        return 2
+    try:
+        metrics = evaluate_run(args.run, main=args.main, n_boot=args.n_boot, seed=args.seed)
+    except DataContractError as exc:
+        print(f"rgenima evaluate: {exc}", file=sys.stderr)
+        return 1
+    print(format_metrics(metrics))
+    print(f"metrics: {args.run / 'metrics.json'}")
+    return 0
+
+
+def _cmd_check_privacy(args: argparse.Namespace) -> int:
+    from rgenima.privacy import cohort_identifiers, list_build_files, scan_files
+
+    try:
+        identifiers = cohort_identifiers(args.manifest)
+        text_files, skipped = list_build_files(args.build_dir)
+    except (DataContractError, NotADirectoryError) as exc:
+        print(f"rgenima check-privacy: {exc}", file=sys.stderr)
+        return 2
+    findings = scan_files(text_files, identifiers)
+    n_files = len(text_files)
+    not_scanned = f"; {len(skipped)} binary files not scanned" if skipped else ""
+    if not identifiers.restricted:
+        found = (
+            f"{len(findings)} identifier occurrences in "
+            f"{len({f.file for f in findings})} of {n_files} files"
+            if findings else f"no identifiers found in {n_files} files"
+        )
+        print(
+            f"cohort {identifiers.cohort!r} is not restricted (publishing its IDs is "
+            f"allowed): {found} under {args.build_dir}{not_scanned}"
+        )
+        return 0
+    if not findings:
+        print(
+            f"no identifiers found in {n_files} files under {args.build_dir} "
+            f"(restricted cohort {identifiers.cohort!r}{not_scanned})"
+        )
+        return 0
+    for finding in findings:
+        print(finding)
+    print(
+        f"rgenima check-privacy: {len(findings)} identifier occurrences in "
+        f"{len({f.file for f in findings})} of {n_files} files under {args.build_dir}: "
+        f"cohort {identifiers.cohort!r} is restricted, do not publish this build",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rgenima", description="R-GenIMA reproducible study"
@@ -207,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all three configurations + baselines (+ oracle references on synthetic data)")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("evaluate", help="metrics, bootstrap CIs and paired comparisons -> RUNDIR/metrics.json")
+    p.add_argument("--run", type=Path, required=True, help="run directory (models/*/predictions.csv)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of subjects")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--main", default=None, help="main configuration (default: rgenima_mri+snp)")
+    p.set_defaults(func=_cmd_evaluate)
+
     p = sub.add_parser("run", help="execute the study notebooks and build the book")
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument(
@@ -214,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("NAME", "VALUE"), help="notebook parameter (repeatable)",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("enrich", help="AD-locus enrichment of the top-ranked genes (RUNDIR/enrichment.csv)")
+    p.add_argument("--run", type=Path, required=True, help="run directory with gene_attribution.csv")
+    p.add_argument("--k", type=int, nargs="+", default=[5, 10, 20], help="top-k cut-offs")
+    p.add_argument("--permutations", type=int, default=10_000, help="label permutations per test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gsea", action="store_true", help="also preranked GSEA (needs gseapy)")
+    p.set_defaults(func=_cmd_enrich)
+
+    p = sub.add_parser(
+        "check-privacy",
+        help="scan a built book for subject identifiers (exit 1 if a restricted cohort's are found)",
+    )
+    p.add_argument("build_dir", type=Path, metavar="BUILD_DIR", help="built book, e.g. _build/html")
+    p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
+    p.set_defaults(func=_cmd_check_privacy)
     return parser
 
 

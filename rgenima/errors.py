@@ -11,3 +11,15 @@ class DataContractError(ValueError):
 
 class ManifestError(DataContractError):
     """The data manifest is malformed or points at something that is not there."""
+
+
+class PrivacyError(ValueError):
+    """Output about to be published holds subject identifiers of a restricted cohort.
+
+    Raised by :func:`rgenima.privacy.assert_publishable`; the message names the table
+    or figure and where the identifiers are (digits masked), and the attribute
+    ``findings`` lists them.
+    """
+
+    #: The identifiers found (list of :class:`rgenima.privacy.ObjectFinding`).
+    findings: list = []
