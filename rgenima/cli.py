@@ -123,6 +123,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from rgenima.explain import explain_run
+
+    try:
+        out = explain_run(args.run, configuration=args.configuration, ig_steps=args.ig_steps, seed=args.seed,
+                          batch_size=args.batch_size, ig_target=args.ig_target,
+                          sanity_ig_subjects=None if args.sanity_ig_subjects < 0 else args.sanity_ig_subjects,
+                          force=args.force)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"rgenima explain: {exc}", file=sys.stderr)
+        return 1
+    print(f"attributions: {out / 'attributions.npz'}")
+    return 0
+
+
 def _parse_parameter(value: str):
     """A ``-p name value`` value: YAML scalars (numbers, booleans), else a string."""
     import yaml
@@ -140,6 +155,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     index = run_study(args.manifest, params)
     print(f"book built: {index}")
     return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from rgenima.batch import BATCH_NOTEBOOKS, coerce_value, parse_grid, run_batch
+
+    try:
+        grid = parse_grid(args.grid)
+        base = {name: coerce_value(value) for name, value in args.parameter}
+        result = run_batch(
+            args.manifest, grid, notebooks=tuple(args.notebook or BATCH_NOTEBOOKS),
+            runs_root=args.runs_root, jobs=args.jobs, base_parameters=base,
+            timeout_s=args.timeout, force=args.force,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"rgenima batch: {exc}", file=sys.stderr)
+        return 2
+    print(result.report())
+    return 0 if result.ok else 1
 
 
 def _cmd_enrich(args: argparse.Namespace) -> int:
@@ -286,6 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--main", default=None, help="main configuration (default: rgenima_mri+snp)")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("explain", help="attention, rollout and Integrated Gradients attributions on held-out folds")
+    p.add_argument("--run", type=Path, required=True, help="run directory (rgenima train --out)")
+    p.add_argument("--configuration", default=None,
+                   help="model folder under RUNDIR/models (default: the rgenima_mri+snp* configuration)")
+    p.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients integration points")
+    p.add_argument("--seed", type=int, default=0, help="seed of the randomised models (sanity check)")
+    p.add_argument("--batch-size", type=int, default=8, help="subjects per forward pass")
+    p.add_argument("--ig-target", default="pred", choices=["pred", "true"],
+                   help="class whose logit IG explains: predicted or true")
+    p.add_argument("--sanity-ig-subjects", type=int, default=64,
+                   help="subjects on which the randomised model's IG runs (-1: all)")
+    p.add_argument("--force", action="store_true", help="recompute even if the outputs are up to date")
+    p.set_defaults(func=_cmd_explain)
+
     p = sub.add_parser("run", help="execute the study notebooks and build the book")
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument(
@@ -293,6 +340,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("NAME", "VALUE"), help="notebook parameter (repeatable)",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "batch", help="rerun the training/evaluation notebooks over a parameter grid (runs/<combination>/)"
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
+    p.add_argument(
+        "--grid", action="append", required=True, metavar="NAME=V1,V2",
+        help="notebook parameter and its values, e.g. seed=0,1,2 (repeatable; all combinations run)",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="combinations run in parallel processes")
+    p.add_argument("--runs-root", type=Path, default=Path("runs"), help="parent of the run directories")
+    p.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[],
+        metavar=("NAME", "VALUE"), help="notebook parameter for every combination (repeatable)",
+    )
+    p.add_argument(
+        "--notebook", action="append", default=None, metavar="NAME",
+        help="notebook stem to execute per combination (repeatable; default 03_training 04_evaluation)",
+    )
+    p.add_argument("--timeout", type=int, default=3600, help="per-cell execution timeout in seconds")
+    p.add_argument("--force", action="store_true", help="rerun finished combinations too")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("enrich", help="AD-locus enrichment of the top-ranked genes (RUNDIR/enrichment.csv)")
     p.add_argument("--run", type=Path, required=True, help="run directory with gene_attribution.csv")
