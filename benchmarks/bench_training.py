@@ -22,8 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rgenima.data.cohort import prepare_cohort
-from rgenima.data.manifest import load_manifest
 from rgenima.train import (
     build_model,
     configuration_name,
@@ -94,6 +92,21 @@ def throughput(run: Path, modalities, profile, device: str, batch_size: int = 16
     return batch_size * steps / (time.perf_counter() - t0)
 
 
+def measure_throughput_only(args) -> None:
+    """Throughput of every configuration on every available device, for one profile."""
+    profile = get_profile(args.profile)
+    figures = {"profile": args.profile, "torch": torch.__version__, "throughput_subjects_per_s": {}}
+    if torch.cuda.is_available():
+        figures["gpu"] = torch.cuda.get_device_name(0)
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for modalities in CONFIGURATIONS:
+            key = f"{configuration_name(modalities)} ({device})"
+            figures["throughput_subjects_per_s"][key] = round(throughput(args.run, modalities, profile, device), 1)
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", type=Path, default=Path("runs/bench"))
@@ -101,10 +114,18 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--profile", default="default")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only measure throughput on an already prepared run (e.g. on a GPU machine)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("transformers", "accelerate", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if args.throughput_only:
+        measure_throughput_only(args)
+        return
+    # Imported here so that --throughput-only runs without the imaging stack (GPU machine).
+    from rgenima.data.cohort import prepare_cohort
+    from rgenima.data.manifest import load_manifest
 
     manifest = load_manifest(args.manifest)
     prepare_cohort(manifest, args.run)

@@ -20,7 +20,18 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 #: Notebooks of the study, in execution order (file stems in notebooks/).
-STUDY_NOTEBOOKS: tuple[str, ...] = ("01_cohort",)
+STUDY_NOTEBOOKS: tuple[str, ...] = (
+    "00_methods",
+    "01_cohort",
+    "02_preparation",
+    "03_training",
+    "04_evaluation",
+    "05_brain_signatures",
+    "06_gene_signatures",
+    "07_roi_gene",
+    "08_enrichment",
+    "09_reproducibility",
+)
 
 #: Jupyter kernel installed into the project's environment by `make venv`.
 KERNEL_NAME = "rgenima"
@@ -91,10 +102,16 @@ def execute_notebooks(
     return written
 
 
-def build_book(root: Path) -> Path:
-    """Build the book with Jupyter Book 1.x into ``_build/html``; returns index.html."""
+def build_book(root: Path, strict: bool = True) -> Path:
+    """Build the book with Jupyter Book 1.x into ``_build/html``; returns index.html.
+
+    ``strict``: warnings are errors and every reference must resolve (``-W -n``);
+    ``--keep-going`` still reports every warning, not only the first.
+    """
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--keep-going"]
+    if strict:
+        cmd += ["-W", "-n"]
     logger.info("building the book: %s", " ".join(cmd))
     subprocess.run(cmd, check=True, cwd=root)
     index = root / "_build" / "html" / "index.html"

@@ -96,7 +96,7 @@ def _fraction(low: float, high: float):
 def _cmd_train(args: argparse.Namespace) -> int:
     from rgenima.data.cohort import prepare_cohort
     from rgenima.data.manifest import load_manifest
-    from rgenima.train import run_baselines, run_references, train_configuration
+    from rgenima.train import train_study
 
     try:
         manifest = load_manifest(args.manifest)
@@ -106,35 +106,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     from rgenima.model.backbone import BackboneError
 
-    configurations = [("mri", "snp"), ("mri",), ("snp",)] if args.study else [tuple(args.modalities.split(","))]
+    truth_dir = manifest.cohort.clinical.parent
     try:
-        for modalities in configurations:
-            train_configuration(args.out, modalities, n_folds=args.folds, seed=args.seed, profile=args.profile,
-                                backbone=args.backbone)
+        train_study(args.out, truth_dir if args.study and (truth_dir / "truth.json").is_file() else None,
+                    modalities=tuple(args.modalities.replace("+", ",").split(",")), ablations=args.study, baselines=args.study,
+                    n_folds=args.folds, seed=args.seed, profile=args.profile, backbone=args.backbone)
     except BackboneError as exc:
         print(f"rgenima train: {exc}", file=sys.stderr)
         return 1
-    if args.study:
-        run_baselines(args.out, n_folds=args.folds, seed=args.seed)
-        truth_dir = manifest.cohort.clinical.parent
-        if (truth_dir / "truth.json").is_file():
-            run_references(args.out, truth_dir, n_folds=args.folds, seed=args.seed)
     print(f"trained: {args.out / 'models'}")
     return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    import json
+
     from rgenima.explain import explain_run
 
     try:
         out = explain_run(args.run, configuration=args.configuration, ig_steps=args.ig_steps, seed=args.seed,
                           batch_size=args.batch_size, ig_target=args.ig_target,
-                          sanity_ig_subjects=None if args.sanity_ig_subjects < 0 else args.sanity_ig_subjects,
+                          sanity_subjects=None if args.sanity_subjects < 0 else args.sanity_subjects,
                           force=args.force)
     except (FileNotFoundError, ValueError) as exc:
         print(f"rgenima explain: {exc}", file=sys.stderr)
         return 1
-    print(f"attributions: {out / 'attributions.npz'}")
+    timings = json.loads((out / "explain.json").read_text())["timings"]
+    print(f"attributions: {out / 'attributions.npz'} ({timings['total_seconds']:.1f} s; per subject: attention "
+          f"{timings['attention_seconds_per_subject']:.3f} s, integrated gradients "
+          f"{timings['integrated_gradients_seconds_per_subject']:.3f} s)")
+    from rgenima.signatures import signatures_run
+
+    try:
+        result = signatures_run(args.run, configuration=out.name, seed=args.seed)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"rgenima explain: {exc}", file=sys.stderr)
+        return 1
+    for path in result.paths.values():
+        print(f"written: {path}")
     return 0
 
 
@@ -303,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="cross-validated training (R-GenIMA, ablations, baselines)")
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--modalities", default="mri,snp", help="mri, snp or mri,snp")
+    p.add_argument("--modalities", default="mri,snp", help="mri, snp or mri,snp (also written mri+snp)")
     p.add_argument("--folds", type=int, default=5, help="outer cross-validation folds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="default", choices=["quick", "default", "gpu"])
@@ -328,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="subjects per forward pass")
     p.add_argument("--ig-target", default="pred", choices=["pred", "true"],
                    help="class whose logit IG explains: predicted or true")
-    p.add_argument("--sanity-ig-subjects", type=int, default=64,
-                   help="subjects on which the randomised model's IG runs (-1: all)")
+    p.add_argument("--sanity-subjects", type=int, default=64,
+                   help="subjects explained again by randomised models for the sanity check (-1: all)")
     p.add_argument("--force", action="store_true", help="recompute even if the outputs are up to date")
     p.set_defaults(func=_cmd_explain)
 

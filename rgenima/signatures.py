@@ -1016,3 +1016,37 @@ def signatures_run(
         logger.info("wrote %s", paths["recovery"])
     return SignaturesResult(roi_attribution=tables["roi"], gene_attribution=tables["gene"], roi_gene=roi_gene,
                             recovery=result, paths=paths)
+
+
+def recovery_tables(recovery_result: dict) -> dict[str, pd.DataFrame]:
+    """Readable tables of :func:`recovery`'s result, for the book.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``"genes"``: per method, the planted-gene AUROC, precision@5/10 and APOE's rank
+        over all subjects (mean |attribution|); ``"rois"``: per method and stage, the
+        planted-region AUROC of the contrast with NC and of the mean |attribution|;
+        ``"interactions"``: per planted ROI x gene pair and stage, its rank and top
+        percent in the association matrix.
+    """
+    genes = []
+    for method, entry in recovery_result.get("genes", {}).get("methods", {}).items():
+        m = entry.get("all", {})
+        genes.append({"method": method, "AUROC": m.get("auroc"), "precision@5": m.get("precision_at_5"),
+                      "precision@10": m.get("precision_at_10"), "APOE rank": m.get("apoe_rank")})
+    rois = []
+    for method, stages in recovery_result.get("rois", {}).get("methods", {}).items():
+        for stage, entry in stages.items():
+            rois.append({"method": method, "stage": stage, "n planted": len(entry.get("planted", [])),
+                         "AUROC (stage - NC)": (entry.get("contrast") or {}).get("auroc"),
+                         "AUROC (mean |attribution|)": (entry.get("mean_abs") or {}).get("auroc")})
+    inter = [{k: r.get(k) for k in ("gene", "roi", "stage", "direction", "rank", "n_pairs", "top_percent",
+                                      "in_top_5_percent")} for r in recovery_result.get("interactions", [])]
+    return {
+        "genes": pd.DataFrame(genes, columns=["method", "AUROC", "precision@5", "precision@10", "APOE rank"]),
+        "rois": pd.DataFrame(rois, columns=["method", "stage", "n planted", "AUROC (stage - NC)",
+                                            "AUROC (mean |attribution|)"]),
+        "interactions": pd.DataFrame(inter, columns=["gene", "roi", "stage", "direction", "rank", "n_pairs",
+                                                     "top_percent", "in_top_5_percent"]),
+    }

@@ -1,5 +1,6 @@
 """Author notebooks/01_cohort.ipynb (rerun after editing the cells below)."""
 
+from make_study_notebooks import PARAMETERS
 from nbtools import write_notebook
 
 CELLS = [
@@ -15,9 +16,7 @@ PTID is an IID of the genotype files. Everyone else is listed below with the rea
 Labels come from ADNIMERGE's `DX_bl` only; the visit diagnosis and cognitive scores
 (MMSE, CDR, ADAS) define the labels and are never used as model inputs.
 """),
-("parameters", """
-manifest: str = "data_manifest.yaml"  # data manifest (paths inside it are relative to it)
-n_example_stages: int = 4  # stages shown in the example-slice figure (1-4)
+("parameters", PARAMETERS + """n_example_stages: int = 4  # stages shown in the example-slice figure (1-4)
 """),
 ("code", """
 import json

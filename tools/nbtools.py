@@ -9,7 +9,11 @@ import nbformat
 
 
 def write_notebook(path: str | Path, cells: list[tuple[str, str]]) -> None:
-    """``cells``: ("md" | "code" | "parameters", source). Outputs are left empty."""
+    """``cells``: ("md" | "code" | "parameters", source). Outputs are left empty.
+
+    Code cells are tagged ``hide-input`` (collapsed in the book), the parameters cell
+    also ``parameters`` (papermill injects values after it).
+    """
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "rgenima", "display_name": "rgenima (Python 3.11)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -19,8 +23,8 @@ def write_notebook(path: str | Path, cells: list[tuple[str, str]]) -> None:
             nb.cells.append(nbformat.v4.new_markdown_cell(source))
         else:
             cell = nbformat.v4.new_code_cell(source)
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
+            # The book shows results; the code stays one click away ("hide-input").
+            cell.metadata["tags"] = ["parameters", "hide-input"] if kind == "parameters" else ["hide-input"]
             nb.cells.append(cell)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:02d}"

@@ -1,0 +1,92 @@
+"""What a run was computed with: package versions, input checksums and step timings.
+
+Plain tables for the book's Reproducibility chapter, read from the run directory's own
+records (``prepared/prepare.json``, ``timings.json``, ``models/*/training.json``,
+``explain/*/explain.json``), so they describe the run that produced the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+#: Packages whose versions decide the results (and the book's rendering).
+KEY_PACKAGES = (
+    "rgenima", "torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "captum",
+    "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "nibabel", "nilearn", "pandas-plink",
+    "gseapy", "matplotlib", "seaborn", "papermill", "jupyter-book", "myst-nb",
+)
+
+
+def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> pd.DataFrame:
+    """Installed version of each package (``"not installed"`` when absent), plus Python and the platform."""
+    rows = [{"package": "python", "version": sys.version.split()[0]},
+            {"package": "platform", "version": platform.platform()}]
+    for name in packages:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        rows.append({"package": name, "version": version})
+    return pd.DataFrame(rows).set_index("package")
+
+
+def data_hashes(run_dir: str | Path) -> pd.DataFrame:
+    """sha256 of every input file of the run, from the preparation cache key.
+
+    Returns
+    -------
+    DataFrame
+        Index ``input`` (the manifest's role of the file), column ``sha256``; the row
+        ``cache key`` is the hash over every input and setting.
+    """
+    path = Path(run_dir) / "prepared" / "prepare.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run the data-preparation chapter first.")
+    info = json.loads(path.read_text())
+    inputs = info.get("inputs", {})
+    rows = {"cache key": info.get("input_hash", inputs.get("hash"))}
+    for role, digest in _flatten(inputs.get("files", {})).items():
+        rows[role] = digest
+    return pd.Series(rows, name="sha256").rename_axis("input").to_frame()
+
+
+def _flatten(tree, prefix: str = "") -> dict[str, str]:
+    if not isinstance(tree, dict):
+        return {prefix: str(tree)}
+    out = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key)))
+    return out
+
+
+def step_timings(run_dir: str | Path) -> pd.DataFrame:
+    """Wall-clock seconds of each recorded step of a run.
+
+    Rows: preparation sub-steps (``prepare.json``), each trained configuration and the
+    baselines (``timings.json``), and each attribution run (``explain.json``).
+    """
+    run_dir = Path(run_dir)
+    rows = []
+    prepare = run_dir / "prepared" / "prepare.json"
+    if prepare.is_file():
+        for step, seconds in json.loads(prepare.read_text()).get("seconds", {}).items():
+            rows.append({"step": f"prepare: {step}", "seconds": seconds})
+    timings = run_dir / "timings.json"
+    if timings.is_file():
+        for step, seconds in json.loads(timings.read_text()).items():
+            rows.append({"step": f"train: {step}", "seconds": seconds})
+    for explain in sorted((run_dir / "explain").glob("*/explain.json")):
+        info = json.loads(explain.read_text())
+        seconds = info.get("seconds", info.get("timings", {}).get("total"))
+        if isinstance(seconds, dict):
+            seconds = seconds.get("total", sum(v for v in seconds.values() if isinstance(v, (int, float))))
+        rows.append({"step": f"explain: {explain.parent.name}", "seconds": seconds})
+    table = pd.DataFrame(rows, columns=["step", "seconds"]).set_index("step")
+    table["minutes"] = (pd.to_numeric(table["seconds"], errors="coerce") / 60).round(2)
+    return table

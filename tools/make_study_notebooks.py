@@ -1,0 +1,714 @@
+"""Author the study notebooks in notebooks/ (rerun after editing the cells below).
+
+Every notebook has the same ``parameters`` cell, builds a :class:`rgenima.study.Study`
+from it, and otherwise calls into ``rgenima``: narrative, figures and tables only.
+Figures are glued (myst-nb) and shown through ``{glue:figure}`` with a caption.
+``01_cohort`` is authored by make_cohort_notebook.py.
+"""
+
+from pathlib import Path
+
+from nbtools import write_notebook
+
+PARAMETERS = """
+manifest: str = "data_manifest.yaml"  # data manifest (paths inside it are relative to it)
+run_dir: str = "runs/default"  # run directory: prepared data, models, results
+seed: int = 0  # folds, initialisation, bootstrap and permutations
+profile: str = "default"  # training profile: quick (tests), default (CPU study) or gpu
+modalities: str = "mri+snp"  # main configuration: mri, snp or mri+snp
+backbone: str = ""  # local Hugging Face model directory; empty = the default LLaMA-architecture backbone
+folds: int = 5  # outer cross-validation folds
+"""
+
+SETUP = """
+import json
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from rgenima import STAGES, plots
+from rgenima.study import Study
+
+study = Study.from_parameters(manifest, run_dir, seed, profile, modalities, backbone, folds)
+"""
+
+
+def figure(key: str, caption: str, name: str | None = None) -> tuple[str, str]:
+    """A markdown cell showing a glued figure with its caption."""
+    label = name or key.replace("_", "-")
+    return ("md", f"```{{glue:figure}} {key}\n:name: {label}\n\n{caption.strip()}\n```")
+
+
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["00_methods"] = [
+("md", """
+# Methods
+
+R-GenIMA reads a brain MRI as **one token per atlas region** and a person's SNP
+genotypes as **structured text**, and lets a language model attend across both to
+classify the stage of Alzheimer's disease (NC, SMC, MCI, AD). This chapter describes the
+model as this study runs it; the numbers in the figure and the tables are read from the
+code's configuration for the chosen profile, not typed in.
+"""),
+("parameters", PARAMETERS),
+("code", SETUP + """
+import dataclasses
+
+from rgenima.data.atlas import load_atlas
+from rgenima.data.genetics import read_gene_panel
+from rgenima.model.backbone import QUESTION
+from rgenima.model.rgenima import RGenIMAConfig
+from rgenima.train import get_profile
+
+settings = get_profile(study.profile)
+atlas = load_atlas(study.manifest.atlas)
+panel = read_gene_panel(study.manifest.gene_panel)
+n_rois = len(atlas.labels)
+"""),
+("md", """
+## Framework
+
+Each T1-weighted image, in MNI space, is cut into one cube per region of the atlas
+(voxels outside the region set to zero). The **ROI-wise vision transformer (RiT)**
+embeds each cube's 3-D patches, adds patch-position and ROI-identity embeddings and runs
+a transformer encoder shared by all regions; its class token is the region's visual
+token. A two-layer **projector** maps visual tokens into the language model's
+embedding space. The genotypes become a **genetic prompt**, one clause per gene
+(`APOE: rs429358 C/T, rs7412 C/C; BIN1: …`). The sequence
+`[ROI tokens] [genetic prompt] [question]` goes through the **language model**, and the
+stage is read by a linear head at the answer position. The same attention that fuses
+the two modalities is read back for interpretation.
+"""),
+("code", """
+fig = plots.plot_framework(n_rois=n_rois, n_genes=len(panel), atlas_name=atlas.name,
+                           cube_size=settings.rit.cube_size, rit_hidden_size=settings.rit.hidden_size,
+                           hidden_size=settings.backbone.hidden_size,
+                           num_layers=settings.backbone.num_hidden_layers,
+                           pretrained=study.backbone is not None)
+study.glue_figure("framework", fig, "framework figure")
+"""),
+figure("framework", """
+The R-GenIMA framework as configured for this run (profile `{glue:text}`profile_name``):
+{glue:text}`n_rois` atlas regions become {glue:text}`n_rois` visual tokens; genotypes of
+the panel's genes become a genetic prompt; a language model attends across both and the
+stage is read at the answer position. This is the paper's architecture (its Figure 1) at a
+size that trains on a CPU; a pretrained checkpoint can replace the default backbone
+(`backbone` parameter), and is then adapted with LoRA.
+"""),
+("code", """
+study.glue_value("profile_name", study.profile)
+study.glue_value("n_rois", n_rois)
+rows = {f"RiT {k}": v for k, v in dataclasses.asdict(settings.rit).items() if k != "n_rois"}
+rows.update({f"language model {k}": v for k, v in dataclasses.asdict(settings.backbone).items() if k != "extra"})
+rows.update({k: v for k, v in dataclasses.asdict(settings).items() if k not in ("rit", "backbone")})
+model_defaults = RGenIMAConfig()
+rows.update({"genetic-prompt embedding dropout": model_defaults.embed_dropout,
+             "modality dropout (prompt hidden, per training sample)": model_defaults.modality_dropout})
+pd.Series(rows, name="value").astype(str).rename_axis("setting").to_frame()
+"""),
+("md", """
+## Training and evaluation protocol
+
+- **Cross-validation.** Subject-level stratified k-fold (`folds`); the same folds
+  (`folds.csv`) for R-GenIMA, its ablations (MRI only, SNP only) and every baseline.
+  Inside each training fold, a stratified validation split drives early stopping; the
+  weights evaluated and kept are an exponential moving average of the training weights.
+- **Objective.** Cross-entropy with class weights inversely proportional to the stage
+  frequencies of the training fold.
+- **Baselines.** Multinomial logistic regression, linear SVM (the region-based SVM of
+  Clinica), histogram gradient boosting and a late-fusion MLP, all on ROI summary
+  features, SNP dosages and covariates (age, sex, education).
+- **References (synthetic cohort only).** The *oracle* (the generator's true posterior,
+  the Bayes limit) and a *truth-feature learner* (shrinkage LDA given the true regional
+  atrophy, the causal genotypes and age).
+- **Statistics.** Bootstrap over subjects for every confidence interval; paired
+  comparisons by McNemar's exact test and by a paired bootstrap of the difference in
+  balanced accuracy.
+- **Attributions.** Computed only on held-out subjects, each by the model of the fold in
+  which it was a test subject: attention from the answer position (per layer and
+  averaged), attention rollout, and Integrated Gradients; aggregated to regions, SNPs and
+  genes; checked against a model with re-initialised weights.
+- **Enrichment.** Top-k genes against the panel's GWAS-supported AD loci: hypergeometric
+  test and a rank-based permutation test, Benjamini–Hochberg across stages and k.
+
+The question asked at the end of every sequence:
+"""),
+("code", """
+print(QUESTION)
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["02_preparation"] = [
+("md", """
+# Data preparation
+
+From the manifest's files to model-ready inputs, cached in the run directory
+(`prepared/`, keyed by the checksum of every input and setting, so a rerun only reads).
+
+- **MRI.** Each image is checked to lie in the atlas's space (coverage and centre of
+  mass), then one cube per atlas region is sampled (one trilinear resampling per image)
+  and intensities are normalised by the image's mean inside the atlas.
+- **Genotypes.** PLINK 1.9-equivalent quality control (call rate, minor allele
+  frequency, Hardy–Weinberg exact test with PLINK's mid-p option), then SNPs are mapped to
+  the panel's genes by position, and one genetic prompt is written per subject.
+"""),
+("parameters", PARAMETERS),
+("code", SETUP + """
+from rgenima.data.cohort import prepare_cohort
+
+prepared = prepare_cohort(study.manifest, study.run_dir)
+info = json.loads((prepared / "prepare.json").read_text())
+genetics = info["genetics"]
+display(Markdown(f"**{info['n_subjects']} subjects**, **{info['n_rois']} ROI tokens** each, "
+                 f"**{genetics['n_snps_kept']} SNPs** in **{genetics['n_genes_with_snps']} genes** after QC."))
+pd.Series(info["seconds"], name="seconds").rename_axis("step").to_frame()
+"""),
+("md", """
+## Genotype quality control
+
+SNPs removed by each criterion (thresholds from the manifest). Per-sample call rates are
+summarised, never listed, since rows would carry subject identifiers.
+"""),
+("code", """
+snp_qc = pd.read_csv(prepared / "snp_qc.tsv", sep="\\t")
+removed = snp_qc.loc[~snp_qc["pass"], "fail_reason"].fillna("").str.split(";").explode()
+table = pd.DataFrame({"SNPs removed": removed[removed != ""].value_counts()}).rename_axis("criterion")
+table.loc["kept"] = int(snp_qc["pass"].sum())
+study.publish(table, "SNP QC table")
+"""),
+("code", """
+sample_qc = pd.read_csv(prepared / "sample_qc.tsv", sep="\\t")
+study.publish(sample_qc["call_rate"].describe().rename("sample call rate").to_frame().T.round(4),
+              "sample call-rate summary")
+"""),
+("md", """
+## Regional intensity by stage
+
+Normalised mean intensity of the regions with the strongest difference between AD and
+NC (a grey-matter loss lowers it). These are the ROI summary features the baselines use;
+R-GenIMA sees the whole cube of each region.
+"""),
+("code", """
+import numpy as np
+
+from rgenima.model.inputs import PreparedData
+
+data = PreparedData.load(prepared)
+features = pd.DataFrame(data.roi_features, columns=data.rois["name"])
+features["stage"] = pd.Categorical(data.subjects["stage"], categories=list(STAGES), ordered=True)
+fig = plots.plot_roi_features_by_stage(features, top=8)
+study.glue_figure("roi_features_by_stage", fig, "ROI features by stage")
+"""),
+figure("roi_features_by_stage", """
+Normalised mean intensity of the eight regions that differ most between AD and NC
+(Cohen's d), by stage. The paper reports medial temporal and striatal regions among the
+most stage-discriminative; on the synthetic cohort the planted regions should lead.
+"""),
+("md", """
+## The genetic prompt
+
+What the language model reads for one subject (the first clauses). For a restricted
+cohort the genotypes are masked (`?/?`): only the layout, genes and SNPs are shown.
+"""),
+("code", """
+import re
+
+text = data.prompts[0]["text"]
+if study.restricted:
+    text = re.sub(r"(rs\\d+) \\S+/\\S+", r"\\1 ?/?", text)
+print(text[:400] + " …")
+print(f"\\nprompt length: {len(data.snps)} SNP tokens in {data.snps['gene'].nunique()} genes")
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["03_training"] = [
+("md", """
+# Training
+
+R-GenIMA with both modalities, its two ablations (MRI only, SNP only), the four
+baselines and, on the synthetic cohort, the two references, all on the same folds.
+Finished folds are reused, so rerunning this notebook on a finished run directory only
+reads results; an interrupted run resumes from its last checkpoint. On a machine with a
+GPU, training uses it (bf16 autocast); see the Reproducibility chapter for several GPUs.
+"""),
+("parameters", PARAMETERS + """ablations: bool = True  # also train the MRI-only and SNP-only configurations
+"""),
+("code", SETUP + """
+from rgenima.data.cohort import prepare_cohort
+from rgenima.train import train_study
+
+prepare_cohort(study.manifest, study.run_dir)
+truth_dir = study.truth_path.parent if study.truth_path else None
+steps = train_study(study.run_dir, truth_dir, modalities=study.modalities, ablations=bool(ablations),
+                    n_folds=study.folds, seed=study.seed, profile=study.profile, backbone=study.backbone)
+steps.assign(minutes=(steps["seconds"] / 60).round(2))
+"""),
+("md", """
+## Learning curves
+
+Training and validation loss of the main configuration in each fold; the marker is the
+epoch whose (averaged) weights were kept.
+"""),
+("code", """
+histories, best = plots.load_training_histories(study.run_dir, study.configuration)
+fig = plots.plot_training_curves(histories, best, title=study.configuration)
+study.glue_figure("training_curves", fig, "training curves")
+summary = json.loads((study.run_dir / "models" / study.configuration / "training.json").read_text())
+folds_table = pd.DataFrame(summary["folds"])[["best_epoch", "epochs", "seconds", "world_size"]]
+folds_table.index.name = "fold"
+study.glue_value("n_epochs_mean", float(folds_table["epochs"].mean()))
+folds_table
+"""),
+figure("training_curves", """
+Loss of the main configuration per fold (training: mean over the epoch's batches;
+validation: the inner validation split, with the averaged weights). Folds stopped after
+{glue:text}`n_epochs_mean:.1f` epochs on average. Validation loss flattening while the
+training loss keeps falling is the small-cohort regime the paper's ADNI analysis is also
+in (a few hundred subjects per class at most).
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["04_evaluation"] = [
+("md", """
+# Performance
+
+Out-of-fold predictions of every model on the same subjects and folds. Confidence
+intervals are percentile bootstrap intervals over subjects (2,000 resamples); paired
+comparisons resample the same subjects for both models.
+"""),
+("parameters", PARAMETERS + """batch_root: str = "runs"  # where `rgenima batch` writes batch_summary.csv
+"""),
+("code", SETUP + """
+from rgenima.evaluate import comparison_table, evaluate_run, load_predictions, metrics_table
+
+metrics = evaluate_run(study.run_dir, main=study.configuration, seed=study.seed)
+table = metrics_table(metrics)
+study.publish(table.round(3), "metrics table")
+"""),
+("code", """
+main = metrics["configurations"][study.configuration]["metrics"]
+study.glue_value("bacc_main", main["balanced_accuracy"])
+refs = metrics.get("references", {})
+for ref in ("reference_oracle", "reference_truth_feature_lda"):
+    if ref in refs:
+        study.glue_value(f"ratio_{ref}", refs[ref]["ratio"])
+fig = plots.plot_performance(metrics)
+study.glue_figure("performance", fig, "performance figure")
+"""),
+figure("performance", """
+Balanced accuracy (95% bootstrap CI) of R-GenIMA, its ablations and the baselines. The
+main configuration reaches {glue:text}`bacc_main:.3f`. On the synthetic cohort the vertical
+lines are the oracle (Bayes limit) and the truth-feature learner; the paper claims that
+R-GenIMA with both modalities beats single-modality models and the baselines, which the
+comparison table below tests.
+"""),
+("md", """
+## Paired comparisons
+
+R-GenIMA (main configuration) minus each other model: difference in balanced accuracy
+with its paired-bootstrap CI and p-value, and McNemar's exact test on the subjects that
+exactly one of the two models classifies correctly (`n10`: only R-GenIMA right; `n01`:
+only the other). McNemar's test is about accuracy, not balanced accuracy, so the two can
+disagree when the models differ on the large classes. Holm-adjusted p-values correct for
+the number of comparisons.
+"""),
+("code", """
+study.publish(comparison_table(metrics).round(4), "comparison table")
+"""),
+("md", """
+## Confusion matrices and ROC curves
+"""),
+("code", """
+shown = [c for c in metrics["configurations"] if not c.startswith("reference_")][:6]
+fig = plots.plot_confusion_matrices(metrics, shown)
+study.glue_figure("confusion", fig, "confusion matrices")
+predictions = load_predictions(study.run_dir)
+fig = plots.plot_roc_curves(predictions, [c for c in predictions if c in shown or c == "reference_oracle"],
+                            highlight=study.configuration)
+study.glue_figure("roc", fig, "ROC curves")
+"""),
+figure("confusion", """
+Row-normalised confusion matrices (rows: true stage; cell text: count and row
+percentage). SMC, subjective memory complaints with normal cognition, is the stage all
+models confuse most with NC, as in the paper and in the synthetic cohort's oracle.
+"""),
+figure("roc", """
+One-vs-rest ROC curves per stage with the AUROC of each model in the legend. AD against
+the rest is the easiest contrast and SMC the hardest, the ordering the paper reports.
+"""),
+("md", """
+## Variation across seeds
+
+When `rgenima batch` has been run (for example
+`rgenima batch --manifest data_manifest.yaml --grid seed=0,1,2 --grid modalities=mri,snp,mri+snp`),
+its aggregate, mean and standard deviation across seeds, is shown here.
+"""),
+("code", """
+from rgenima.batch import load_batch_summary
+
+summary_path = Path(batch_root) / "batch_summary.csv"
+if summary_path.is_file():
+    summary = load_batch_summary(batch_root)
+    display(study.publish(summary, "batch summary"))
+    fig = plots.plot_batch_summary(summary)
+    display(study.publish(fig, "batch summary figure"))
+else:
+    print(f"No batch summary at {summary_path}: run `rgenima batch` to add seed-to-seed variation.")
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["05_brain_signatures"] = [
+("md", """
+# Brain signatures
+
+Which regions drive each stage. Every subject is explained by the model of the fold in
+which it was a test subject. Per stage, a region's **signature** is the mean attribution
+of the subjects in that stage minus that of the NC subjects, with a bootstrap CI over
+subjects. Integrated Gradients (signed: positive pushes toward the predicted stage)
+is the gradient-based method; attention from the answer position and attention rollout
+are the attention-based ones the paper uses.
+"""),
+("parameters", PARAMETERS + """ig_steps: int = 32  # Integrated Gradients integration points
+"""),
+("code", SETUP + """
+from rgenima.data.atlas import load_atlas
+from rgenima.explain import explain_run
+from rgenima.signatures import signatures_run
+
+explain_dir = explain_run(study.run_dir, configuration=study.configuration, ig_steps=int(ig_steps), seed=study.seed)
+result = signatures_run(study.run_dir, configuration=study.configuration, truth=study.truth_path, seed=study.seed)
+roi_attribution = result.roi_attribution
+truth = study.truth()
+atlas = load_atlas(study.manifest.atlas)
+explain_info = json.loads((explain_dir / "explain.json").read_text())
+pd.Series({k: v for k, v in explain_info.items() if not isinstance(v, (dict, list))}, name="value").to_frame()
+"""),
+("code", """
+if roi_attribution.empty:
+    print("This configuration reads no MRI: no brain signatures.")
+else:
+    for method in ("integrated_gradients", "attention"):
+        fig = plots.plot_brain_signature(roi_attribution, atlas, ("SMC", "MCI", "AD"), method)
+        study.glue_figure(f"brain_{method}", fig, f"brain signature {method}")
+"""),
+figure("brain_integrated_gradients", """
+Integrated Gradients signature per stage: mean attribution of the stage's subjects minus
+that of NC subjects, mapped onto the atlas regions (glass brain; red: more attribution
+than in NC). The paper reports stage-specific maps with medial temporal regions in MCI
+and AD and striatal involvement in SMC.
+"""),
+figure("brain_attention", """
+The same signature from attention (answer position to each ROI token, averaged over
+heads and layers). Attention says where the model reads, not in which direction a region
+pushes; where it agrees with Integrated Gradients, the region is both read and used.
+"""),
+("code", """
+planted = truth["planted_regions"] if truth else {}
+for stage in ("MCI", "AD"):
+    if not roi_attribution.empty:
+        fig = plots.plot_top_rois(roi_attribution, stage, "integrated_gradients", top=15, planted=planted.get(stage))
+        study.glue_figure(f"top_rois_{stage}", fig, f"top ROIs {stage}")
+"""),
+figure("top_rois_MCI", """
+The fifteen regions with the largest MCI-versus-NC Integrated Gradients signature (95%
+bootstrap CI over subjects). On the synthetic cohort, starred regions are the ones the
+generator made atrophic in MCI.
+"""),
+figure("top_rois_AD", """
+As above for AD against NC.
+"""),
+("md", """
+## Recovery of the planted regions (synthetic cohort)
+
+AUROC of each region ranking for separating the regions the generator made atrophic in
+that stage from all others (1: all planted regions ranked first; 0.5: chance). The
+target is at least 0.85 for MCI and AD.
+"""),
+("code", """
+from rgenima.signatures import recovery_tables
+
+if result.recovery is None:
+    print("No truth.json: not a synthetic cohort, nothing to recover.")
+else:
+    tables = recovery_tables(result.recovery)
+    display(tables["rois"])
+"""),
+("md", """
+## Sanity check: model-parameter randomisation
+
+Attributions that explain what a model learned must change when its learned weights are
+replaced by random ones (Adebayo et al., 2018). Each point is one subject: the Spearman
+correlation between its attributions from the trained model and from the same
+architecture with re-initialised trainable weights.
+"""),
+("code", """
+correlations = plots.load_sanity_correlations(explain_dir / "attributions.npz")
+fig = plots.plot_sanity_check(correlations)
+study.glue_figure("sanity", fig, "sanity check")
+sanity = json.loads((explain_dir / "sanity.json").read_text())
+pd.DataFrame(sanity["summary"]).T if "summary" in sanity else sanity
+"""),
+figure("sanity", """
+Rank correlation between trained-model and randomised-model attributions, per method.
+Values well below 0.5 (the dashed line) mean the attributions depend on the trained
+weights, not only on the input or the architecture.
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["06_gene_signatures"] = [
+("md", """
+# Gene signatures
+
+Which genes drive each stage. A gene's score is the sum of its SNP tokens' scores (its
+token span in the genetic prompt). Genes are ranked per stage by their signature (mean
+in the stage minus mean in NC); bars are coloured by whether the gene is a
+GWAS-supported AD locus of the panel.
+"""),
+("parameters", PARAMETERS),
+("code", SETUP + """
+from rgenima.data.genetics import read_gene_panel
+from rgenima.signatures import recovery_tables
+
+gene_attribution = pd.read_csv(study.run_dir / "gene_attribution.csv")
+panel = read_gene_panel(study.manifest.gene_panel)
+truth = study.truth()
+planted = truth["causal_genes"] if truth else None
+"""),
+("code", """
+if gene_attribution.empty:
+    print("This configuration reads no genotypes: no gene signatures.")
+else:
+    for method in ("integrated_gradients", "attention"):
+        fig = plots.plot_gene_signatures(gene_attribution, panel, ("SMC", "MCI", "AD"), method, top=15, planted=planted)
+        study.glue_figure(f"genes_{method}", fig, f"gene signatures {method}")
+    fig = plots.plot_gene_signature(gene_attribution, panel, "all", "integrated_gradients@mean_abs", top=20,
+                                    planted=planted)
+    study.glue_figure("genes_overall", fig, "overall gene ranking")
+"""),
+figure("genes_integrated_gradients", """
+Top genes per stage by Integrated Gradients signature (stage minus NC, 95% bootstrap
+CI). The paper reports that the genes R-GenIMA prioritises overlap known AD GWAS loci
+(coloured); on the synthetic cohort, starred genes carry the planted causal SNPs.
+"""),
+figure("genes_attention", """
+The same ranking from attention to each gene's tokens.
+"""),
+figure("genes_overall", """
+Genes ranked by their mean absolute Integrated Gradients attribution over all subjects:
+how much the model uses each gene, whatever the stage. APOE is expected first, as in the
+paper and by construction of the synthetic cohort.
+"""),
+("md", """
+## Recovery of the planted genes (synthetic cohort)
+
+AUROC of each gene ranking for the five planted causal genes among all panel genes, the
+number of planted genes in the top 5 and top 10, and the rank of APOE. Targets: AUROC at
+least 0.9 with APOE first, for attention and for Integrated Gradients.
+"""),
+("code", """
+recovery_path = study.run_dir / "recovery.json"
+if recovery_path.is_file():
+    tables = recovery_tables(json.loads(recovery_path.read_text()))
+    display(tables["genes"])
+else:
+    print("No recovery.json: not a synthetic cohort.")
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["07_roi_gene"] = [
+("md", """
+# ROI × gene associations
+
+How brain regions and genes associate inside the model: for each subject, the attention
+between each ROI token and each gene's tokens, averaged over heads and layers, then over
+the subjects of a stage. With the default causal backbone the ROI tokens come before the
+prompt, so attention flows from gene tokens to ROI tokens only (`gene_to_roi`); a
+bidirectional backbone fills both directions.
+"""),
+("parameters", PARAMETERS),
+("code", SETUP + """
+roi_gene = pd.read_csv(study.run_dir / "roi_gene.csv")
+truth = study.truth()
+pairs = [(roi, i["gene"]) for i in (truth or {}).get("interactions", []) for roi in i["regions"]]
+"""),
+("code", """
+if roi_gene.empty:
+    print("This configuration lacks one modality: no ROI x gene associations.")
+else:
+    fig = plots.plot_roi_gene_heatmaps(roi_gene, ("SMC", "MCI", "AD"), "gene_to_roi", highlight_pairs=pairs or None)
+    study.glue_figure("roi_gene", fig, "ROI x gene heatmaps")
+"""),
+figure("roi_gene", """
+Mean attention from each gene's tokens to each ROI token, per stage, for the regions and
+genes with the strongest associations. Outlined cells are the ROI × gene interactions
+planted in the synthetic cohort (APOE with medial temporal regions, CLU with precuneus and
+posterior cingulate). The paper's association maps pair APOE with medial temporal
+regions.
+"""),
+("md", """
+## Rank of the planted pairs (synthetic cohort)
+
+Where each planted ROI × gene pair falls among all ROI × gene pairs of the stage's
+association matrix (top percent: 100 × rank / number of pairs). The target is inside the
+top 5%.
+"""),
+("code", """
+from rgenima.signatures import recovery_tables
+
+recovery_path = study.run_dir / "recovery.json"
+if recovery_path.is_file():
+    display(recovery_tables(json.loads(recovery_path.read_text()))["interactions"])
+else:
+    print("No recovery.json: not a synthetic cohort.")
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["08_enrichment"] = [
+("md", """
+# GWAS-locus enrichment
+
+Are the genes the model prioritises the known AD loci? For each stage, method and
+cut-off k (5, 10, 20), the top-k genes of the signature are tested for over-representation
+of the panel's GWAS-supported AD loci: a one-sided hypergeometric test against the genes
+of the panel that were scored, and a rank-based permutation test (10,000 permutations of
+the gene labels; the statistic weights locus genes by how high they rank). Benjamini–
+Hochberg q-values are computed across stages and k within each method.
+"""),
+("parameters", PARAMETERS + """n_permutations: int = 10000  # permutations of the gene labels
+gsea: bool = False  # also run a preranked GSEA (gseapy) of the locus set
+"""),
+("code", SETUP + """
+from rgenima.enrich import enrich_run
+
+enrichment = enrich_run(study.run_dir, n_permutations=int(n_permutations), seed=study.seed, gsea=bool(gsea))
+main_methods = ["integrated_gradients", "attention", "rollout"]
+shown = enrichment[enrichment["method"].isin(main_methods)]
+study.publish(shown.round(4), "enrichment table")
+"""),
+("code", """
+for method in ("integrated_gradients", "attention"):
+    if (enrichment["method"] == method).any():
+        fig = plots.plot_enrichment(enrichment, method)
+        study.glue_figure(f"enrichment_{method}", fig, f"enrichment {method}")
+"""),
+figure("enrichment_integrated_gradients", """
+Enrichment of GWAS-supported AD loci among the top-k genes of the Integrated Gradients
+signature: −log10 Benjamini–Hochberg q of the hypergeometric test per stage and k, with
+the number of locus genes in the top k above each bar. Bars above the dashed line are
+significant at FDR 0.05; the paper reports significant enrichment of GWAS loci among the
+genes it prioritises.
+"""),
+figure("enrichment_attention", """
+The same test on the attention signature.
+"""),
+]
+
+# --------------------------------------------------------------------------------------
+NOTEBOOKS["09_reproducibility"] = [
+("md", """
+# Reproducibility
+
+What this book was computed with, how long each step took, and how to run it again: on
+the synthetic cohort, on a local ADNI download, on a GPU and on several GPUs.
+"""),
+("parameters", PARAMETERS),
+("code", SETUP + """
+from rgenima.reproducibility import data_hashes, package_versions, step_timings
+
+display(package_versions())
+"""),
+("md", """
+## Data
+
+sha256 of every input file the run read (from the preparation cache key), so that a
+reader can check they have the same data.
+"""),
+("code", """
+study.publish(data_hashes(study.run_dir), "data hashes")
+"""),
+("md", """
+## Timings
+
+Wall-clock seconds of each step of this run (steps reused from an earlier run keep their
+first timing). The Benchmarks chapter has the controlled measurements.
+"""),
+("code", """
+step_timings(study.run_dir)
+"""),
+("md", """
+## Determinism
+
+Training on a CPU is deterministic: the same seed gives the same predictions (tested).
+Under `torchrun`, every rank ends with identical weights; their digests are recorded
+per fold.
+"""),
+("code", """
+summary = json.loads((study.run_dir / "models" / study.configuration / "training.json").read_text())
+pd.DataFrame([{"fold": k, "world size": f["world_size"],
+               "ranks agree": len(set(f["rank_weight_digests"])) == 1}
+              for k, f in enumerate(summary["folds"])]).set_index("fold")
+"""),
+("md", """
+## Running the study
+
+**The whole book, on the synthetic cohort** (generated on first use):
+
+```bash
+make book              # = rgenima run --manifest data_manifest.yaml
+```
+
+**On a local ADNI download.** Copy `manifests/adni.example.yaml`, point it at your
+ADNIMERGE table, your T1w images (BIDS or a glob pattern) and your PLINK files, keep
+`restricted: true`, then:
+
+```bash
+rgenima validate --manifest my_adni.yaml
+rgenima run --manifest my_adni.yaml -p run_dir runs/adni
+rgenima check-privacy _build/html --manifest my_adni.yaml
+```
+
+With `restricted: true`, no table or figure carrying a subject identifier is published,
+and the privacy check scans the built book for every PTID and RID of the cohort.
+
+**On a GPU.** Training uses CUDA with bf16 autocast when present; the `gpu` profile is a
+larger model: `rgenima run --manifest FILE -p profile gpu`.
+
+**On several GPUs.** The training script runs under `torchrun` with DDP (NCCL on GPUs,
+gloo on CPUs):
+
+```bash
+torchrun --standalone --nproc_per_node 4 -m rgenima.cli train \\
+    --manifest data_manifest.yaml --out runs/default --profile gpu --study
+rgenima run --manifest data_manifest.yaml -p profile gpu   # reuses the trained folds
+```
+
+**A batch over seeds and modalities:**
+
+```bash
+rgenima batch --manifest data_manifest.yaml --grid seed=0,1,2 --grid modalities=mri,snp,mri+snp --jobs 2
+```
+
+**A single chapter** on a finished run directory, with papermill:
+
+```bash
+papermill notebooks/05_brain_signatures.ipynb out.ipynb -p run_dir runs/default -k rgenima
+```
+"""),
+]
+
+
+if __name__ == "__main__":
+    out = Path(__file__).resolve().parents[1] / "notebooks"
+    for name, cells in NOTEBOOKS.items():
+        write_notebook(out / f"{name}.ipynb", cells)
+        print(f"wrote {out / name}.ipynb")
