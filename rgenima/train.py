@@ -82,7 +82,7 @@ PROFILES: dict[str, TrainProfile] = {
         patience=6,
         learning_rate=3e-3,
     ),
-    "default": TrainProfile(name="default", max_epochs=25, patience=6),
+    "default": TrainProfile(name="default", max_epochs=20, patience=6),
     "gpu": TrainProfile(
         name="gpu",
         rit=RiTConfig(input_pool=2, patch_size=2, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),

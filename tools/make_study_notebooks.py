@@ -16,7 +16,7 @@ run_dir: str = "runs/default"  # run directory: prepared data, models, results
 seed: int = 0  # folds, initialisation, bootstrap and permutations
 profile: str = "default"  # training profile: quick (tests), default (CPU study) or gpu
 modalities: str = "mri+snp"  # main configuration: mri, snp or mri+snp
-backbone: str = ""  # local Hugging Face model directory; empty = the default LLaMA-architecture backbone
+backbone: str = ""  # local Hugging Face model directory (empty: the default LLaMA-architecture backbone)
 folds: int = 5  # outer cross-validation folds
 """
 
@@ -375,7 +375,7 @@ subjects. Integrated Gradients (signed: positive pushes toward the predicted sta
 is the gradient-based method; attention from the answer position and attention rollout
 are the attention-based ones the paper uses.
 """),
-("parameters", PARAMETERS + """ig_steps: int = 32  # Integrated Gradients integration points
+("parameters", PARAMETERS + """ig_steps: int = 16  # Integrated Gradients integration points (Gauss-Legendre)
 """),
 ("code", SETUP + """
 from rgenima.data.atlas import load_atlas

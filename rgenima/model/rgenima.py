@@ -47,10 +47,6 @@ class RGenIMAConfig:
         With both modalities, the probability that a training sample's genetic
         prompt is hidden from attention, so that the image pathway must learn on
         its own instead of being drowned by hundreds of genotype tokens.
-    prompt_token_dropout : float
-        During training, the probability that each genotype token is hidden from
-        attention (per sample), so that no single combination of genotypes can be
-        memorised.
     """
 
     rit: RiTConfig | dict = field(default_factory=RiTConfig)
@@ -60,7 +56,6 @@ class RGenIMAConfig:
     roi_token_id: int = -1
     embed_dropout: float = 0.1
     modality_dropout: float = 0.5
-    prompt_token_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.rit, dict):
@@ -237,9 +232,6 @@ class RGenIMAForStaging(nn.Module):
             inputs_embeds = self.embed(input_ids, cubes)
         if self.training and prompt_mask is not None and self.config.modality_dropout > 0 and cubes is not None:
             hide = torch.rand(prompt_mask.shape[0], 1, device=prompt_mask.device) < self.config.modality_dropout
-            attention_mask = attention_mask * ~(prompt_mask & hide)
-        if self.training and prompt_mask is not None and self.config.prompt_token_dropout > 0:
-            hide = torch.rand(prompt_mask.shape, device=prompt_mask.device) < self.config.prompt_token_dropout
             attention_mask = attention_mask * ~(prompt_mask & hide)
         out = self.language_model(
             inputs_embeds=inputs_embeds,
