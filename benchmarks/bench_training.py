@@ -22,15 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rgenima.train import (
-    build_model,
-    configuration_name,
-    ensure_default_backbone,
-    get_profile,
-    run_baselines,
-    run_references,
-    train_configuration,
-)
+from rgenima.model.baselines import BASELINES
+from rgenima.train import build_model, configuration_name, ensure_default_backbone, get_profile, train_study
 
 CONFIGURATIONS = [("mri", "snp"), ("mri",), ("snp",)]
 
@@ -130,17 +123,19 @@ def main() -> None:
     manifest = load_manifest(args.manifest)
     prepare_cohort(manifest, args.run)
     profile = get_profile(args.profile)
-    figures: dict = {"profile": args.profile, "folds": args.folds, "seconds": {}}
+    figures: dict = {"profile": args.profile, "folds": args.folds}
+    truth_dir = manifest.cohort.clinical.parent
     t_all = time.perf_counter()
-    for modalities in CONFIGURATIONS:
-        t0 = time.perf_counter()
-        train_configuration(args.run, modalities, n_folds=args.folds, seed=0, profile=profile)
-        figures["seconds"][configuration_name(modalities, args.profile)] = round(time.perf_counter() - t0, 1)
-    t0 = time.perf_counter()
-    baselines = run_baselines(args.run, n_folds=args.folds, seed=0)
-    figures["seconds"]["baselines"] = round(time.perf_counter() - t0, 1)
-    figures["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    steps = train_study(args.run, truth_dir if (truth_dir / "truth.json").is_file() else None,
+                        n_folds=args.folds, seed=0, profile=args.profile)
+    figures["this_invocation_s"] = round(time.perf_counter() - t_all, 1)
+    # Seconds of each step when it was trained (timings.json): on a finished run (for
+    # example the book's), steps are reused and keep the timing of their first run.
+    figures["seconds"] = {row.step: row.seconds for row in steps.itertuples()}
+    figures["seconds"]["total"] = round(sum(v for k, v in figures["seconds"].items() if k != "references"), 1)
+    figures["reused"] = {row.step: bool(row.reused) for row in steps.itertuples()}
+    figures["peak_rss_mb_this_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    baselines = {b: pd.read_csv(args.run / "models" / f"baseline_{b}" / "predictions.csv") for b in BASELINES}
 
     figures["throughput_subjects_per_s"] = {}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -152,9 +147,10 @@ def main() -> None:
     models = {configuration_name(m): pd.read_csv(args.run / "models" / configuration_name(m, args.profile) / "predictions.csv")
               for m in CONFIGURATIONS}
     models.update({f"baseline_{k}": v for k, v in baselines.items()})
-    truth_dir = manifest.cohort.clinical.parent
-    if (truth_dir / "truth.json").is_file():
-        models.update({f"reference_{k}": v for k, v in run_references(args.run, truth_dir, args.folds).items()})
+    for ref in ("oracle", "truth_feature_lda"):
+        path = args.run / "models" / f"reference_{ref}" / "predictions.csv"
+        if path.is_file():
+            models[f"reference_{ref}"] = pd.read_csv(path)
     figures["balanced_accuracy"] = {k: round(balanced_accuracy(v), 4) for k, v in models.items()}
     ba = figures["balanced_accuracy"]
     main_model = models["rgenima_mri+snp"]

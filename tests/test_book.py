@@ -30,15 +30,16 @@ def _copy_project(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def restricted_manifest(small_cohort: Path) -> Path:
-    path = small_cohort / "manifest_restricted.yaml"
+def restricted_manifest(small_cohort: Path, tmp_path_factory) -> Path:
+    # Written outside the shared cohort folder, which other tests checksum.
+    path = tmp_path_factory.mktemp("manifests") / "manifest_restricted.yaml"
     path.write_text(
         "cohort:\n"
         "  name: synthetic-restricted\n"
         "  restricted: true\n"
-        "  clinical: ADNIMERGE.csv\n"
-        "  mri: {bids_root: bids}\n"
-        "  genotypes: genotypes/cohort\n"
+        f"  clinical: {small_cohort / 'ADNIMERGE.csv'}\n"
+        f"  mri: {{bids_root: {small_cohort / 'bids'}}}\n"
+        f"  genotypes: {small_cohort / 'genotypes' / 'cohort'}\n"
         "atlas: aal2\n"
         "gene_panel: builtin\n"
         "snp_gene_window_kb: 10\n"
