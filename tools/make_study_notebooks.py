@@ -205,8 +205,8 @@ study.glue_figure("roi_features_by_stage", fig, "ROI features by stage")
 """),
 figure("roi_features_by_stage", """
 Normalised mean intensity of the eight regions that differ most between AD and NC
-(Cohen's d), by stage. The paper reports medial temporal and striatal regions among the
-most stage-discriminative; on the synthetic cohort the planted regions should lead.
+(Cohen's d), by stage. On the synthetic cohort the regions planted as atrophic in AD
+should lead; the paper does not publish regional effect sizes to compare with.
 """),
 ("md", """
 ## The genetic prompt
@@ -267,9 +267,8 @@ folds_table
 figure("training_curves", """
 Loss of the main configuration per fold (training: mean over the epoch's batches;
 validation: the inner validation split, with the averaged weights). Folds stopped after
-{glue:text}`n_epochs_mean:.1f` epochs on average. Validation loss flattening while the
-training loss keeps falling is the small-cohort regime the paper's ADNI analysis is also
-in (a few hundred subjects per class at most).
+{glue:text}`n_epochs_mean:.1f` epochs on average. A validation loss that flattens while
+the training loss keeps falling marks where more epochs stop helping at this cohort size.
 """),
 ]
 
@@ -335,12 +334,14 @@ study.glue_figure("roc", fig, "ROC curves")
 """),
 figure("confusion", """
 Row-normalised confusion matrices (rows: true stage; cell text: count and row
-percentage). SMC, subjective memory complaints with normal cognition, is the stage all
-models confuse most with NC, as in the paper and in the synthetic cohort's oracle.
+percentage). On the synthetic cohort SMC (subjective memory concerns with normal
+cognition) is the stage most confused with NC, for the models as for the oracle (whose
+SMC recall is 0.38); the paper does not publish its confusion matrix.
 """),
 figure("roc", """
-One-vs-rest ROC curves per stage with the AUROC of each model in the legend. AD against
-the rest is the easiest contrast and SMC the hardest, the ordering the paper reports.
+One-vs-rest ROC curves per stage with the AUROC of each model in the legend. On the
+synthetic cohort AD against the rest is the easiest contrast and SMC the hardest, as for
+the oracle.
 """),
 ("md", """
 ## Variation across seeds
@@ -401,8 +402,9 @@ else:
 figure("brain_integrated_gradients", """
 Integrated Gradients signature per stage: mean attribution of the stage's subjects minus
 that of NC subjects, mapped onto the atlas regions (glass brain; red: more attribution
-than in NC). The paper reports stage-specific maps with medial temporal regions in MCI
-and AD and striatal involvement in SMC.
+than in NC). The paper reports striatal involvement in SMC, frontotemporal regions in
+MCI and a network-wide disruption in AD; the synthetic cohort plants striatal atrophy in
+SMC and medial temporal, then frontotemporal and parietal atrophy in MCI and AD.
 """),
 figure("brain_attention", """
 The same signature from attention (answer position to each ROI token, averaged over
@@ -503,8 +505,9 @@ The same ranking from attention to each gene's tokens.
 """),
 figure("genes_overall", """
 Genes ranked by their mean absolute Integrated Gradients attribution over all subjects:
-how much the model uses each gene, whatever the stage. APOE is expected first, as in the
-paper and by construction of the synthetic cohort.
+how much the model uses each gene, whatever the stage. On the synthetic cohort APOE
+carries the largest planted effect and should come first; the paper names APOE, BIN1, CLU
+and RBFOX1 among the GWAS loci its prioritised genes include.
 """),
 ("md", """
 ## Recovery of the planted genes (synthetic cohort)
@@ -551,8 +554,8 @@ figure("roi_gene", """
 Mean attention from each gene's tokens to each ROI token, per stage, for the regions and
 genes with the strongest associations. Outlined cells are the ROI × gene interactions
 planted in the synthetic cohort (APOE with medial temporal regions, CLU with precuneus and
-posterior cingulate). The paper's association maps pair APOE with medial temporal
-regions.
+posterior cingulate). The paper reports coherent ROI–gene association patterns without
+publishing the pairs, so the planted pairs are the check here.
 """),
 ("md", """
 ## Rank of the planted pairs (synthetic cohort)
