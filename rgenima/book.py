@@ -102,48 +102,87 @@ def execute_notebooks(
     return written
 
 
-def build_book(root: Path, strict: bool = True) -> Path:
-    """Build the book with Jupyter Book 1.x into ``_build/html``; returns index.html.
+def build_book(root: Path, strict: bool = True, output: Path | None = None) -> Path:
+    """Build the book with Jupyter Book 1.x; returns the built ``index.html``.
 
     ``strict``: warnings are errors and every reference must resolve (``-W -n``);
-    ``--keep-going`` still reports every warning, not only the first.
+    ``--keep-going`` still reports every warning, not only the first. ``output``: the
+    folder that receives ``_build/html`` (default: ``root``).
     """
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--keep-going"]
     if strict:
         cmd += ["-W", "-n"]
+    if output is not None:
+        cmd += ["--path-output", str(output)]
     logger.info("building the book: %s", " ".join(cmd))
     subprocess.run(cmd, check=True, cwd=root)
-    index = root / "_build" / "html" / "index.html"
+    index = (output or root) / "_build" / "html" / "index.html"
     if not index.is_file():
         raise RuntimeError(f"Jupyter Book finished but {index} is missing")
     return index
 
 
-def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Path | None = None) -> Path:
+def check_built_book(html_dir: Path, manifest: Path) -> None:
+    """For a restricted cohort, refuse a built book that contains any subject identifier."""
+    from rgenima.data.manifest import load_manifest
+    from rgenima.errors import PrivacyError
+    from rgenima.privacy import cohort_identifiers, scan_directory
+
+    m = load_manifest(manifest)
+    if not m.cohort.restricted:
+        return
+    findings = scan_directory(html_dir, cohort_identifiers(m))
+    if findings:
+        files = sorted({str(Path(f.file).relative_to(html_dir)) for f in findings})
+        error = PrivacyError(
+            f"the built book of restricted cohort {m.cohort.name!r} contains {len(findings)} subject "
+            f"identifier(s) in {', '.join(files)}; it was not published (see `rgenima check-privacy`)"
+        )
+        error.findings = findings
+        raise error
+
+
+def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Path | None = None,
+              notebooks: tuple[str, ...] = STUDY_NOTEBOOKS) -> Path:
     """Execute every study notebook on ``manifest``, then build the book.
 
-    Executed notebooks go to a staging folder first; only when all succeed do they
-    replace ``book/generated/``. Returns the path of the built ``index.html``.
+    Executed notebooks go to a staging folder first and the book is built into a
+    staging ``_build``; only when every notebook ran, the strict build passed and (for
+    a restricted cohort) the privacy scan found no identifier do they replace
+    ``book/generated/`` and ``_build/html``. Otherwise the previous book is left as it
+    was and the error is raised. Returns the path of the built ``index.html``.
     """
     root = root or project_root()
     params = {"manifest": str(Path(manifest).resolve()), **(parameters or {})}
     generated = root / "book" / "generated"
     staging = root / "book" / ".generated.staging"
     shutil.rmtree(staging, ignore_errors=True)
-    execute_notebooks(params, root, staging)
+    execute_notebooks(params, root, staging, notebooks=notebooks)
     backup = root / "book" / ".generated.previous"
     shutil.rmtree(backup, ignore_errors=True)
     if generated.exists():
         generated.rename(backup)
     staging.rename(generated)
+    build_staging = root / "_build" / ".staging"
+    shutil.rmtree(build_staging, ignore_errors=True)
     try:
-        index = build_book(root)
+        staged_index = build_book(root, output=build_staging)
+        check_built_book(staged_index.parent, Path(manifest))
     except Exception:
         # Put the previous chapters back so that the tree matches the previous book.
         shutil.rmtree(generated, ignore_errors=True)
         if backup.exists():
             backup.rename(generated)
+        shutil.rmtree(build_staging, ignore_errors=True)
         raise
+    html = root / "_build" / "html"
+    old_html = root / "_build" / ".html.previous"
+    shutil.rmtree(old_html, ignore_errors=True)
+    if html.exists():
+        html.rename(old_html)
+    staged_index.parent.rename(html)
+    shutil.rmtree(old_html, ignore_errors=True)
+    shutil.rmtree(build_staging, ignore_errors=True)
     shutil.rmtree(backup, ignore_errors=True)
-    return index
+    return html / "index.html"

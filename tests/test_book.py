@@ -116,3 +116,56 @@ def test_privacy_scan_passes_clean_book_and_finds_planted_id(built_study, restri
     findings = scan_directory(planted, ids)
     assert [f.identifier for f in findings] == [ptid]
     assert Path(findings[0].file).name == "04_evaluation.html"
+
+
+def _write_tiny_notebook(root: Path, cells: list[str]) -> None:
+    from nbtools import write_notebook  # tools/ (see the tools_on_path fixture)
+
+    write_notebook(root / "notebooks" / "00_tiny.ipynb",
+                   [("md", "# Tiny chapter"), ("parameters", 'manifest: str = ""\nvalue: int = 0'),
+                    *[("code", c) for c in cells]])
+
+
+def _tiny_project(root: Path, cells: list[str]) -> Path:
+    """A scratch book whose only chapter is one notebook with the given code cells."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "book").mkdir()
+    (root / "book" / "intro.md").write_text("# Tiny\n\nA test book.\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/generated/00_tiny\n")
+    (root / "_config.yml").write_text('title: tiny\nexecute:\n  execute_notebooks: "off"\n'
+                                      "exclude_patterns: [notebooks/*, _build/*]\n")
+    _write_tiny_notebook(root, cells)
+    return root
+
+
+@pytest.fixture()
+def tools_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+
+
+def test_failed_notebook_keeps_previous_book(tools_on_path, tmp_path, small_manifest):
+    import papermill as pm
+
+    root = _tiny_project(tmp_path / "project", ["print('chapter value', value)"])
+    index = run_study(small_manifest, {"value": 1}, root=root, notebooks=("00_tiny",))
+    page = root / "_build" / "html" / "book" / "generated" / "00_tiny.html"
+    assert index.is_file() and "chapter value 1" in page.read_text()
+    # A second run whose notebook fails: the error names the cell, the old book stays.
+    _write_tiny_notebook(root, ["print('chapter value', value)", "raise RuntimeError('planted failure')"])
+    with pytest.raises(pm.PapermillExecutionError, match="planted failure"):
+        run_study(small_manifest, {"value": 2}, root=root, notebooks=("00_tiny",))
+    assert "chapter value 1" in page.read_text()
+    executed = nbformat.read(root / "book" / "generated" / "00_tiny.ipynb", as_version=4)
+    assert "chapter value 1" in str(executed.cells)
+
+
+def test_restricted_book_with_an_identifier_is_not_published(tools_on_path, tmp_path, restricted_manifest):
+    from rgenima.errors import PrivacyError
+    from rgenima.privacy import cohort_identifiers
+
+    ptid = sorted(cohort_identifiers(restricted_manifest).ptids)[0]
+    root = _tiny_project(tmp_path / "project", [f"print('subject {ptid}')"])
+    with pytest.raises(PrivacyError, match="not published"):
+        run_study(restricted_manifest, root=root, notebooks=("00_tiny",))
+    assert not (root / "_build" / "html").exists()
+    assert not (root / "book" / "generated").exists()
