@@ -53,6 +53,13 @@ class TrainProfile:
     ``best`` weights use an exponential moving average of the weights (``ema_decay``
     per optimiser step; 0 disables it): on a validation split of a few dozen subjects
     the raw weights' validation loss jumps from epoch to epoch, the average's does not.
+
+    With ``warm_start``, the model with both modalities is trained in two stages, as
+    LLaVA trains its projector before the whole model: each fold starts from the
+    MRI-only model of the same fold (same training subjects, same inner split) and
+    is fine-tuned with the genetic prompt for ``warm_start_epochs``. Trained from
+    scratch, the fusion model has to find the regional signal while hundreds of
+    genotype tokens offer easier ways to fit a few hundred training subjects.
     """
 
     name: str
@@ -68,6 +75,8 @@ class TrainProfile:
     lora_r: int = 8
     warmup_epochs: int = 1
     ema_decay: float = 0.97
+    warm_start: bool = True
+    warm_start_epochs: int = 10
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +90,7 @@ PROFILES: dict[str, TrainProfile] = {
         max_epochs=6,
         patience=6,
         learning_rate=3e-3,
+        warm_start_epochs=3,
     ),
     "default": TrainProfile(name="default", max_epochs=20, patience=6),
     "gpu": TrainProfile(
@@ -336,12 +346,15 @@ def train_fold(
     seed: int,
     accelerator,
     max_epochs_this_run: int | None = None,
+    init_weights: Path | None = None,
 ) -> FoldResult | None:
     """Train on every fold but ``fold``, early-stop on an inner split, predict ``fold``.
 
     Resumes from ``out_dir/last.safetensors`` when a previous run stopped early.
     ``max_epochs_this_run`` stops after that many epochs without finishing (it
     simulates an interrupted run in tests); the function then returns None.
+    ``init_weights``: a checkpoint (safetensors) to start from instead of a fresh
+    initialisation (the warm start of the two-modality model).
     """
     from safetensors.torch import load_file
 
@@ -354,6 +367,8 @@ def train_fold(
     model = model_factory()
     if "mri" in modalities:
         model.set_cube_statistics(torch.from_numpy(data.cubes[fit_idx]))
+    if init_weights is not None:
+        model.load_state_dict(load_file(str(init_weights)))
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=profile.learning_rate, weight_decay=profile.weight_decay
     )
@@ -533,6 +548,16 @@ def train_configuration(
         model, _ = build_model(backbone_path, n_rois, cube, modalities, profile, seed)
         return model
 
+    # Warm start of the two-modality model from the MRI-only model of each fold.
+    warm_from = None
+    fold_profile = profile
+    if profile.warm_start and modalities == ("mri", "snp"):
+        warm_from = run_dir / "models" / configuration_name(("mri",), profile.name, backbone)
+        if not all((warm_from / f"fold_{k}" / "done.json").is_file() for k in range(n_folds)):
+            logger.info("%s starts from %s: training it first", name, warm_from.name)
+            if train_configuration(run_dir, ("mri",), n_folds, seed, profile, backbone, accelerator=accelerator) is None:
+                return None
+        fold_profile = replace(profile, max_epochs=profile.warm_start_epochs)
     _, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed)  # the tokenizer as the model sees it
     seq = build_sequences(tokenizer, data.prompts, n_rois, modalities)
     logger.info("%s: %d subjects, sequence length %d, %d folds", name, len(data.subjects), seq.input_ids.shape[1], n_folds)
@@ -545,8 +570,9 @@ def train_configuration(
             results.append(table)
             logger.info("%s fold %d already trained: skipped", name, fold)
             continue
-        result = train_fold(data, seq, folds, fold, factory, fold_dir, profile, modalities, seed + 1000 * fold,
-                            accelerator, max_epochs_this_run)
+        init = warm_from / f"fold_{fold}" / "best.safetensors" if warm_from is not None else None
+        result = train_fold(data, seq, folds, fold, factory, fold_dir, fold_profile, modalities, seed + 1000 * fold,
+                            accelerator, max_epochs_this_run, init_weights=init)
         if result is None:
             return None
         if accelerator.is_main_process:
@@ -573,6 +599,7 @@ def train_configuration(
             "n_folds": n_folds,
             "sequence_length": int(seq.input_ids.shape[1]),
             "backbone": str(backbone_path),
+            "warm_start_from": str(warm_from) if warm_from is not None else None,
             "world_size": accelerator.num_processes,
             "device": str(accelerator.device),
             "folds": [json.loads((out / f"fold_{k}" / "done.json").read_text()) for k in range(n_folds)],
@@ -693,7 +720,8 @@ def train_study(
         steps.append({"step": step, "seconds": timings[step], "reused": already_done})
         atomic_write_text(timings_path, json.dumps(timings, indent=1))
 
-    for mods in study_configurations(modalities, ablations):
+    # Single-modality configurations first: the two-modality model starts from the MRI one.
+    for mods in sorted(study_configurations(modalities, ablations), key=len):
         name = configuration_name(mods, profile, backbone)
         done = (run_dir / "models" / name / "training.json").is_file()
         timed(name, done, lambda mods=mods: train_configuration(

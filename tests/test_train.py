@@ -146,3 +146,20 @@ def test_train_cli_quick_profile(tmp_path, capsys):
     assert main(["train", "--manifest", str(manifest), "--out", str(run), "--backbone", str(tmp_path / "none"),
                  "--folds", "2", "--profile", "quick"]) == 1
     assert "backbone directory not found" in capsys.readouterr().err
+
+
+def test_two_modality_model_starts_from_the_mri_model_of_each_fold(easy_run, tmp_path):
+    run = _copy_run(easy_run, tmp_path / "warm")
+    profile = replace(QUICK, warm_start=True, warm_start_epochs=2)
+    preds = train_configuration(run, ("mri", "snp"), n_folds=2, seed=0, profile=profile)
+    assert len(preds) == 48
+    mri = run / "models" / "rgenima_mri+snp__quick" / ".." / "rgenima_mri__quick"
+    assert all((mri / f"fold_{k}" / "done.json").is_file() for k in range(2))  # trained first
+    training = json.loads((run / "models" / "rgenima_mri+snp__quick" / "training.json").read_text())
+    assert training["warm_start_from"].endswith("rgenima_mri__quick")
+    assert all(f["epochs"] <= 2 for f in training["folds"])
+    # The fused model's first epoch starts from the MRI model: its validation loss at
+    # epoch 0 is far closer to the MRI model's best than a fresh model's would be.
+    fused0 = json.loads((run / "models" / "rgenima_mri+snp__quick" / "fold_0" / "state.json").read_text())
+    mri0 = json.loads((mri / "fold_0" / "state.json").read_text())
+    assert fused0["history"][0]["val_loss"] < mri0["history"][0]["val_loss"]
