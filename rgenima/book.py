@@ -159,8 +159,10 @@ def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Pa
     staging = root / "book" / ".generated.staging"
     shutil.rmtree(staging, ignore_errors=True)
     execute_notebooks(params, root, staging, notebooks=notebooks)
-    backup = root / "book" / ".generated.previous"
+    # Outside the book's sources, so that Sphinx never reads the previous chapters.
+    backup = root / "_build" / ".generated.previous"
     shutil.rmtree(backup, ignore_errors=True)
+    backup.parent.mkdir(exist_ok=True)
     if generated.exists():
         generated.rename(backup)
     staging.rename(generated)

@@ -150,7 +150,12 @@ def test_failed_notebook_keeps_previous_book(tools_on_path, tmp_path, small_mani
     index = run_study(small_manifest, {"value": 1}, root=root, notebooks=("00_tiny",))
     page = root / "_build" / "html" / "book" / "generated" / "00_tiny.html"
     assert index.is_file() and "chapter value 1" in page.read_text()
-    # A second run whose notebook fails: the error names the cell, the old book stays.
+    # A second successful run replaces the book (the previous chapters must not leak
+    # into the strict build as duplicate sources).
+    run_study(small_manifest, {"value": 3}, root=root, notebooks=("00_tiny",))
+    assert "chapter value 3" in page.read_text()
+    run_study(small_manifest, {"value": 1}, root=root, notebooks=("00_tiny",))
+    # A third run whose notebook fails: the error names the cell, the old book stays.
     _write_tiny_notebook(root, ["print('chapter value', value)", "raise RuntimeError('planted failure')"])
     with pytest.raises(pm.PapermillExecutionError, match="planted failure"):
         run_study(small_manifest, {"value": 2}, root=root, notebooks=("00_tiny",))

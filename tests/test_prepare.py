@@ -57,7 +57,10 @@ def test_prepare_writes_aligned_outputs(cohort_copy, tmp_path):
     assert not set(truth["qc_failing_snps"]) & set(snps["snp"])
     prompts = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
     assert [p["row"] for p in prompts] == list(range(n))
-    assert prompts[0]["text"].startswith("APOE: ")
+    # Genes in genomic order: the prompt starts on chromosome 1 and APOE (chr19) is late.
+    first_gene = prompts[0]["text"].split(":", 1)[0]
+    assert str(snps.loc[snps["gene"] == first_gene, "chrom"].iloc[0]) == "1"
+    assert "; APOE: " in prompts[0]["text"]
     # Covariates only: no diagnostic scores among the columns.
     assert not {"MMSE", "DX", "CDR"} & set(subjects.columns)
     report = json.loads((out / "data_report.json").read_text())

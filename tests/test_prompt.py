@@ -98,3 +98,22 @@ def test_token_spans_reject_uncovered_span():
 
     with pytest.raises(ValueError, match="no token covers gene 'APOE'"):
         token_spans([(0, 0), (0, 3)], [Span("gene", "APOE", "APOE", 10, 14)])
+
+
+def test_prompt_lists_genes_in_genomic_order_not_panel_order():
+    from rgenima.data.genetics import read_gene_panel
+    from rgenima.data.prompt import genomic_gene_order
+
+    from rgenima.data.manifest import builtin_gene_panel_path
+
+    panel = read_gene_panel(builtin_gene_panel_path())
+    order = genomic_gene_order(panel)
+    assert sorted(order) == sorted(panel["symbol"])
+    chrom = panel.set_index("symbol").loc[order, "chrom"].astype(int).to_numpy()
+    start = panel.set_index("symbol").loc[order, "start"].to_numpy()
+    assert (np.diff(chrom) >= 0).all()
+    assert all(start[i] <= start[i + 1] for i in range(len(order) - 1) if chrom[i] == chrom[i + 1])
+    # The panel lists its AD loci first; the prompt order must not.
+    loci = set(panel.loc[panel["ad_locus"].astype(str) == "True", "symbol"])
+    first_half = set(order[: len(order) // 2])
+    assert 0.3 < len(first_half & loci) / len(first_half) < 0.7

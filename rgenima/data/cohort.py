@@ -49,7 +49,7 @@ from rgenima.data.validate import DataReport, validate_manifest
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the prepared files change meaning, to invalidate old caches.
-PREPARE_FORMAT = 1
+PREPARE_FORMAT = 2  # 2: genes in genomic order in the prompt
 
 
 def assemble_subjects(manifest: Manifest, report: DataReport | None = None) -> pd.DataFrame:
@@ -175,7 +175,7 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: Prepa
         read_genotypes,
         write_qc_tables,
     )
-    from rgenima.data.prompt import build_prompt, prompt_layout
+    from rgenima.data.prompt import build_prompt, genomic_gene_order, prompt_layout
 
     snp_qc, sample_qc = qc_plink_fileset(manifest.cohort.genotypes, manifest.qc, chunk_snps=config.qc_chunk_snps)
     write_qc_tables(snp_qc, sample_qc, out)
@@ -192,7 +192,7 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: Prepa
     )
     snps.to_csv(out / "snps.tsv", sep="\t", index=False)
     np.save(out / "dosage.npy", dosage.astype(np.float32))
-    layout = prompt_layout(snps, panel["symbol"].tolist())
+    layout = prompt_layout(snps, genomic_gene_order(panel))
     with open(out / "prompts.jsonl", "w") as fh:
         for i in range(len(subjects)):
             prompt = build_prompt(dosage[i], snps, layout)

@@ -62,15 +62,29 @@ def genotype_text(dosage: float, a1: str, a2: str) -> str:
     raise ValueError(f"dosage must be 0, 1, 2 or NaN; got {dosage!r}")
 
 
+def genomic_gene_order(panel: pd.DataFrame) -> list[str]:
+    """Panel genes sorted by chromosome (1-22, then X, Y, MT) and start position.
+
+    The prompt lists genes in this order, which carries no information about them. Panel
+    order would not do: a panel that lists its AD loci first puts every locus at the
+    start of the prompt, and then any position effect of attention (rotary positions,
+    causal masking) would look like an effect of being an AD locus.
+    """
+    rank = {str(c): c for c in range(1, 23)} | {"X": 23, "Y": 24, "MT": 25}
+    key = panel["chrom"].astype(str).str.removeprefix("chr").map(rank).fillna(99)
+    return panel.assign(_chrom=key).sort_values(["_chrom", "start"], kind="stable")["symbol"].tolist()
+
+
 def prompt_layout(snp_genes: pd.DataFrame, gene_order: list[str]) -> list[tuple[str, list[int]]]:
-    """Genes in panel order with the row indices of their SNPs (genome order within a gene).
+    """Genes in ``gene_order`` with the row indices of their SNPs (genome order within a gene).
 
     Parameters
     ----------
     snp_genes : DataFrame
         One row per SNP column of the dosage matrix: ``snp``, ``gene``, ``pos``.
     gene_order : list of str
-        Panel gene symbols in panel order; genes without SNPs are skipped.
+        Gene symbols in prompt order (see :func:`genomic_gene_order`); genes without
+        SNPs are skipped.
     """
     layout = []
     by_gene = snp_genes.reset_index(drop=True).groupby("gene", sort=False)
