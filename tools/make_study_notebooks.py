@@ -586,6 +586,13 @@ of the panel's GWAS-supported AD loci: a one-sided hypergeometric test against t
 of the panel that were scored, and a rank-based permutation test (10,000 permutations of
 the gene labels; the statistic weights locus genes by how high they rank). Benjamini–
 Hochberg q-values are computed across stages and k within each method.
+
+The genetic prompt lists genes in genomic order. An earlier version listed them in the
+panel's order, AD loci first; its attention signatures came out "enriched" for AD loci
+at FDR 0.05 in MCI and AD, led by loci with no planted effect, and the enrichment
+vanished once the order carried no information. Attention depends on token position
+(rotary positions, causal masking), so a gene's place in the prompt must not tell
+anything about the gene.
 """),
 ("parameters", PARAMETERS + """n_permutations: int = 10000  # permutations of the gene labels
 gsea: bool = False  # also run a preranked GSEA (gseapy) of the locus set
