@@ -96,8 +96,14 @@ def _fraction(low: float, high: float):
 def _cmd_train(args: argparse.Namespace) -> int:
     from rgenima.data.cohort import prepare_cohort
     from rgenima.data.manifest import load_manifest
+    from rgenima.study import parse_modalities
     from rgenima.train import train_study
 
+    try:
+        modalities = parse_modalities(args.modalities)
+    except ValueError as exc:
+        print(f"rgenima train: {exc}", file=sys.stderr)
+        return 2
     try:
         manifest = load_manifest(args.manifest)
         prepare_cohort(manifest, args.out)
@@ -109,7 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     truth_dir = manifest.cohort.clinical.parent
     try:
         train_study(args.out, truth_dir if args.study and (truth_dir / "truth.json").is_file() else None,
-                    modalities=tuple(args.modalities.replace("+", ",").split(",")), ablations=args.study, baselines=args.study,
+                    modalities=modalities, ablations=args.study, baselines=args.study,
                     n_folds=args.folds, seed=args.seed, profile=args.profile, backbone=args.backbone)
     except BackboneError as exc:
         print(f"rgenima train: {exc}", file=sys.stderr)

@@ -82,10 +82,7 @@ def step_timings(run_dir: str | Path) -> pd.DataFrame:
         for step, seconds in json.loads(timings.read_text()).items():
             rows.append({"step": f"train: {step}", "seconds": seconds})
     for explain in sorted((run_dir / "explain").glob("*/explain.json")):
-        info = json.loads(explain.read_text())
-        seconds = info.get("seconds", info.get("timings", {}).get("total"))
-        if isinstance(seconds, dict):
-            seconds = seconds.get("total", sum(v for v in seconds.values() if isinstance(v, (int, float))))
+        seconds = json.loads(explain.read_text())["seconds"]
         rows.append({"step": f"explain: {explain.parent.name}", "seconds": seconds})
     table = pd.DataFrame(rows, columns=["step", "seconds"]).set_index("step")
     table["minutes"] = (pd.to_numeric(table["seconds"], errors="coerce") / 60).round(2)

@@ -97,13 +97,6 @@ class Study:
     def truth(self) -> dict | None:
         return json.loads(self.truth_path.read_text()) if self.truth_path else None
 
-    def read_json(self, name: str) -> dict:
-        """A JSON result of the run directory, with a clear error when it is missing."""
-        path = self.run_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; run the earlier chapters (or `rgenima run`) first.")
-        return json.loads(path.read_text())
-
     # -- privacy --------------------------------------------------------------------
     @property
     def identifiers(self):

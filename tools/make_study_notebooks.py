@@ -293,10 +293,6 @@ study.publish(table.round(3), "metrics table")
 ("code", """
 main = metrics["configurations"][study.configuration]["metrics"]
 study.glue_value("bacc_main", main["balanced_accuracy"])
-refs = metrics.get("references", {})
-for ref in ("reference_oracle", "reference_truth_feature_lda"):
-    if ref in refs:
-        study.glue_value(f"ratio_{ref}", refs[ref]["ratio"])
 fig = plots.plot_performance(metrics)
 study.glue_figure("performance", fig, "performance figure")
 """),
