@@ -18,7 +18,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from rgenima.data.synthetic import SynthConfig, write_synthetic_cohort
 
     config = SynthConfig(
-        n_subjects=args.n_subjects, seed=args.seed, voxel_mm=args.voxel_mm
+        n_subjects=args.n_subjects, seed=args.seed, voxel_mm=args.voxel_mm,
+        first_subject=args.first_subject,
     )
     truth = write_synthetic_cohort(args.out, config)
     print(
@@ -213,12 +214,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"rgenima evaluate: --n-boot must be at least 1; got {args.n_boot}", file=sys.stderr)
         return 2
     try:
-        metrics = evaluate_run(args.run, main=args.main, n_boot=args.n_boot, seed=args.seed)
-    except DataContractError as exc:
+        if args.external is not None:
+            from rgenima.data.manifest import load_manifest
+            from rgenima.external import external_dir, validate_external
+
+            manifest = load_manifest(args.external)
+            metrics = validate_external(args.run, manifest, n_boot=args.n_boot, seed=args.seed)
+            where = external_dir(args.run, manifest.cohort.name) / "metrics.json"
+        else:
+            metrics = evaluate_run(args.run, main=args.main, n_boot=args.n_boot, seed=args.seed)
+            where = args.run / "metrics.json"
+    except (DataContractError, FileNotFoundError) as exc:
         print(f"rgenima evaluate: {exc}", file=sys.stderr)
         return 1
     print(format_metrics(metrics))
-    print(f"metrics: {args.run / 'metrics.json'}")
+    print(f"metrics: {where}")
     return 0
 
 
@@ -276,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--voxel-mm", type=float, default=2.0, help="isotropic voxel size in mm"
     )
+    p.add_argument(
+        "--first-subject", type=int, default=0,
+        help="number of the first subject ID (give cohorts used together disjoint ranges)",
+    )
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("validate", help="check a manifest against the data contract")
@@ -332,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of subjects")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--main", default=None, help="main configuration (default: rgenima_mri+snp)")
+    p.add_argument("--external", type=Path, default=None, metavar="MANIFEST",
+                   help="external validation: apply the run's fold models to the cohort of this manifest "
+                        "(-> RUNDIR/external/<cohort>/metrics.json)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("explain", help="attention, rollout and Integrated Gradients attributions on held-out folds")

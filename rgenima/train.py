@@ -611,15 +611,23 @@ def train_configuration(
 # ---------------------------------------------------------------------------------
 # Baselines and the synthetic cohort's references, on the same folds
 # ---------------------------------------------------------------------------------
+def baseline_features(data) -> tuple[np.ndarray, dict]:
+    """The baselines' feature matrix of a prepared cohort (see baselines.feature_matrix)."""
+    from rgenima.data.genetics import apoe_doses
+    from rgenima.model.baselines import feature_matrix
+
+    return feature_matrix(data.roi_features, data.dosage, data.covariates(), apoe_doses(data.dosage, data.snps))
+
+
 def run_baselines(run_dir: str | Path, n_folds: int = 5, seed: int = 0, names=None) -> dict[str, pd.DataFrame]:
     """Out-of-fold predictions of every baseline, written to models/baseline_<name>/."""
-    from rgenima.model.baselines import BASELINES, cross_validated_proba, feature_matrix, make_baseline
+    from rgenima.model.baselines import BASELINES, cross_validated_proba, make_baseline
     from rgenima.model.inputs import PreparedData
 
     run_dir = Path(run_dir)
     data = PreparedData.load(run_dir / "prepared")
     folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed)
-    X, blocks = feature_matrix(data.roi_features, data.dosage, data.covariates())
+    X, blocks = baseline_features(data)
     y, fold = data.labels, folds["fold"].to_numpy()
     out = {}
     for name in names or BASELINES:

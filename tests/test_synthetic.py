@@ -42,6 +42,23 @@ def test_synthetic_other_seed_other_data(small_cohort, tmp_path):
     assert not a["AGE"].equals(b["AGE"])
 
 
+def test_first_subject_changes_identifiers_only(small_cohort, tmp_path):
+    from dataclasses import replace
+
+    other = tmp_path / "shifted"
+    syn.write_synthetic_cohort(other, replace(SMALL_COHORT, first_subject=2500))
+    a, b = pd.read_csv(small_cohort / "ADNIMERGE.csv"), pd.read_csv(other / "ADNIMERGE.csv")
+    assert set(a["PTID"]).isdisjoint(b["PTID"])
+    assert b["PTID"].iloc[0] == "990_S_11500" and b["RID"].iloc[0] == 11500
+    assert b["RID"].nunique() == b["PTID"].nunique()
+    # The same draws: identical covariates, labels and genotypes.
+    for column in ("AGE", "DX_bl", "PTEDUCAT", "APOE4", "MMSE"):
+        pd.testing.assert_series_equal(a[column], b[column])
+    assert (other / "genotypes" / "cohort.bed").read_bytes() == (small_cohort / "genotypes" / "cohort.bed").read_bytes()
+    with pytest.raises(ValueError, match="'first_subject' must be 0 or more"):
+        syn.SynthConfig(first_subject=-1)
+
+
 def test_synthetic_clinical_table(small_cohort):
     clinical = pd.read_csv(small_cohort / "ADNIMERGE.csv", dtype={"PTID": str})
     for column in ("PTID", "VISCODE", "DX_bl", "AGE", "PTGENDER", "PTEDUCAT", "APOE4", "MMSE"):

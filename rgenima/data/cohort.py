@@ -45,6 +45,7 @@ from rgenima.data.atlas import load_atlas
 from rgenima.data.clinical import baseline_subjects, read_clinical
 from rgenima.data.manifest import Manifest, sha256_file
 from rgenima.data.validate import DataReport, validate_manifest
+from rgenima.errors import DataContractError
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +168,10 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     return rois
 
 
-def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: PrepareConfig, out: Path) -> dict:
+def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: PrepareConfig, out: Path,
+                       reference: Path | None = None) -> dict:
     from rgenima.data.genetics import (
+        align_to_reference,
         map_snps_to_genes,
         qc_plink_fileset,
         read_gene_panel,
@@ -177,19 +180,27 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: Prepa
     )
     from rgenima.data.prompt import build_prompt, genomic_gene_order, prompt_layout
 
+    # QC is computed and written for every cohort; it selects the SNPs of a training
+    # cohort only. A cohort prepared against a reference keeps the reference's SNPs.
     snp_qc, sample_qc = qc_plink_fileset(manifest.cohort.genotypes, manifest.qc, chunk_snps=config.qc_chunk_snps)
     write_qc_tables(snp_qc, sample_qc, out)
     panel = read_gene_panel(manifest.gene_panel)
-    passing = snp_qc[snp_qc["pass"]]
-    mapped, n_unmapped = map_snps_to_genes(passing, panel, manifest.snp_gene_window_kb)
-    geno = read_genotypes(manifest.cohort.genotypes, snps=mapped["snp"].tolist())
-    # Rows in subject order, columns in `mapped` order.
+    alignment = None
+    if reference is None:
+        passing = snp_qc[snp_qc["pass"]]
+        mapped, n_unmapped = map_snps_to_genes(passing, panel, manifest.snp_gene_window_kb)
+        geno = read_genotypes(manifest.cohort.genotypes, snps=mapped["snp"].tolist())
+        col = pd.Series(np.arange(len(geno.variants)), index=geno.variants["snp"])
+        snps = mapped[["snp", "gene", "chrom", "pos"]].merge(geno.variants[["snp", "a1", "a2"]], on="snp", how="left")
+        all_rows = geno.dosage[:, col.loc[mapped["snp"]].to_numpy()]
+    else:
+        snps = pd.read_csv(reference / "snps.tsv", sep="\t", dtype={"chrom": str})
+        n_unmapped = 0
+        geno = read_genotypes(manifest.cohort.genotypes, snps=snps["snp"].tolist())
+        all_rows, alignment = align_to_reference(geno, snps, source=f"{manifest.cohort.genotypes}.bim")
+    # Rows in subject order, columns in `snps` order.
     row = pd.Series(np.arange(len(geno.samples)), index=geno.samples["iid"])
-    col = pd.Series(np.arange(len(geno.variants)), index=geno.variants["snp"])
-    dosage = geno.dosage[row.loc[subjects["PTID"]].to_numpy()][:, col.loc[mapped["snp"]].to_numpy()]
-    snps = mapped[["snp", "gene", "chrom", "pos"]].merge(
-        geno.variants[["snp", "a1", "a2"]], on="snp", how="left"
-    )
+    dosage = all_rows[row.loc[subjects["PTID"]].to_numpy()]
     snps.to_csv(out / "snps.tsv", sep="\t", index=False)
     np.save(out / "dosage.npy", dosage.astype(np.float32))
     layout = prompt_layout(snps, genomic_gene_order(panel))
@@ -197,7 +208,7 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: Prepa
         for i in range(len(subjects)):
             prompt = build_prompt(dosage[i], snps, layout)
             fh.write(json.dumps({"row": i, "text": prompt.text, "spans": [asdict(s) for s in prompt.spans]}) + "\n")
-    return {
+    summary = {
         "n_snps_in_files": int(len(snp_qc)),
         "n_snps_failing_qc": int((~snp_qc["pass"]).sum()),
         "n_snps_outside_panel_genes": int(n_unmapped),
@@ -206,10 +217,47 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, config: Prepa
         "n_panel_genes": int(len(panel)),
         "qc_fail_reasons": snp_qc.loc[~snp_qc["pass"], "fail_reason"].value_counts().to_dict(),
     }
+    if alignment is not None:
+        summary["aligned_to_reference"] = alignment
+    return summary
 
 
-def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfig = PrepareConfig(), force: bool = False) -> Path:
+def _check_reference(reference: Path, manifest: Manifest, fingerprint: dict, config: PrepareConfig) -> dict:
+    """The reference's prepare.json, after checking that this cohort can be read as it was."""
+    stamp = reference / "prepare.json"
+    if not stamp.is_file():
+        raise DataContractError(f"{reference}: not a prepared folder (no prepare.json); run `rgenima prepare` first.")
+    previous = json.loads(stamp.read_text())
+    settings, files = previous["inputs"]["settings"], previous["inputs"]["files"]
+    mine = fingerprint["files"]
+    checks = [
+        ("atlas", settings["atlas"], manifest.atlas.name),
+        ("atlas image", files["atlas_image"], mine["atlas_image"]),
+        ("atlas labels", files["atlas_labels"], mine["atlas_labels"]),
+        ("gene panel", files["gene_panel"], mine["gene_panel"]),
+        ("cube size", settings["config"]["cube_size"], config.cube_size),
+    ]
+    for what, theirs, ours in checks:
+        if theirs != ours:
+            raise DataContractError(
+                f"{manifest.path}: the {what} differs from the training cohort's ({reference}): "
+                "an external cohort must be prepared with the same atlas, gene panel and cube size."
+            )
+    return previous
+
+
+def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfig = PrepareConfig(),
+                   force: bool = False, reference: str | Path | None = None) -> Path:
     """Prepare (or reuse) the model-ready inputs of a manifest under ``run_dir/prepared``.
+
+    Parameters
+    ----------
+    reference : path, optional
+        The ``prepared`` folder of a training cohort. The cohort is then prepared to be
+        read by that cohort's models (external validation): the same SNPs in the same
+        order and allele coding (:func:`rgenima.data.genetics.align_to_reference`), not
+        the SNPs that pass QC here; its atlas, gene panel and cube size must be the
+        reference's.
 
     Returns
     -------
@@ -224,6 +272,13 @@ def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfi
     if subjects.empty:
         raise ValueError(f"{manifest.path}: no subject has every modality; see `rgenima validate`.")
     fingerprint = input_fingerprint(manifest, subjects, config)
+    if reference is not None:
+        reference = Path(reference)
+        previous_reference = _check_reference(reference, manifest, fingerprint, config)
+        # The reference's SNP table is an input: a retrained reference rebuilds this cache.
+        fingerprint["settings"]["reference"] = previous_reference["input_hash"]
+        blob = json.dumps({"files": fingerprint["files"], "settings": fingerprint["settings"]}, sort_keys=True)
+        fingerprint["hash"] = hashlib.sha256(blob.encode()).hexdigest()
     stamp = target / "prepare.json"
     if not force and stamp.is_file():
         previous = json.loads(stamp.read_text())
@@ -242,7 +297,7 @@ def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfi
         t_mri = time.perf_counter()
         rois = _prepare_mri(subjects, atlas, config, tmp)
         t_geno = time.perf_counter()
-        genetics = _prepare_genotypes(manifest, subjects, config, tmp)
+        genetics = _prepare_genotypes(manifest, subjects, config, tmp, reference)
         t_end = time.perf_counter()
         table.to_csv(tmp / "subjects.csv", index=False)
         report.write_json(tmp / "data_report.json")
@@ -259,6 +314,7 @@ def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfi
                 "n_rois": int(len(rois)),
                 "rois_missing_on_grid": rois.loc[rois["n_voxels"] == 0, "name"].tolist(),
                 "genetics": genetics,
+                "reference": str(reference.resolve()) if reference is not None else None,
                 "seconds": {
                     "validate_and_hash": round(t_mri - t0, 2),
                     "mri": round(t_geno - t_mri, 2),

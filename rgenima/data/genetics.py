@@ -46,6 +46,8 @@ __all__ = [
     "PANEL_CHROMOSOMES",
     "SNP_QC_COLUMNS",
     "Genotypes",
+    "align_to_reference",
+    "apoe_doses",
     "dosage_matrix",
     "genotype_counts",
     "genotype_qc",
@@ -219,6 +221,115 @@ def dosage_matrix(
             raise DataContractError(f"genotype files repeat {name}(s) {', '.join(map(repr, dup))}.")
         table = table.loc[list(wanted)] if axis == 0 else table[list(wanted)]
     return table.astype(np.float32)
+
+
+_COMPLEMENT = str.maketrans("ACGT", "TGCA")
+
+
+def align_to_reference(geno: Genotypes, reference: pd.DataFrame, source: str = "genotypes") -> tuple[np.ndarray, dict]:
+    """Dosages of a reference SNP table, read from another cohort's genotypes.
+
+    An external validation cohort must be read exactly as the training cohort was: the
+    same SNPs, in the same order, counting the same allele. SNPs are matched by id; a
+    SNP whose alleles are swapped (``a1``/``a2``), or on the other strand, is recoded.
+
+    Parameters
+    ----------
+    geno : Genotypes
+        The other cohort's genotypes (:func:`read_genotypes`).
+    reference : DataFrame
+        The training cohort's SNP table (``snps.tsv``): ``snp``, ``a1``, ``a2``.
+    source : str
+        Name of the genotype files, for messages.
+
+    Returns
+    -------
+    dosage : ndarray of shape (n_samples, n_reference_snps), float32
+        Count of the reference ``a1`` allele; NaN for a missing call and for every call
+        of a SNP absent from ``geno``.
+    report : dict
+        ``n_snps``, ``missing_snps`` (ids absent from ``geno``), ``swapped_snps`` and
+        ``strand_flipped_snps`` (ids recoded).
+
+    Raises
+    ------
+    DataContractError
+        If a SNP is listed twice in ``geno``, a SNP's alleles cannot be matched to the
+        reference's, or no reference SNP is found at all.
+    """
+    ids = geno.variants["snp"].astype(str)
+    duplicated = ids[ids.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataContractError(f"{source}: SNP id(s) {', '.join(map(repr, duplicated[:10]))} appear more than "
+                                "once in the .bim file; keep one row per SNP (e.g. plink --list-duplicate-vars).")
+    column = pd.Series(np.arange(len(ids)), index=ids)
+    out = np.full((geno.dosage.shape[0], len(reference)), np.nan, dtype=np.float32)
+    missing, swapped, flipped = [], [], []
+    for j, row in enumerate(reference.itertuples(index=False)):
+        if row.snp not in column.index:
+            missing.append(row.snp)
+            continue
+        k = int(column[row.snp])
+        b1, b2 = str(geno.variants["a1"].iat[k]).upper(), str(geno.variants["a2"].iat[k]).upper()
+        a1, a2 = str(row.a1).upper(), str(row.a2).upper()
+        dose = geno.dosage[:, k]
+        if (b1, b2) == (a1, a2):
+            out[:, j] = dose
+        elif (b1, b2) == (a2, a1):
+            out[:, j], _ = 2.0 - dose, swapped.append(row.snp)
+        elif (b1.translate(_COMPLEMENT), b2.translate(_COMPLEMENT)) == (a1, a2):
+            out[:, j], _ = dose, flipped.append(row.snp)
+        elif (b1.translate(_COMPLEMENT), b2.translate(_COMPLEMENT)) == (a2, a1):
+            out[:, j], _ = 2.0 - dose, flipped.append(row.snp)
+        else:
+            raise DataContractError(
+                f"{source}: SNP {row.snp} has alleles {b1}/{b2}, but {a1}/{a2} in the training cohort; "
+                "the two cohorts cannot be read with the same alleles."
+            )
+    if len(missing) == len(reference):
+        raise DataContractError(f"{source}: none of the training cohort's {len(reference)} SNPs is in the file.")
+    if missing:
+        logger.warning("%s: %d of the training cohort's %d SNPs are absent (their calls are missing): %s%s",
+                       source, len(missing), len(reference), ", ".join(missing[:10]),
+                       " ..." if len(missing) > 10 else "")
+    return out, {"n_snps": int(len(reference)), "missing_snps": missing, "swapped_snps": swapped,
+                 "strand_flipped_snps": flipped}
+
+
+def apoe_doses(dosage: np.ndarray, snps: pd.DataFrame) -> np.ndarray:
+    """APOE e4 and e2 allele doses from the two APOE-defining SNPs.
+
+    e4 is counted as the C allele of rs429358 and e2 as the T allele of rs7412 (GRCh37
+    chr19:45411941 and 45412079), whichever of a1/a2 they are and on either strand. The
+    rare e1 haplotype (C at both) is counted as e4, the usual approximation on unphased
+    genotypes.
+
+    Parameters
+    ----------
+    dosage : ndarray of shape (n_subjects, n_snps)
+        Count of each SNP's ``a1`` allele, NaN for a missing call.
+    snps : DataFrame
+        One row per dosage column: ``snp``, ``a1``, ``a2``.
+
+    Returns
+    -------
+    ndarray of shape (n_subjects, 2)
+        Columns e4 dose, e2 dose (0, 1, 2; NaN where missing or not typed).
+    """
+    snps = snps.reset_index(drop=True)
+    out = np.full((dosage.shape[0], 2), np.nan)
+    for col, (rsid, allele) in enumerate((("rs429358", "C"), ("rs7412", "T"))):
+        rows = snps.index[snps["snp"] == rsid]
+        if len(rows) == 0:
+            continue
+        j = rows[0]
+        a1, a2 = str(snps.at[j, "a1"]).upper(), str(snps.at[j, "a2"]).upper()
+        complement = allele.translate(_COMPLEMENT)
+        if allele == a1 or (complement == a1 and allele != a2):
+            out[:, col] = dosage[:, j]
+        elif allele == a2 or complement == a2:
+            out[:, col] = 2.0 - dosage[:, j]
+    return out
 
 
 def impute_with_training_mean(

@@ -193,6 +193,10 @@ class SynthConfig:
         SD of the coefficients of a smooth multiplicative bias field (low-order
         polynomials of the coordinates). It stays small, as after N4 correction, so
         that regional intensities keep most of the planted atrophy signal.
+    first_subject : int
+        Number of the first subject's identifier (``synthetic_ptid``). Cohorts meant
+        to be used together, such as a training cohort and an external validation
+        cohort, need disjoint ranges; it changes identifiers only, never a draw.
     """
 
     n_subjects: int = 400
@@ -216,10 +220,13 @@ class SynthConfig:
     genotype_missing_rate: float = 0.004
     max_snps_per_gene: int = 4
     visits: tuple[str, ...] = ("bl", "m06", "m12", "m24")
+    first_subject: int = 0
 
     def __post_init__(self) -> None:
         if self.n_subjects < 8:
             raise ValueError(f"'n_subjects' must be at least 8; got {self.n_subjects}.")
+        if self.first_subject < 0:
+            raise ValueError(f"'first_subject' must be 0 or more; got {self.first_subject}.")
         if not 0.5 <= self.voxel_mm <= 4.0:
             raise ValueError(f"'voxel_mm' must be in [0.5, 4] mm; got {self.voxel_mm}.")
         if len(self.stage_fractions) != len(SUBSTAGES):
@@ -670,7 +677,7 @@ def build_clinical_table(
             mmse = np.clip(round(mmse0 - _MMSE_DECLINE_PER_YEAR[sub] * months / 12 + rng.normal(0, 0.7)), 0, 30)
             rows.append(
                 {
-                    "RID": int(ptid[-4:]),
+                    "RID": int(ptid.split("_S_")[1]),
                     "PTID": ptid,
                     "VISCODE": viscode,
                     "SITE": int(ptid[:3]),
@@ -781,7 +788,7 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
     n_total = config.n_subjects + n_def
     rng = np.random.default_rng([config.seed, 1])
     latent = sample_latent(config, rng, snps, roi_names, intercepts, n_total)
-    ptids = [synthetic_ptid(i) for i in range(n_total)]
+    ptids = [synthetic_ptid(config.first_subject + i) for i in range(n_total)]
     substage = [SUBSTAGES[k] for k in latent.substage]
     dx_bl = [SUBSTAGE_DX_BL[s] for s in substage]
 

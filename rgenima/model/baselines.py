@@ -2,12 +2,29 @@
 
 All follow scikit-learn's estimator contract (``__init__`` only stores parameters,
 ``fit`` validates and returns ``self``, learned state ends in ``_``). Missing genotype
-calls are imputed inside ``fit`` with the training fold's means only.
+calls are imputed inside ``fit`` with the training fold's means only, and every
+regularisation strength chosen by cross-validation is chosen inside the training fold
+(nested cross-validation), never on the subjects a model is tested on.
 
-- ``logistic``: multinomial logistic regression (L2), early fusion of all features.
-- ``linear_svm``: linear SVM on the same features, the region-based SVM that Clinica
-  uses as its reference classifier, with Platt-scaled probabilities.
-- ``gradient_boosting``: histogram gradient boosting.
+Each baseline reads some blocks of one feature matrix (:func:`feature_matrix`):
+``mri`` (normalised ROI mean intensity), ``snp`` (every SNP's allele dose), ``apoe``
+(APOE e4 and e2 doses) and ``covariates`` (age, sex, education).
+
+The references a reviewer holds the model to, with C chosen by an inner 5-fold CV over
+:data:`C_GRID`:
+
+- ``logistic_roi``: L2 logistic regression on ROI means + covariates (log-loss picks C);
+- ``svm_roi``: linear SVM on ROI means + covariates, Clinica's region-based reference
+  classifier (balanced accuracy picks C, as in Clinica), Platt-scaled probabilities;
+- ``logistic_roi_apoe``: the same logistic regression with the APOE doses;
+- ``logistic_apoe``: APOE doses + covariates, the genetics-only reference;
+- ``gradient_boosting_roi_apoe``: histogram gradient boosting on ROI + APOE + covariates.
+
+Naive early-fusion baselines on everything (fixed regularisation):
+
+- ``logistic``: multinomial logistic regression on ROI + all SNP doses + covariates;
+- ``linear_svm``: linear SVM on the same features;
+- ``gradient_boosting``: histogram gradient boosting on the same features;
 - ``mlp_late_fusion``: one MLP per modality (ROI features + covariates; SNP dosages +
   covariates), probabilities averaged (late fusion).
 """
@@ -16,55 +33,138 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
+#: Regularisation strengths searched by the tuned baselines (inverse L2 penalty).
+C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 13))
+#: Inner cross-validation folds used to choose C.
+INNER_FOLDS = 5
 
-def feature_matrix(roi_features: np.ndarray, dosage: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, dict]:
+#: Feature blocks each baseline reads (see :func:`feature_matrix`).
+BASELINE_FEATURES: dict[str, tuple[str, ...]] = {
+    "logistic_roi": ("mri", "covariates"),
+    "svm_roi": ("mri", "covariates"),
+    "logistic_roi_apoe": ("mri", "apoe", "covariates"),
+    "logistic_apoe": ("apoe", "covariates"),
+    "gradient_boosting_roi_apoe": ("mri", "apoe", "covariates"),
+    "logistic": ("mri", "snp", "covariates"),
+    "linear_svm": ("mri", "snp", "covariates"),
+    "gradient_boosting": ("mri", "snp", "covariates"),
+    "mlp_late_fusion": ("mri", "snp", "covariates"),
+}
+BASELINES: tuple[str, ...] = tuple(BASELINE_FEATURES)
+
+
+def feature_matrix(roi_features: np.ndarray, dosage: np.ndarray, covariates: np.ndarray,
+                   apoe: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Concatenate features and describe the column blocks.
+
+    Parameters
+    ----------
+    roi_features : ndarray of shape (n_subjects, n_rois)
+    dosage : ndarray of shape (n_subjects, n_snps), NaN for missing calls
+    covariates : ndarray of shape (n_subjects, n_covariates)
+    apoe : ndarray of shape (n_subjects, n_apoe), optional
+        APOE allele doses (:func:`rgenima.data.genetics.apoe_doses`); columns that are
+        NaN for every subject (a SNP that was not typed) are left out.
 
     Returns
     -------
-    X : ndarray of shape (n_subjects, n_rois + n_snps + n_covariates), NaN for missing calls
+    X : ndarray of shape (n_subjects, n_features), NaN for missing calls
     blocks : dict
-        ``{"mri": slice, "snp": slice, "covariates": slice}``.
+        ``{"mri": slice, "snp": slice, "apoe": slice, "covariates": slice}``.
     """
-    r, s = roi_features.shape[1], dosage.shape[1]
-    X = np.hstack([roi_features, dosage, covariates]).astype(np.float64)
-    blocks = {"mri": slice(0, r), "snp": slice(r, r + s), "covariates": slice(r + s, X.shape[1])}
+    if apoe is None:
+        apoe = np.zeros((len(roi_features), 0))
+    apoe = apoe[:, ~np.isnan(apoe).all(axis=0)] if apoe.size else apoe
+    parts = {"mri": roi_features, "snp": dosage, "apoe": apoe, "covariates": covariates}
+    blocks, start = {}, 0
+    for name, part in parts.items():
+        blocks[name] = slice(start, start + part.shape[1])
+        start += part.shape[1]
+    X = np.hstack([np.asarray(p, dtype=np.float64) for p in parts.values()])
     return X, blocks
 
 
-def _linear_pipeline(estimator):
-    # Mean imputation is fitted within each training fold (never on test data).
-    return make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(), estimator)
+def select_columns(X, columns):
+    """The given column indices of X (a picklable FunctionTransformer body)."""
+    return np.asarray(X)[:, columns]
+
+
+def _columns(blocks: dict, names: tuple[str, ...]) -> list[int]:
+    missing = [n for n in names if n not in blocks or blocks[n].stop == blocks[n].start]
+    if missing:
+        raise ValueError(f"the feature matrix has no {', '.join(missing)} columns (see feature_matrix).")
+    return [i for n in names for i in range(blocks[n].start, blocks[n].stop)]
+
+
+class InnerFolds(StratifiedKFold):
+    """Stratified k-fold that uses fewer folds when a class has fewer than k subjects,
+    so that every inner validation fold holds every class (small cohorts)."""
+
+    def _k(self, y) -> int:
+        counts = np.unique(np.asarray(y), return_counts=True)[1]
+        return int(max(2, min(self.n_splits, counts.min())))
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return self.n_splits if y is None else self._k(y)
+
+    def split(self, X, y, groups=None):
+        yield from StratifiedKFold(self._k(y), shuffle=self.shuffle, random_state=self.random_state).split(X, y)
+
+
+def _tuned(estimator, param: str, scoring: str, random_state):
+    """Grid search of ``param`` over :data:`C_GRID` by inner stratified CV."""
+    inner = InnerFolds(INNER_FOLDS, shuffle=True, random_state=random_state)
+    return GridSearchCV(estimator, {param: list(C_GRID)}, cv=inner, scoring=scoring, error_score="raise")
 
 
 def make_baseline(name: str, random_state: int | None = 0, blocks: dict | None = None):
-    """A fresh, unfitted baseline estimator by name (see the module docstring)."""
-    if name == "logistic":
-        return _linear_pipeline(LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
-    if name == "linear_svm":
-        return _linear_pipeline(SVC(kernel="linear", C=0.01, class_weight="balanced", probability=True,
-                                    random_state=random_state))
-    if name == "gradient_boosting":
-        return make_pipeline(SimpleImputer(strategy="mean"), HistGradientBoostingClassifier(
+    """A fresh, unfitted baseline estimator by name (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`BASELINES`.
+    random_state : int or None
+        Seeds the inner folds and the stochastic learners.
+    blocks : dict
+        Column blocks of the feature matrix (:func:`feature_matrix`).
+    """
+    if name not in BASELINE_FEATURES:
+        raise ValueError(f"'name' must be one of {BASELINES}; got {name!r}.")
+    if blocks is None:
+        raise ValueError("'blocks' is required (see feature_matrix).")
+    if name == "mlp_late_fusion":
+        return LateFusionMLP(blocks=blocks, random_state=random_state)
+    select = FunctionTransformer(select_columns, kw_args={"columns": _columns(blocks, BASELINE_FEATURES[name])})
+    # Mean imputation and scaling are fitted within each training fold (never on test data).
+    prep = [select, SimpleImputer(strategy="mean")]
+    if name in ("logistic_roi", "logistic_roi_apoe", "logistic_apoe"):
+        pipe = make_pipeline(*prep, StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000))
+        return _tuned(pipe, "logisticregression__C", "neg_log_loss", random_state)
+    if name == "svm_roi":
+        svm = CalibratedClassifierCV(SVC(kernel="linear", class_weight="balanced"), ensemble=False)
+        pipe = make_pipeline(*prep, StandardScaler(), svm)
+        return _tuned(pipe, "calibratedclassifiercv__estimator__C", "balanced_accuracy", random_state)
+    if name in ("gradient_boosting", "gradient_boosting_roi_apoe"):
+        return make_pipeline(*prep, HistGradientBoostingClassifier(
             max_iter=200, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
             class_weight="balanced", random_state=random_state))
-    if name == "mlp_late_fusion":
-        if blocks is None:
-            raise ValueError("'blocks' is required for 'mlp_late_fusion' (see feature_matrix).")
-        return LateFusionMLP(blocks=blocks, random_state=random_state)
-    raise ValueError(f"'name' must be one of {BASELINES}; got {name!r}.")
-
-
-BASELINES = ("logistic", "linear_svm", "gradient_boosting", "mlp_late_fusion")
+    if name == "logistic":
+        return make_pipeline(*prep, StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
+    # linear_svm
+    svm = CalibratedClassifierCV(SVC(kernel="linear", C=0.01, class_weight="balanced"), ensemble=False)
+    return make_pipeline(*prep, StandardScaler(), svm)
 
 
 class LateFusionMLP(ClassifierMixin, BaseEstimator):
@@ -95,8 +195,9 @@ class LateFusionMLP(ClassifierMixin, BaseEstimator):
             raise ValueError("LateFusionMLP needs 'blocks' (see feature_matrix).")
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.unique(y)
-        mlp = _linear_pipeline(MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha,
-                                             max_iter=2000, early_stopping=True, random_state=self.random_state))
+        mlp = make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(), MLPClassifier(
+            hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=2000, early_stopping=True,
+            random_state=self.random_state))
         self.estimators_ = {}
         for modality in ("mri", "snp"):
             self.estimators_[modality] = clone(mlp).fit(self._columns(X, modality), y)
@@ -112,12 +213,42 @@ class LateFusionMLP(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-def cross_validated_proba(estimator, X: np.ndarray, y: np.ndarray, folds: np.ndarray, n_classes: int = 4) -> np.ndarray:
-    """Out-of-fold probabilities on the given fold assignment, shape (n_subjects, n_classes)."""
+def _proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, n_classes) probabilities, with zero columns for classes absent from training."""
+    out = np.zeros((len(X), n_classes))
+    out[:, model.classes_] = model.predict_proba(X)
+    return out
+
+
+def cross_validated_proba(estimator, X: np.ndarray, y: np.ndarray, folds: np.ndarray, n_classes: int = 4,
+                          X_external: np.ndarray | None = None):
+    """Out-of-fold probabilities on the given fold assignment.
+
+    Parameters
+    ----------
+    estimator : scikit-learn classifier (cloned for each fold)
+    X : ndarray of shape (n_subjects, n_features)
+    y : ndarray of shape (n_subjects,), int labels 0..n_classes-1
+    folds : ndarray of shape (n_subjects,)
+        Outer test fold of each subject.
+    X_external : ndarray of shape (n_external, n_features), optional
+        Another cohort's features: each fold's model predicts it too.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_subjects, n_classes)
+        Each subject predicted by the model of its held-out fold.
+    external : ndarray of shape (n_external, n_classes)
+        Only with ``X_external``: the fold models' probabilities, averaged.
+    """
     proba = np.zeros((len(y), n_classes))
+    external = []
     for k in np.unique(folds):
         test = folds == k
         model = clone(estimator).fit(X[~test], y[~test])
-        p = model.predict_proba(X[test])
-        proba[np.ix_(test, model.classes_)] = p
-    return proba
+        proba[test] = _proba(model, X[test], n_classes)
+        if X_external is not None:
+            external.append(_proba(model, X_external, n_classes))
+    if X_external is None:
+        return proba
+    return proba, np.mean(external, axis=0)

@@ -1,0 +1,230 @@
+"""External validation: a trained run's models applied to a second, independent cohort.
+
+Cross-validation estimates how a design does on subjects like the training ones; an
+external cohort (another study, another ADNI phase, or for the synthetic default another
+seed of the generator) shows whether the trained models themselves carry over. Nothing
+is retrained on the external cohort:
+
+- each R-GenIMA configuration: the fold models (``models/<name>/fold_<k>/best.safetensors``)
+  each predict every external subject, and their probabilities are averaged;
+- each baseline: refitted on the training cohort fold by fold, with the same folds and
+  inner model selection as in :func:`rgenima.train.run_baselines`, and averaged the
+  same way;
+- on synthetic cohorts, the oracle (the external cohort's own true posterior) and the
+  truth-feature LDA (fitted on the training cohort's true features).
+
+The external cohort is prepared to be read exactly as the training cohort was
+(:func:`rgenima.data.cohort.prepare_cohort` with ``reference``): the same atlas, cube
+size, SNPs and allele coding. Layout::
+
+    RUNDIR/external/<cohort>/prepared/                          the prepared external cohort
+    RUNDIR/external/<cohort>/models/<configuration>/predictions.csv
+                                                                PTID, fold (-1: all folds averaged),
+                                                                y_true, y_pred, p_NC, p_SMC, p_MCI, p_AD
+    RUNDIR/external/<cohort>/metrics.json                       as RUNDIR/metrics.json (rgenima.evaluate)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rgenima import STAGES
+from rgenima.errors import DataContractError
+
+logger = logging.getLogger(__name__)
+
+#: ``fold`` value of external predictions: every fold model contributed.
+ALL_FOLDS = -1
+
+
+def cohort_folder_name(name: str) -> str:
+    """A folder name for a cohort name (letters, digits, ``-``, ``_`` and ``.``)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    return slug or "external"
+
+
+def external_dir(run_dir: str | Path, cohort: str) -> Path:
+    """``RUNDIR/external/<cohort>``."""
+    return Path(run_dir) / "external" / cohort_folder_name(cohort)
+
+
+def check_disjoint(training: pd.Series, external: pd.Series, external_source: str) -> None:
+    """Refuse an external cohort that shares subjects (PTIDs) with the training cohort.
+
+    Raises
+    ------
+    DataContractError
+        Naming how many subjects are shared and the first few.
+    """
+    shared = sorted(set(training.astype(str)) & set(external.astype(str)))
+    if shared:
+        shown = ", ".join(shared[:5]) + (" ..." if len(shared) > 5 else "")
+        raise DataContractError(
+            f"{external_source}: {len(shared)} of its {len(external)} subjects are also in the training cohort "
+            f"({shown}). An external validation cohort must not contain training subjects; remove them "
+            "from the external cohort's clinical table."
+        )
+
+
+def rgenima_external_proba(run_dir: Path, configuration: str, data, batch_size: int = 32) -> np.ndarray:
+    """Average of a configuration's fold models' probabilities on a prepared cohort.
+
+    Returns
+    -------
+    ndarray of shape (n_subjects, 4)
+    """
+    import torch
+
+    from rgenima.explain import load_fold_model
+    from rgenima.model.inputs import build_sequences
+    from rgenima.train import predict_proba
+
+    summary = json.loads((run_dir / "models" / configuration / "training.json").read_text())
+    modalities = tuple(summary["modalities"])
+    idx = np.arange(len(data.subjects))
+    probas = []
+    for fold in range(int(summary["n_folds"])):
+        model, tokenizer = load_fold_model(run_dir, configuration, fold, attn_implementation="sdpa")
+        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], modalities)
+        probas.append(predict_proba(model, idx, seq, data, torch.device("cpu"), modalities, batch_size))
+    return np.mean(probas, axis=0)
+
+
+def _write(ext: Path, name: str, data, proba: np.ndarray) -> None:
+    from rgenima.train import write_predictions
+
+    n = len(data.subjects)
+    write_predictions(ext / "models" / name / "predictions.csv", data.subjects["PTID"], np.full(n, ALL_FOLDS),
+                      data.labels, proba)
+
+
+def _truth_dir(prepared: Path) -> Path | None:
+    """Folder of a synthetic cohort's truth.json (beside its clinical table), else None."""
+    manifest = json.loads((prepared / "prepare.json").read_text())["manifest"]
+    folder = Path(manifest["cohort"]["clinical"]).parent
+    return folder if (folder / "truth.json").is_file() else None
+
+
+def _reference_predictions(run_dir: Path, train, ext_data, folds: np.ndarray) -> dict[str, np.ndarray]:
+    """The synthetic references on the external cohort (empty if either truth is unknown)."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from rgenima.model.baselines import cross_validated_proba
+
+    train_truth, ext_truth = _truth_dir(run_dir / "prepared"), _truth_dir(ext_data.path)
+    if train_truth is None or ext_truth is None:
+        return {}
+    truth = json.loads((ext_truth / "truth.json").read_text())
+    posterior = {s["PTID"]: [s["posterior"][c] for c in STAGES] for s in truth["subjects"]}
+    out = {"reference_oracle": np.array([posterior[p] for p in ext_data.subjects["PTID"]])}
+
+    def features(folder: Path, ptids) -> np.ndarray:
+        table = pd.read_csv(folder / "truth_features.csv", dtype={"PTID": str}).set_index("PTID")
+        return table.loc[list(ptids)].to_numpy(dtype=float)
+
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    _, out["reference_truth_feature_lda"] = cross_validated_proba(
+        lda, features(train_truth, train.subjects["PTID"]), train.labels, folds,
+        X_external=features(ext_truth, ext_data.subjects["PTID"]))
+    return out
+
+
+def validate_external(run_dir: str | Path, manifest, n_boot: int = 2000, seed: int = 0,
+                      force: bool = False, main: str | None = None) -> dict:
+    """Apply every trained model of a run to an external cohort and evaluate it there.
+
+    Parameters
+    ----------
+    run_dir : path
+        A trained run (``rgenima train --study``): ``prepared/``, ``folds.csv``, ``models/``.
+    manifest : Manifest
+        The external cohort's manifest (its own clinical table, images and genotypes).
+    n_boot, seed : int
+        Bootstrap settings of the evaluation (as ``rgenima evaluate``).
+    force : bool
+        Recompute predictions that already exist.
+    main : str, optional
+        The configuration compared with the others (as ``rgenima evaluate --main``); by
+        default the run's ``rgenima_mri+snp*`` model, else its only R-GenIMA configuration.
+
+    Returns
+    -------
+    dict
+        The external ``metrics.json`` (see rgenima.evaluate), with an ``external`` entry
+        describing the cohort.
+    """
+    from rgenima.data.cohort import PrepareConfig, prepare_cohort
+    from rgenima.evaluate import MAIN_PREFIX, evaluate_run
+    from rgenima.fileio import atomic_write_text
+    from rgenima.model.baselines import BASELINES, cross_validated_proba, make_baseline
+    from rgenima.model.inputs import PreparedData
+    from rgenima.train import baseline_features
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "prepared" / "prepare.json").is_file() or not (run_dir / "folds.csv").is_file():
+        raise DataContractError(f"{run_dir}: not a trained run (prepared/ and folds.csv); run `rgenima train` first.")
+    train = PreparedData.load(run_dir / "prepared")
+    ext = external_dir(run_dir, manifest.cohort.name)
+    # Checked before the (long) preparation, on every baseline row of the clinical table.
+    from rgenima.data.clinical import baseline_subjects, read_clinical
+
+    listed, _ = baseline_subjects(read_clinical(manifest.cohort.clinical), manifest.cohort.clinical)
+    check_disjoint(train.subjects["PTID"], listed["PTID"], str(manifest.cohort.clinical))
+    # Read as the training cohort was: its cube size (atlas, panel and SNPs are checked).
+    reference = json.loads((run_dir / "prepared" / "prepare.json").read_text())["inputs"]["settings"]["config"]
+    config = PrepareConfig(cube_size=int(reference["cube_size"]))
+    prepared = prepare_cohort(manifest, ext, config, reference=run_dir / "prepared")
+    data = PreparedData.load(prepared)
+    check_disjoint(train.subjects["PTID"], data.subjects["PTID"], str(manifest.path))
+    folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+    if list(folds["PTID"]) != list(train.subjects["PTID"]):
+        raise DataContractError(f"{run_dir}/folds.csv does not list the prepared subjects; retrain the run.")
+    fold = folds["fold"].to_numpy()
+
+    timings = {}
+    configurations = sorted(p.parent.name for p in (run_dir / "models").glob("*/training.json"))
+    for name in configurations:
+        if (ext / "models" / name / "predictions.csv").is_file() and not force:
+            continue
+        t0 = time.perf_counter()
+        _write(ext, name, data, rgenima_external_proba(run_dir, name, data))
+        timings[name] = round(time.perf_counter() - t0, 2)
+        logger.info("external %s: %s predicted in %.1f s", ext.name, name, timings[name])
+    X, blocks = baseline_features(train)
+    X_ext, blocks_ext = baseline_features(data)
+    if blocks_ext != blocks:
+        raise DataContractError(f"{manifest.path}: the external cohort's features do not match the training "
+                                f"cohort's ({blocks_ext} vs {blocks}).")
+    trained_baselines = [b for b in BASELINES if (run_dir / "models" / f"baseline_{b}" / "predictions.csv").is_file()]
+    for name in trained_baselines:
+        if (ext / "models" / f"baseline_{name}" / "predictions.csv").is_file() and not force:
+            continue
+        t0 = time.perf_counter()
+        _, proba = cross_validated_proba(make_baseline(name, seed, blocks), X, train.labels, fold, X_external=X_ext)
+        _write(ext, f"baseline_{name}", data, proba)
+        timings[f"baseline_{name}"] = round(time.perf_counter() - t0, 2)
+    for name, proba in _reference_predictions(run_dir, train, data, fold).items():
+        _write(ext, name, data, proba)
+    if main is None and configurations and not any(c.startswith(MAIN_PREFIX) for c in configurations):
+        main = configurations[0] if len(configurations) == 1 else None
+    metrics = evaluate_run(ext, main=main, n_boot=n_boot, seed=seed)
+    prepare = json.loads((prepared / "prepare.json").read_text())
+    metrics["external"] = {
+        "cohort": manifest.cohort.name,
+        "manifest": str(manifest.path),
+        "n_subjects": int(len(data.subjects)),
+        "class_counts": prepare["class_counts"],
+        "training_run": str(run_dir),
+        "n_training_subjects": int(len(train.subjects)),
+        "snps_missing": len(prepare["genetics"].get("aligned_to_reference", {}).get("missing_snps", [])),
+        "seconds": timings,
+    }
+    atomic_write_text(ext / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    return metrics
