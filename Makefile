@@ -9,6 +9,13 @@ STAMP  := $(VENV)/.rgenima-installed
 MANIFEST ?= data_manifest.yaml
 N_SUBJECTS ?= 400
 SEED ?= 0
+# External validation cohort (manifests/synthetic_external.yaml): another seed,
+# 2,000 subjects, identifiers disjoint from the training cohort's.
+EXTERNAL_N_SUBJECTS ?= 2000
+EXTERNAL_SEED ?= 1
+ifeq ($(MANIFEST),data_manifest.yaml)
+EXTERNAL_MANIFEST ?= manifests/synthetic_external.yaml
+endif
 
 .PHONY: venv test book synth clean-book
 
@@ -30,10 +37,15 @@ data/synthetic/truth.json: rgenima/data/synthetic.py rgenima/resources/panel_snp
 	rm -rf data/synthetic
 	$(VENV)/bin/rgenima synth --out data/synthetic --n-subjects $(N_SUBJECTS) --seed $(SEED)
 
-synth: data/synthetic/truth.json
+data/synthetic_external/truth.json: rgenima/data/synthetic.py rgenima/resources/panel_snps_grch37.tsv | venv
+	rm -rf data/synthetic_external
+	$(VENV)/bin/rgenima synth --out data/synthetic_external --n-subjects $(EXTERNAL_N_SUBJECTS) \
+	    --seed $(EXTERNAL_SEED) --first-subject 10000
 
-book: venv data/synthetic/truth.json
-	$(VENV)/bin/rgenima run --manifest $(MANIFEST)
+synth: data/synthetic/truth.json data/synthetic_external/truth.json
+
+book: venv data/synthetic/truth.json data/synthetic_external/truth.json
+	$(VENV)/bin/rgenima run --manifest $(MANIFEST) $(if $(EXTERNAL_MANIFEST),-p external_manifest $(EXTERNAL_MANIFEST))
 
 clean-book:
 	rm -rf _build book/generated

@@ -54,22 +54,20 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame, n: int = 2000, seed: int 
 
 def throughput(run: Path, modalities, profile, device: str, batch_size: int = 16, steps: int = 5) -> float:
     """Subjects per second, forward + backward + optimizer step, on random-label batches."""
-    from rgenima.model.inputs import PreparedData, build_sequences
+    from rgenima.model.inputs import PreparedData
+    from rgenima.train import _tensors, model_sequences
 
     data = PreparedData.load(run / "prepared")
     backbone = ensure_default_backbone(run, data, profile, 0)
-    model, tok = build_model(backbone, data.cubes.shape[1], data.cubes.shape[2], modalities, profile, 0)
-    seq = build_sequences(tok, data.prompts[:batch_size], data.cubes.shape[1], modalities)
+    model, tok = build_model(backbone, data.cubes.shape[1], data.cubes.shape[2], modalities, profile, 0,
+                             covariates=data.covariate_names(), prompt_length=len(data.snps) + 1)
+    model.fit_input_statistics(torch.from_numpy(data.cubes[:64].astype(np.float32)) if "mri" in modalities else None,
+                               torch.from_numpy(data.covariates()[:64]))
+    seq = model_sequences(model, tok, data)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    batch = {
-        "input_ids": torch.from_numpy(seq.input_ids).to(device),
-        "attention_mask": torch.from_numpy(seq.attention_mask).to(device),
-        "answer_positions": torch.from_numpy(seq.answer_positions).to(device),
-        "labels": torch.from_numpy(data.labels[:batch_size]).to(device),
-    }
-    if "mri" in modalities:
-        batch["cubes"] = torch.from_numpy(data.cubes[:batch_size].astype(np.float32)).to(device)
+    batch = _tensors(np.arange(batch_size), seq, data, torch.device(device), modalities)
+    batch["labels"] = torch.from_numpy(data.labels[:batch_size]).to(device)
     for i in range(steps + 1):
         if i == 1:
             if device == "cuda":

@@ -216,7 +216,6 @@ def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_imp
     model : RGenIMAForStaging
     tokenizer : transformers.PreTrainedTokenizerFast
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from rgenima.train import build_model
@@ -224,12 +223,10 @@ def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_imp
     run_dir = Path(run_dir)
     summary = _training_summary(run_dir, configuration)
     ckpt = _checkpoint(run_dir, configuration, fold)
-    with safe_open(str(ckpt), framework="pt") as fh:
-        shape = fh.get_slice("cube_mean").get_shape() if "cube_mean" in fh.keys() else None
-    n_rois, cube = (shape[0], shape[1]) if shape else (_n_rois(run_dir), summary["profile"]["rit"]["cube_size"])
     model, tokenizer = build_model(
-        _backbone_path(run_dir, summary), n_rois, cube, tuple(summary["modalities"]), _profile(summary),
-        int(summary.get("seed", 0)), attn_implementation=attn_implementation,
+        _backbone_path(run_dir, summary), _n_rois(run_dir), _cube_size(run_dir), tuple(summary["modalities"]),
+        _profile(summary), int(summary.get("seed", 0)), attn_implementation=attn_implementation,
+        **_model_shape(summary),
     )
     try:
         model.load_state_dict(load_file(str(ckpt)))
@@ -243,6 +240,17 @@ def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_imp
 
 def _n_rois(run_dir: Path) -> int:
     return len(pd.read_csv(run_dir / "prepared" / "rois.tsv", sep="\t"))
+
+
+def _cube_size(run_dir: Path) -> int:
+    """Edge of the prepared ROI cubes (from the first subject's file)."""
+    return int(np.load(run_dir / "prepared" / "cubes" / "00000.npy", mmap_mode="r").shape[1])
+
+
+def _model_shape(summary: dict) -> dict:
+    """The covariates and prompt length a configuration was built with (training.json)."""
+    model = summary.get("model", {})
+    return {"covariates": tuple(model.get("covariates", ())), "prompt_length": int(model.get("prompt_length", 0))}
 
 
 def randomized_model(run_dir: str | Path, configuration: str, model, seed: int = 0,
@@ -265,7 +273,8 @@ def randomized_model(run_dir: str | Path, configuration: str, model, seed: int =
     backbone = _backbone_path(run_dir, summary)
     rois = model.config.rit.n_rois if model.vision_tower is not None else _n_rois(run_dir)
     fresh, _ = build_model(backbone, rois, model.config.rit.cube_size, tuple(model.config.modalities),
-                           _profile(summary), seed, attn_implementation=attn_implementation)
+                           _profile(summary), seed, attn_implementation=attn_implementation,
+                           **_model_shape(summary))
     if not is_pretrained(backbone):
         torch.manual_seed(seed + 1)
         lm = AutoModel.from_config(fresh.language_model.config, attn_implementation=attn_implementation)
@@ -402,7 +411,7 @@ def roi_baseline_tokens(model) -> torch.Tensor | None:
     fold's ``cube_mean`` (zero after standardisation) inside every ROI; None without MRI."""
     if model.vision_tower is None:
         return None
-    return model.get_image_features(model.cube_mean.unsqueeze(0))[0]
+    return model.get_image_features(model.average_cubes().unsqueeze(0))[0]
 
 
 @torch.no_grad()
@@ -425,8 +434,12 @@ def ig_baselines(model, inputs_embeds: torch.Tensor, input_ids: torch.Tensor,
 
 
 def integrated_gradients(model, inputs_embeds, baselines, attention_mask, answer_positions, target,
-                         n_steps: int = 32, internal_batch_size: int | None = None):
+                         n_steps: int = 32, internal_batch_size: int | None = None, position_ids=None,
+                         prompt_mask=None):
     """IG of ``logits[:, target]`` w.r.t. the input embeddings (captum).
+
+    ``position_ids`` and ``prompt_mask`` (batch_size, sequence_length), when given, are
+    passed to the model as in training (layout positions, the prompt's attention bias).
 
     Returns
     -------
@@ -436,12 +449,13 @@ def integrated_gradients(model, inputs_embeds, baselines, attention_mask, answer
     """
     from captum.attr import IntegratedGradients
 
-    def forward(embeds, mask, answer):
-        return model(None, mask, answer, inputs_embeds=embeds).logits.float()
+    def forward(embeds, mask, answer, positions, prompt):
+        return model(None, mask, answer, position_ids=positions, prompt_mask=prompt, inputs_embeds=embeds).logits.float()
 
     ig = IntegratedGradients(forward)
     attr, delta = ig.attribute(
-        inputs_embeds, baselines=baselines, target=target, additional_forward_args=(attention_mask, answer_positions),
+        inputs_embeds, baselines=baselines, target=target,
+        additional_forward_args=(attention_mask, answer_positions, position_ids, prompt_mask),
         n_steps=n_steps, internal_batch_size=internal_batch_size, return_convergence_delta=True,
     )
     return attr.detach(), delta.detach()
@@ -520,13 +534,17 @@ def explain_batch(model, batch: dict, roi_positions, gene_member, snp_member, ig
     rows = torch.arange(b, device=pred.device)
     embeds = res.inputs_embeds.detach()
     mask, answer = batch["attention_mask"], batch["answer_positions"]
-    base = ig_baselines(model, embeds, batch["input_ids"], batch["prompt_mask"])
+    # Genotype tokens (those of a SNP span; not the genetic segment's closing [SEP]).
+    base = ig_baselines(model, embeds, batch["input_ids"], snp_member.sum(1) > 0)
     _set_attn(model, "sdpa")  # IG needs no attention weights: the fused kernel is faster
     try:
+        positions, prompt = batch.get("position_ids"), batch.get("prompt_mask")
         attr, delta = integrated_gradients(model, embeds, base, mask, answer, target, n_steps=ig_steps,
-                                           internal_batch_size=_ig_chunk(length, b * ig_steps))
+                                           internal_batch_size=_ig_chunk(length, b * ig_steps),
+                                           position_ids=positions, prompt_mask=prompt)
         with torch.no_grad():
-            f_base = model(None, mask, answer, inputs_embeds=base).logits.float()
+            f_base = model(None, mask, answer, position_ids=positions, prompt_mask=prompt,
+                           inputs_embeds=base).logits.float()
     finally:
         _set_attn(model, "eager")
     scores["integrated_gradients"] = attr.sum(-1)
@@ -655,7 +673,8 @@ def explain_run(
     """
     from tqdm.auto import tqdm
 
-    from rgenima.model.inputs import PreparedData, build_sequences
+    from rgenima.model.inputs import PreparedData
+    from rgenima.train import model_sequences
     from rgenima.train import _tensors
 
     if ig_target not in ("pred", "true"):
@@ -702,7 +721,7 @@ def explain_run(
             m.requires_grad_(False)  # IG needs gradients w.r.t. the inputs only
             m.to(device)
         if seq is None:
-            seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], modalities)
+            seq = model_sequences(model, tokenizer, data)
             length = seq.input_ids.shape[1]
             roi_pos = torch.from_numpy(seq.roi_positions).to(device) if seq.roi_positions is not None else None
             logger.info("%s: explaining %d subjects on %s, sequence length %d, %d ROIs, %d genes, %d SNPs",

@@ -83,8 +83,7 @@ def rgenima_external_proba(run_dir: Path, configuration: str, data, batch_size: 
     import torch
 
     from rgenima.explain import load_fold_model
-    from rgenima.model.inputs import build_sequences
-    from rgenima.train import predict_proba
+    from rgenima.train import model_sequences, predict_proba
 
     summary = json.loads((run_dir / "models" / configuration / "training.json").read_text())
     modalities = tuple(summary["modalities"])
@@ -92,7 +91,7 @@ def rgenima_external_proba(run_dir: Path, configuration: str, data, batch_size: 
     probas = []
     for fold in range(int(summary["n_folds"])):
         model, tokenizer = load_fold_model(run_dir, configuration, fold, attn_implementation="sdpa")
-        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], modalities)
+        seq = model_sequences(model, tokenizer, data)
         probas.append(predict_proba(model, idx, seq, data, torch.device("cpu"), modalities, batch_size))
     return np.mean(probas, axis=0)
 

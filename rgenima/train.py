@@ -77,6 +77,21 @@ class TrainProfile:
     ema_decay: float = 0.97
     warm_start: bool = True
     warm_start_epochs: int = 10
+    warm_start_learning_rate: float = 5e-4
+    intensity_tokens: bool = True
+    rit_gate: bool = True
+    prompt_bias: str = "scan"
+    prompt_bias_init: float = -8.0
+    prompt_bias_scale: float = 0.5
+    prompt_bias_learning_rate: float = 0.003
+    mixup_alpha: float = 0.0
+    members: int = 1
+
+    def __post_init__(self) -> None:
+        if self.prompt_bias not in ("scan", "constant", "none"):
+            raise ValueError(f"'prompt_bias' must be one of ('scan', 'constant', 'none'); got {self.prompt_bias!r}.")
+        if self.members < 1:
+            raise ValueError(f"'members' must be at least 1; got {self.members}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -231,9 +246,18 @@ def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: in
 
 
 def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tuple[str, ...],
-                profile: TrainProfile, seed: int, attn_implementation: str = "sdpa"):
-    """Fresh R-GenIMA (seeded) and its tokenizer; LoRA for a pretrained backbone."""
-    from rgenima.model.backbone import ROI, add_lora, backbone_info, is_pretrained, load_backbone
+                profile: TrainProfile, seed: int, attn_implementation: str = "sdpa",
+                covariates: tuple[str, ...] = (), prompt_length: int = 0):
+    """Fresh R-GenIMA (seeded) and its tokenizer; LoRA for a pretrained backbone.
+
+    Parameters
+    ----------
+    covariates : tuple of str
+        Covariate tokens (PreparedData.covariate_names()).
+    prompt_length : int
+        Longest genetic prompt in tokens: size of the prompt's attention bias (with 'snp').
+    """
+    from rgenima.model.backbone import COV, ROI, add_lora, backbone_info, is_pretrained, load_backbone
     from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
 
     language_model, tokenizer = load_backbone(backbone_path, attn_implementation=attn_implementation)
@@ -247,8 +271,69 @@ def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tu
         rit=replace(profile.rit, n_rois=n_rois, cube_size=cube_size),
         modalities=modalities,
         roi_token_id=tokenizer.convert_tokens_to_ids(ROI),
+        covariate_token_id=tokenizer.convert_tokens_to_ids(COV),
+        covariates=tuple(covariates),
+        intensity_tokens=profile.intensity_tokens,
+        rit_gate=profile.rit_gate,
+        prompt_length=prompt_length if profile.prompt_bias != "none" else 0,
+        prompt_bias_init=profile.prompt_bias_init,
     )
     return RGenIMAForStaging(config, language_model), tokenizer
+
+
+def model_sequences(model, tokenizer, data):
+    """The token sequences of a prepared cohort laid out for ``model``'s configuration."""
+    from rgenima.model.inputs import build_sequences
+
+    config = model.config
+    return build_sequences(tokenizer, data.prompts, data.cubes.shape[1], tuple(config.modalities),
+                           n_covariates=len(config.covariates))
+
+
+def prompt_length(tokenizer, prompts: list[dict]) -> int:
+    """Tokens of the longest genetic prompt."""
+    return max(len(tokenizer(p["text"], add_special_tokens=False)["input_ids"]) for p in prompts)
+
+
+def snp_scan_bias(dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, scale: float) -> np.ndarray:
+    """Initial attention bias of each prompt token from a per-SNP trend test.
+
+    For every SNP, the squared correlation ``r^2`` between its allele dose (missing calls
+    at the mean) and the stage order (NC < SMC < MCI < AD) over the training subjects
+    gives the trend statistic ``n r^2`` (Armitage's trend test); the token's bias is
+    ``scale * n r^2 - log(n_prompt_tokens)``, so that a SNP with no association weighs
+    about as much as the whole prompt divided by its length and a strongly associated
+    SNP stands out. Computed on the training fold only.
+
+    Parameters
+    ----------
+    dosage : ndarray of shape (n_training_subjects, n_snps)
+    labels : ndarray of shape (n_training_subjects,)
+    snps : list of str
+        SNP ids of the dosage columns.
+    seq : Sequences
+        Its SNP spans map prompt tokens to SNPs (the first subject's layout).
+    scale : float
+
+    Returns
+    -------
+    ndarray of shape (n_prompt_tokens,)
+        Bias of each prompt token, in prompt order (tokens outside any SNP span: 0).
+    """
+    x = np.where(np.isnan(dosage), np.nanmean(dosage, axis=0), dosage)
+    x = np.nan_to_num(x - x.mean(axis=0))
+    y = labels - labels.mean()
+    denom = np.sqrt((x**2).sum(axis=0) * (y**2).sum())
+    r = np.divide((x * y[:, None]).sum(axis=0), denom, out=np.zeros(x.shape[1]), where=denom > 0)
+    statistic = len(y) * r**2
+    start = int(np.flatnonzero(seq.prompt_mask[0])[0])
+    n_tokens = int(seq.prompt_mask[0].sum())
+    bias = np.zeros(n_tokens)
+    snp_spans = [s for s in seq.spans[0] if s.kind == "snp"]
+    order = {name: j for j, name in enumerate(snps)}
+    for span in snp_spans:
+        bias[span.start - start : span.end - start] = scale * statistic[order[span.name]] - np.log(n_tokens)
+    return bias
 
 
 # ---------------------------------------------------------------------------------
@@ -279,11 +364,14 @@ def _tensors(idx, seq, data, device, modalities):
     out = {
         "input_ids": torch.from_numpy(seq.input_ids[idx]).to(device),
         "attention_mask": torch.from_numpy(seq.attention_mask[idx]).to(device),
+        "position_ids": torch.from_numpy(seq.position_ids[idx]).to(device),
         "answer_positions": torch.from_numpy(seq.answer_positions[idx]).to(device),
         "prompt_mask": torch.from_numpy(seq.prompt_mask[idx]).to(device),
     }
+    if len(seq.covariate_positions):
+        out["covariates"] = torch.from_numpy(data.covariates()[idx].astype(np.float32)).to(device)
     if "mri" in modalities:
-        out["cubes"] = torch.from_numpy(data.cubes[idx].astype(np.float32)).to(device)
+        out["cubes"] = torch.from_numpy(np.asarray(data.cubes[idx], dtype=np.float32)).to(device)
     return out
 
 
@@ -304,9 +392,11 @@ def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(recalls))
 
 
-def learning_rate_at(profile: TrainProfile, epoch: int) -> float:
-    """Linear warm-up over ``warmup_epochs``, then cosine decay to 0 at ``max_epochs``."""
-    base, warm = profile.learning_rate, profile.warmup_epochs
+def learning_rate_at(profile: TrainProfile, epoch: int, base: float | None = None) -> float:
+    """Linear warm-up over ``warmup_epochs``, then cosine decay to 0 at ``max_epochs``.
+
+    ``base``: the peak rate (default ``profile.learning_rate``)."""
+    base, warm = profile.learning_rate if base is None else base, profile.warmup_epochs
     if epoch < warm:
         return base * (epoch + 1) / (warm + 1)
     progress = (epoch - warm) / max(profile.max_epochs - warm, 1)
@@ -334,6 +424,25 @@ class WeightAverage:
         return {k: self.state[k].to(v.dtype) if k in self.state else v for k, v in model.state_dict().items()}
 
 
+def _validation_loss(model, val_idx, seq, data, device, modalities, weights) -> tuple[float, float]:
+    """Class-weighted validation log-loss and balanced accuracy of ``model``."""
+    proba = predict_proba(model, val_idx, seq, data, device, modalities)
+    y_val = data.labels[val_idx]
+    loss = torch.nn.functional.nll_loss(torch.log(torch.from_numpy(proba).clamp_min(1e-8)), torch.from_numpy(y_val),
+                                        weight=weights.cpu())
+    return float(loss), _balanced_accuracy(y_val, proba)
+
+
+def _optimizer(model, profile: TrainProfile) -> torch.optim.Optimizer:
+    """AdamW; the prompt's attention bias has its own learning rate and no weight decay."""
+    bias = [p for n, p in model.named_parameters() if p.requires_grad and n == "prompt_bias"]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and n != "prompt_bias"]
+    groups = [{"params": rest, "peak_lr": profile.learning_rate}]
+    if bias:
+        groups.append({"params": bias, "weight_decay": 0.0, "peak_lr": profile.prompt_bias_learning_rate})
+    return torch.optim.AdamW(groups, lr=profile.learning_rate, weight_decay=profile.weight_decay)
+
+
 def train_fold(
     data,
     seq,
@@ -353,8 +462,13 @@ def train_fold(
     Resumes from ``out_dir/last.safetensors`` when a previous run stopped early.
     ``max_epochs_this_run`` stops after that many epochs without finishing (it
     simulates an interrupted run in tests); the function then returns None.
+
     ``init_weights``: a checkpoint (safetensors) to start from instead of a fresh
-    initialisation (the warm start of the two-modality model).
+    initialisation (the warm start of the two-modality model from the MRI-only model
+    of the same fold; parameters it lacks, the prompt's attention bias, keep their
+    initialisation). The starting model is then validated first (epoch -1) and stays
+    the kept model unless training improves the validation loss: fine-tuning can only
+    replace the MRI-only model by a better one on the inner validation split.
     """
     from safetensors.torch import load_file
 
@@ -365,16 +479,22 @@ def train_fold(
     weights = torch.tensor(class_weights(labels[fit_idx]), dtype=torch.float32)
 
     model = model_factory()
-    if "mri" in modalities:
-        model.set_cube_statistics(torch.from_numpy(data.cubes[fit_idx]))
+    model.fit_input_statistics(torch.from_numpy(data.cubes[fit_idx]) if "mri" in modalities else None,
+                               torch.from_numpy(data.covariates()[fit_idx]))
     if init_weights is not None:
-        model.load_state_dict(load_file(str(init_weights)))
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=profile.learning_rate, weight_decay=profile.weight_decay
-    )
+        missing, unexpected = model.load_state_dict(load_file(str(init_weights)), strict=False)
+        if unexpected or set(missing) - {"prompt_bias"}:
+            raise RuntimeError(f"{init_weights} does not fit this model: missing {missing}, unexpected {unexpected}")
+    if hasattr(model, "prompt_bias") and profile.prompt_bias == "scan":
+        with torch.no_grad():
+            bias = snp_scan_bias(data.dosage[fit_idx], labels[fit_idx], list(data.snps["snp"]), seq,
+                                 profile.prompt_bias_scale)
+            model.prompt_bias[: len(bias)] = torch.from_numpy(bias).float()
+    optimizer = _optimizer(model, profile)
     state_path = out_dir / "state.json"
     state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "history": [], "seconds": 0.0}
-    if state_path.is_file():
+    resumed = state_path.is_file()
+    if resumed:
         state = json.loads(state_path.read_text())
         model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
         load_optimizer(out_dir / "optimizer.safetensors", optimizer)
@@ -390,9 +510,18 @@ def train_fold(
     rank, world = accelerator.process_index, accelerator.num_processes
     weights = weights.to(device)
     t_start = time.perf_counter()
+    if init_weights is not None and not resumed:
+        start = accelerator.unwrap_model(model)
+        val_loss, val_bacc = _validation_loss(start, val_idx, seq, data, device, modalities, weights)
+        state["history"].append({"epoch": -1, "train_loss": None, "val_loss": val_loss,
+                                 "val_balanced_accuracy": val_bacc})
+        state["best_val_loss"], state["best_epoch"] = val_loss, -1
+        if accelerator.is_main_process:
+            _save_tensors(out_dir / "best.safetensors", start.state_dict())
+        logger.info("fold %d start: val %.4f bacc %.3f", fold, val_loss, val_bacc)
     epochs_run = 0
     for epoch in range(state["epoch"] + 1, profile.max_epochs):
-        if epoch - state["best_epoch"] > profile.patience and state["best_epoch"] >= 0:
+        if epoch > 0 and epoch - max(state["best_epoch"], 0) > profile.patience:
             break
         if max_epochs_this_run is not None and epochs_run >= max_epochs_this_run:
             return None
@@ -402,36 +531,37 @@ def train_fold(
         # run continues exactly as an uninterrupted one would.
         torch.manual_seed(int(rng.integers(2**31)) + rank)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(profile, epoch)
+            group["lr"] = learning_rate_at(profile, epoch, group["peak_lr"])
         total, n_seen = 0.0, 0
         for idx in _batches(fit_idx, profile.batch_size, rank, world, rng):
             batch = _tensors(idx, seq, data, device, modalities)
+            y = torch.from_numpy(labels[idx]).to(device)
             with accelerator.autocast():
-                out = model(**batch, labels=torch.from_numpy(labels[idx]).to(device), class_weights=weights)
-            accelerator.backward(out.loss)
+                if profile.mixup_alpha > 0:
+                    lam = float(rng.beta(profile.mixup_alpha, profile.mixup_alpha))
+                    perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
+                    out = model(**batch, mixup=(lam, perm))
+                    loss = (lam * torch.nn.functional.cross_entropy(out.logits.float(), y, weight=weights)
+                            + (1 - lam) * torch.nn.functional.cross_entropy(out.logits.float(), y[perm], weight=weights))
+                else:
+                    loss = model(**batch, labels=y, class_weights=weights).loss
+            accelerator.backward(loss)
             if profile.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), profile.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if average is not None:
                 average.update(accelerator.unwrap_model(model))
-            total += float(out.loss.detach()) * len(idx)
+            total += float(loss.detach()) * len(idx)
             n_seen += len(idx)
         unwrapped = accelerator.unwrap_model(model)
         if average is not None:
             evaluated.load_state_dict(average.averaged_state_dict(unwrapped))
         else:
             evaluated = unwrapped
-        val_proba = predict_proba(evaluated, val_idx, seq, data, device, modalities)
-        y_val = labels[val_idx]
-        val_loss = float(
-            torch.nn.functional.nll_loss(
-                torch.log(torch.from_numpy(val_proba).clamp_min(1e-8)), torch.from_numpy(y_val),
-                weight=weights.cpu(),
-            )
-        )
+        val_loss, val_bacc = _validation_loss(evaluated, val_idx, seq, data, device, modalities, weights)
         record = {"epoch": epoch, "train_loss": total / max(n_seen, 1), "val_loss": val_loss,
-                  "val_balanced_accuracy": _balanced_accuracy(y_val, val_proba)}
+                  "val_balanced_accuracy": val_bacc}
         state["history"].append(record)
         state["epoch"] = epoch
         improved = val_loss < state["best_val_loss"] - 1e-6
@@ -532,6 +662,10 @@ def train_configuration(
     accelerator = accelerator or make_accelerator()
     set_determinism(seed)
     data = PreparedData.load(run_dir / "prepared")
+    if "mri" in modalities:
+        from rgenima.model.rgenima import pool_cubes
+
+        data.cubes = pool_cubes(data.cubes, profile.rit.input_pool)  # once, not at every epoch
     folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     if folds is None:
@@ -542,10 +676,16 @@ def train_configuration(
     backbone_path = Path(backbone) if backbone else run_dir / "backbone" / profile.name
     name = configuration_name(modalities, profile.name, backbone)
     out = run_dir / "models" / name
-    n_rois, cube = data.cubes.shape[1], data.cubes.shape[2]
+    n_rois, cube = data.cubes.shape[1], data.cubes.shape[2] * (profile.rit.input_pool if "mri" in modalities else 1)
+    covariates = data.covariate_names()
+    # The tokenizer as the model sees it (with [ROI] and [COV]) lays out the sequences.
+    first, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed, covariates=covariates)
+    seq = model_sequences(first, tokenizer, data)
+    n_prompt = int(seq.prompt_mask.sum(axis=1).max())
 
     def factory():
-        model, _ = build_model(backbone_path, n_rois, cube, modalities, profile, seed)
+        model, _ = build_model(backbone_path, n_rois, cube, modalities, profile, seed, covariates=covariates,
+                               prompt_length=n_prompt)
         return model
 
     # Warm start of the two-modality model from the MRI-only model of each fold.
@@ -557,9 +697,8 @@ def train_configuration(
             logger.info("%s starts from %s: training it first", name, warm_from.name)
             if train_configuration(run_dir, ("mri",), n_folds, seed, profile, backbone, accelerator=accelerator) is None:
                 return None
-        fold_profile = replace(profile, max_epochs=profile.warm_start_epochs)
-    _, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed)  # the tokenizer as the model sees it
-    seq = build_sequences(tokenizer, data.prompts, n_rois, modalities)
+        fold_profile = replace(profile, max_epochs=profile.warm_start_epochs,
+                               learning_rate=profile.warm_start_learning_rate)
     logger.info("%s: %d subjects, sequence length %d, %d folds", name, len(data.subjects), seq.input_ids.shape[1], n_folds)
     results = []
     for fold in range(n_folds):
@@ -600,6 +739,7 @@ def train_configuration(
             "sequence_length": int(seq.input_ids.shape[1]),
             "backbone": str(backbone_path),
             "warm_start_from": str(warm_from) if warm_from is not None else None,
+            "model": factory().config.to_dict(),
             "world_size": accelerator.num_processes,
             "device": str(accelerator.device),
             "folds": [json.loads((out / f"fold_{k}" / "done.json").read_text()) for k in range(n_folds)],
@@ -695,7 +835,7 @@ def train_study(
     baselines: bool = True,
     n_folds: int = 5,
     seed: int = 0,
-    profile: str = "default",
+    profile: str | TrainProfile = "default",
     backbone: str | Path | None = None,
 ) -> pd.DataFrame:
     """Train the main configuration, its ablations, the baselines and the references.
@@ -728,9 +868,10 @@ def train_study(
         steps.append({"step": step, "seconds": timings[step], "reused": already_done})
         atomic_write_text(timings_path, json.dumps(timings, indent=1))
 
+    profile_name = profile if isinstance(profile, str) else profile.name
     # Single-modality configurations first: the two-modality model starts from the MRI one.
     for mods in sorted(study_configurations(modalities, ablations), key=len):
-        name = configuration_name(mods, profile, backbone)
+        name = configuration_name(mods, profile_name, backbone)
         done = (run_dir / "models" / name / "training.json").is_file()
         timed(name, done, lambda mods=mods: train_configuration(
             run_dir, mods, n_folds=n_folds, seed=seed, profile=profile, backbone=backbone))

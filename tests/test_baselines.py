@@ -125,3 +125,14 @@ def test_unknown_baseline_and_missing_block_are_refused():
     _, blocks_without_apoe = feature_matrix(np.ones((4, 2)), np.ones((4, 2)), np.ones((4, 1)))
     with pytest.raises(ValueError, match="no apoe columns"):
         make_baseline("logistic_apoe", 0, blocks_without_apoe)
+
+
+def test_platt_svm_calibrates_even_with_a_single_subject_in_a_class():
+    from rgenima.model.baselines import PlattLinearSVM
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 6 + [1] + [2] * 6 + [3] * 6)
+    X = rng.normal(size=(len(y), 3)) + y[:, None]
+    proba = PlattLinearSVM(random_state=0).fit(X, y).predict_proba(X)
+    assert proba.shape == (len(y), 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)

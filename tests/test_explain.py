@@ -25,8 +25,8 @@ from rgenima.explain import (
     load_fold_model,
     randomized_model,
 )
-from rgenima.model.inputs import PreparedData, build_sequences
-from rgenima.train import PROFILES, _tensors, train_configuration
+from rgenima.model.inputs import PreparedData
+from rgenima.train import PROFILES, _tensors, model_sequences, train_configuration
 
 QUICK = replace(PROFILES["quick"], max_epochs=2, patience=2, batch_size=8)
 CONFIG = "rgenima_mri+snp__quick"
@@ -97,7 +97,7 @@ def test_attention_rows_are_bounded_and_rollout_rows_are_probabilities(trained_r
         assert (total <= 1 + 1e-5).all() and (total > 0.1).all()
     # Full rows, from the model itself: per layer and rolled out, over every position.
     model, tokenizer = load_fold_model(trained_run, CONFIG, 0)
-    seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri", "snp"))
+    seq = model_sequences(model, tokenizer, data)
     batch = _tensors(np.arange(3), seq, data, torch.device("cpu"), ("mri", "snp"))
     with torch.no_grad():
         out = model(**batch, output_attentions=True)
@@ -122,8 +122,8 @@ def test_rollout_equals_the_explicit_matrix_product():
 
 def test_token_spans_map_back_to_the_right_genes(trained_run, explained, data):
     _, z = explained
-    _, tokenizer = load_fold_model(trained_run, CONFIG, 0)
-    seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri", "snp"))
+    model, tokenizer = load_fold_model(trained_run, CONFIG, 0)
+    seq = model_sequences(model, tokenizer, data)
     snps_of = data.snps.groupby("gene")["snp"].apply(set).to_dict()
     i = 3
     gene_spans = [s for s in seq.spans[i] if s.kind == "gene"]
@@ -184,22 +184,29 @@ def test_integrated_gradients_completeness(trained_run, explained, data):
     for i in np.flatnonzero(z["fold"] == 1)[:2]:
         # Logits at the input and at the baseline, recomputed independently of explain_run.
         model, tokenizer = load_fold_model(trained_run, CONFIG, 1)
-        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri", "snp"))
+        seq = model_sequences(model, tokenizer, data)
         batch = _tensors(np.array([i]), seq, data, torch.device("cpu"), ("mri", "snp"))
+        layout = {"position_ids": batch["position_ids"], "prompt_mask": batch["prompt_mask"]}
         with torch.no_grad():
-            embeds = model.embed(batch["input_ids"], batch["cubes"])
-            base = ig_baselines(model, embeds, batch["input_ids"], batch["prompt_mask"])
-            f_in = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=embeds).logits
-            f_base = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=base).logits
+            embeds = model.embed(batch["input_ids"], batch["cubes"], batch["covariates"])
+            genotype_tokens = torch.zeros_like(batch["prompt_mask"])
+            for span in seq.spans[i]:
+                genotype_tokens[0, span.start : span.end] = True
+            base = ig_baselines(model, embeds, batch["input_ids"], genotype_tokens)
+            f_in = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=embeds,
+                         **layout).logits
+            f_base = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=base,
+                           **layout).logits
         t = z["target"][i]
         difference = float(f_in[0, t] - f_base[0, t])
         assert abs(total[i] - difference) <= abs(z["ig_delta"][i]) + 1e-4
         assert abs(z["ig_delta"][i]) <= 0.05 * abs(difference) + 1e-3
         np.testing.assert_allclose(z["ig_logit_input"][i], f_in[0, t].item(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(z["ig_logit_baseline"][i], f_base[0, t].item(), rtol=1e-4, atol=1e-5)
-        # The baseline is the average anatomy on ROI tokens and [PAD] on the prompt, the input elsewhere.
+        # The baseline is the average anatomy on ROI tokens and [PAD] on the genotype tokens,
+        # the input elsewhere (covariates, separators, question).
         roi = batch["input_ids"][0] == model.config.roi_token_id
-        prompt = batch["prompt_mask"][0]
+        prompt = genotype_tokens[0]
         torch.testing.assert_close(base[0, ~roi & ~prompt], embeds[0, ~roi & ~prompt])
         pad = model.language_model.get_input_embeddings().weight[tokenizer.pad_token_id]
         torch.testing.assert_close(base[0, prompt], pad.expand(int(prompt.sum()), -1))

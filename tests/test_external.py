@@ -79,7 +79,7 @@ def test_external_predictions_average_fold_models_and_metrics_equal_scikit_learn
     by_fold = []
     for fold in range(2):
         model, tokenizer = load_fold_model(run, "rgenima_mri__quick", fold, attn_implementation="sdpa")
-        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri",))
+        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri",), n_covariates=3)
         by_fold.append(predict_proba(model, np.arange(len(data.labels)), seq, data, torch.device("cpu"), ("mri",)))
     table = pd.read_csv(ext / "models" / "rgenima_mri__quick" / "predictions.csv")
     np.testing.assert_allclose(table[[f"p_{s}" for s in STAGES]].to_numpy(), np.mean(by_fold, axis=0), atol=2e-6)

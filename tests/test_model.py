@@ -228,3 +228,115 @@ def test_build_model_freezes_structured_embeddings_only_for_the_default_backbone
                            profile=PROFILES["quick"], seed=0)
     assert not model.language_model.get_input_embeddings().weight.requires_grad
     assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("vision_tower", "score")))
+
+
+def _full_model(backbone_dir, modalities=("mri", "snp"), prompt_length=5, **config):
+    lm, tok = load_backbone(backbone_dir, attn_implementation="eager")
+    torch.manual_seed(0)
+    config = RGenIMAConfig(rit=TINY_RIT, modalities=modalities, roi_token_id=tok.convert_tokens_to_ids("[ROI]"),
+                           covariate_token_id=tok.convert_tokens_to_ids("[COV]"),
+                           covariates=("age", "sex_female", "education"),
+                           prompt_length=prompt_length if "snp" in modalities else 0, **config)
+    return RGenIMAForStaging(config, lm), tok
+
+
+def _full_batch(tok, modalities, n_cov=3):
+    from rgenima.model.inputs import build_sequences
+
+    seq = build_sequences(tok, _prompts(), 5, modalities, n_covariates=n_cov)
+    batch = {k: torch.from_numpy(getattr(seq, k)) for k in
+             ("input_ids", "attention_mask", "position_ids", "answer_positions", "prompt_mask")}
+    batch["covariates"] = torch.tensor([[70.0, 1.0, 16.0], [80.0, 0.0, float("nan")]])
+    if "mri" in modalities:
+        torch.manual_seed(1)
+        batch["cubes"] = torch.randn(2, 5, 8, 8, 8) + 3.0
+    return seq, batch
+
+
+def test_every_token_keeps_its_position_in_the_full_layout(backbone_dir):
+    _, tok = _full_model(backbone_dir)
+    full, _ = _full_batch(tok, ("mri", "snp"))
+    # BOS, COV x3, ROI x5, SEP, 4 SNPs, SEP, question
+    assert full.input_ids.shape[1] == 1 + 3 + 5 + 1 + 4 + 1 + 1
+    np.testing.assert_array_equal(full.position_ids[0], np.arange(16))
+    assert full.covariate_positions.tolist() == [1, 2, 3] and full.roi_positions.tolist() == [4, 5, 6, 7, 8]
+    mri, _ = _full_batch(tok, ("mri",))
+    np.testing.assert_array_equal(mri.position_ids[0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15])
+    snp, _ = _full_batch(tok, ("snp",))
+    np.testing.assert_array_equal(snp.position_ids[0], [0, 1, 2, 3, 10, 11, 12, 13, 14, 15])
+    np.testing.assert_array_equal(snp.prompt_mask[0], [False] * 4 + [True] * 5 + [False])  # 4 SNPs and [SEP]
+
+
+def test_closed_rit_gate_gives_regional_intensity_tokens(backbone_dir):
+    """At initialisation an ROI token is its regional-intensity token: the RiT only adds
+    what its gate lets through, and the token is affine in the ROI's mean intensity."""
+    from rgenima.model.rgenima import regional_intensity
+
+    model, tok = _full_model(backbone_dir)
+    _, batch = _full_batch(tok, ("mri", "snp"))
+    model.fit_input_statistics(batch["cubes"], batch["covariates"])
+    a = model.get_image_features(batch["cubes"])
+    # Same mean intensity in every ROI, another texture: same tokens while the gate is closed.
+    texture = batch["cubes"] + 0.5 * torch.sign(torch.randn_like(batch["cubes"]))
+    texture += regional_intensity(batch["cubes"])[..., None, None, None] - regional_intensity(texture)[..., None, None, None]
+    torch.testing.assert_close(model.get_image_features(texture), a)
+    m = (regional_intensity(batch["cubes"]) - model.intensity_mean) / model.intensity_std
+    torch.testing.assert_close(a, model.roi_embedding + m.unsqueeze(-1) * model.intensity_direction)
+    with torch.no_grad():
+        model.rit_gate.fill_(0.5)
+    assert not torch.allclose(model.get_image_features(texture), model.get_image_features(batch["cubes"]))
+
+
+def test_missing_covariate_is_the_training_mean(backbone_dir):
+    model, _ = _full_model(backbone_dir, ("snp",))
+    model.fit_input_statistics(covariates=torch.tensor([[60.0, 0.0, 12.0], [80.0, 1.0, float("nan")],
+                                                        [70.0, 1.0, 18.0]]))
+    torch.testing.assert_close(model.covariate_mean, torch.tensor([70.0, 2 / 3, 15.0]))
+    tokens = model.get_covariate_features(torch.tensor([[70.0, 1.0, float("nan")]]))
+    torch.testing.assert_close(tokens[0, 2], model.covariate_embedding[2])  # z = 0
+    torch.testing.assert_close(tokens[0, 0], model.covariate_embedding[0])  # age at the mean
+
+
+def test_very_negative_prompt_bias_makes_the_fused_model_its_mri_part(backbone_dir):
+    """With the prompt's attention bias at -1e4, MRI+SNP gives the logits of the MRI-only
+    model with the same weights: the warm start begins exactly at the MRI-only model."""
+    mri, tok = _full_model(backbone_dir, ("mri",))
+    _, batch = _full_batch(tok, ("mri",))
+    mri.fit_input_statistics(batch["cubes"], batch["covariates"])
+    mri.eval()
+    fused, _ = _full_model(backbone_dir, ("mri", "snp"), prompt_bias_init=-1e4)
+    missing, unexpected = fused.load_state_dict(mri.state_dict(), strict=False)
+    assert missing == ["prompt_bias"] and unexpected == []
+    fused.eval()
+    _, fused_batch = _full_batch(tok, ("mri", "snp"))
+    torch.testing.assert_close(fused(**fused_batch).logits, mri(**batch).logits, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        fused.prompt_bias.zero_()
+    assert not torch.allclose(fused(**fused_batch).logits, mri(**batch).logits, atol=1e-4)
+
+
+def test_zero_prompt_bias_changes_nothing(backbone_dir):
+    model, tok = _full_model(backbone_dir, ("mri", "snp"))
+    _, batch = _full_batch(tok, ("mri", "snp"))
+    model.fit_input_statistics(batch["cubes"], batch["covariates"])
+    model.eval()
+    with torch.no_grad():
+        model.prompt_bias.zero_()
+        with_bias = model(**batch).logits
+        plain = model.language_model(inputs_embeds=model.embed(batch["input_ids"], batch["cubes"], batch["covariates"]),
+                                     attention_mask=batch["attention_mask"], position_ids=batch["position_ids"])
+        rows = torch.arange(2)
+        expected = model.score(plain.last_hidden_state[rows, batch["answer_positions"]])
+    torch.testing.assert_close(with_bias, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mixup_mixes_input_embeddings(backbone_dir):
+    model, tok = _full_model(backbone_dir, ("mri", "snp"))
+    _, batch = _full_batch(tok, ("mri", "snp"))
+    model.fit_input_statistics(batch["cubes"], batch["covariates"])
+    model.eval()
+    perm = torch.tensor([1, 0])
+    out = model(**batch, mixup=(0.25, perm))
+    embeds = model.embed(batch["input_ids"], batch["cubes"], batch["covariates"])
+    torch.testing.assert_close(out.inputs_embeds, 0.25 * embeds + 0.75 * embeds[perm])
+    torch.testing.assert_close(model(**batch, mixup=(1.0, perm)).logits, model(**batch).logits)

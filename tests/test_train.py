@@ -150,16 +150,55 @@ def test_train_cli_quick_profile(tmp_path, capsys):
 
 def test_two_modality_model_starts_from_the_mri_model_of_each_fold(easy_run, tmp_path):
     run = _copy_run(easy_run, tmp_path / "warm")
-    profile = replace(QUICK, warm_start=True, warm_start_epochs=2)
+    # The prompt starts hidden (bias -1e4), so the starting model is the MRI-only model.
+    profile = replace(QUICK, warm_start=True, warm_start_epochs=2, prompt_bias="constant", prompt_bias_init=-1e4)
     preds = train_configuration(run, ("mri", "snp"), n_folds=2, seed=0, profile=profile)
     assert len(preds) == 48
-    mri = run / "models" / "rgenima_mri+snp__quick" / ".." / "rgenima_mri__quick"
+    mri = run / "models" / "rgenima_mri__quick"
     assert all((mri / f"fold_{k}" / "done.json").is_file() for k in range(2))  # trained first
     training = json.loads((run / "models" / "rgenima_mri+snp__quick" / "training.json").read_text())
     assert training["warm_start_from"].endswith("rgenima_mri__quick")
-    assert all(f["epochs"] <= 2 for f in training["folds"])
-    # The fused model's first epoch starts from the MRI model: its validation loss at
-    # epoch 0 is far closer to the MRI model's best than a fresh model's would be.
-    fused0 = json.loads((run / "models" / "rgenima_mri+snp__quick" / "fold_0" / "state.json").read_text())
-    mri0 = json.loads((mri / "fold_0" / "state.json").read_text())
-    assert fused0["history"][0]["val_loss"] < mri0["history"][0]["val_loss"]
+    assert all(f["epochs"] <= 3 for f in training["folds"])  # the start (epoch -1) and 2 epochs
+    for k in range(2):
+        fused = json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{k}" / "state.json").read_text())
+        start = fused["history"][0]
+        assert start["epoch"] == -1 and start["train_loss"] is None
+        mri_state = json.loads((mri / f"fold_{k}" / "state.json").read_text())
+        assert start["val_loss"] == pytest.approx(mri_state["best_val_loss"], rel=1e-4)
+
+
+def test_fine_tuning_that_does_not_help_keeps_the_mri_model(easy_run, tmp_path):
+    run = _copy_run(easy_run, tmp_path / "keep")
+    profile = replace(QUICK, warm_start=True, warm_start_epochs=2, warm_start_learning_rate=0.0,
+                      prompt_bias="constant", prompt_bias_init=-1e4, prompt_bias_learning_rate=0.0)
+    fused = train_configuration(run, ("mri", "snp"), n_folds=2, seed=0, profile=profile)
+    for k in range(2):
+        assert json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{k}" / "done.json").read_text())[
+            "best_epoch"] == -1
+    mri = pd.read_csv(run / "models" / "rgenima_mri__quick" / "predictions.csv", dtype={"PTID": str})
+    pd.testing.assert_frame_equal(fused[["PTID", "y_pred"]], mri[["PTID", "y_pred"]])
+    np.testing.assert_allclose(fused[["p_NC", "p_SMC", "p_MCI", "p_AD"]], mri[["p_NC", "p_SMC", "p_MCI", "p_AD"]],
+                               atol=1e-4)
+
+
+def test_snp_scan_bias_ranks_an_associated_snp_first():
+    from rgenima.model.inputs import Sequences
+    from rgenima.data.prompt import Span
+    from rgenima.train import snp_scan_bias
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2, 3], 50)
+    dosage = rng.integers(0, 3, size=(200, 3)).astype(float)
+    dosage[:, 1] = np.clip(np.round(labels / 1.5 + rng.normal(0, 0.5, 200)), 0, 2)  # dose rises with stage
+    dosage[5, 0] = np.nan
+    # Prompt order differs from the dosage columns: rs_c, rs_a, rs_b, then [SEP].
+    prompt = np.zeros((1, 6), dtype=bool)
+    prompt[0, 1:5] = True
+    spans = [[Span("snp", "rs_c", "G", 1, 2), Span("snp", "rs_a", "G", 2, 3), Span("snp", "rs_b", "G", 3, 4)]]
+    seq = Sequences(np.zeros((1, 6)), np.ones((1, 6)), np.arange(6)[None], np.array([5]), None, np.arange(0),
+                    spans, prompt)
+    bias = snp_scan_bias(dosage, labels, ["rs_a", "rs_b", "rs_c"], seq, scale=0.5)
+    assert bias.shape == (4,) and bias[3] == 0.0  # the closing [SEP] is no SNP
+    assert bias[2] > 5 + bias[0] and bias[2] > 5 + bias[1]  # rs_b stands out
+    r = np.corrcoef(dosage[:, 1], labels)[0, 1]
+    assert bias[2] == pytest.approx(0.5 * 200 * r**2 - np.log(4))

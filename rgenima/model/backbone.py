@@ -28,8 +28,9 @@ from rgenima import STAGES
 
 logger = logging.getLogger(__name__)
 
-#: Special tokens of the default tokenizer; other tokenizers get [ROI] added.
-PAD, UNK, BOS, SEP, ROI = "[PAD]", "[UNK]", "[BOS]", "[SEP]", "[ROI]"
+#: Special tokens of the default tokenizer; other tokenizers get [ROI] and [COV] added
+#: (placeholders of the ROI tokens and of the covariate tokens).
+PAD, UNK, BOS, SEP, ROI, COV = "[PAD]", "[UNK]", "[BOS]", "[SEP]", "[ROI]", "[COV]"
 #: Question placed after the inputs; the class is read at its last token.
 QUESTION = "Question: which stage of Alzheimer's disease? Answer:"
 
@@ -85,7 +86,7 @@ def train_prompt_tokenizer(units: list[str]):
 
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"; |, "), behavior="removed")
-    specials = [PAD, UNK, BOS, SEP, ROI]
+    specials = [PAD, UNK, BOS, SEP, ROI, COV]
     trainer = trainers.WordLevelTrainer(special_tokens=specials, min_frequency=1, show_progress=False)
     tok.train_from_iterator([*units, QUESTION, *STAGES], trainer=trainer)
     return PreTrainedTokenizerFast(
@@ -94,7 +95,7 @@ def train_prompt_tokenizer(units: list[str]):
         pad_token=PAD,
         bos_token=BOS,
         sep_token=SEP,
-        additional_special_tokens=[ROI],
+        additional_special_tokens=[ROI, COV],
     )
 
 
@@ -220,7 +221,7 @@ def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
     model : transformers.PreTrainedModel
         The base model (e.g. ``LlamaModel``), taking ``inputs_embeds``.
     tokenizer : transformers.PreTrainedTokenizerFast
-        With a ``[ROI]`` placeholder token (added if missing).
+        With ``[ROI]`` and ``[COV]`` placeholder tokens (added if missing).
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -245,9 +246,10 @@ def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
         raise BackboneError(f"cannot load the transformer in {path}: {type(exc).__name__}: {exc}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise BackboneError(f"{path}: the tokenizer must be a fast tokenizer (offsets are needed for spans).")
-    if ROI not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"additional_special_tokens": [ROI]})
-        model.resize_token_embeddings(len(tokenizer))
+    missing = [t for t in (ROI, COV) if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return model, tokenizer

@@ -153,9 +153,8 @@ def make_baseline(name: str, random_state: int | None = 0, blocks: dict | None =
         pipe = make_pipeline(*prep, StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000))
         return _tuned(pipe, "logisticregression__C", "neg_log_loss", random_state)
     if name == "svm_roi":
-        svm = CalibratedClassifierCV(SVC(kernel="linear", class_weight="balanced"), ensemble=False)
-        pipe = make_pipeline(*prep, StandardScaler(), svm)
-        return _tuned(pipe, "calibratedclassifiercv__estimator__C", "balanced_accuracy", random_state)
+        pipe = make_pipeline(*prep, StandardScaler(), PlattLinearSVM(random_state=random_state))
+        return _tuned(pipe, "plattlinearsvm__C", "balanced_accuracy", random_state)
     if name in ("gradient_boosting", "gradient_boosting_roi_apoe"):
         return make_pipeline(*prep, HistGradientBoostingClassifier(
             max_iter=200, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
@@ -163,8 +162,54 @@ def make_baseline(name: str, random_state: int | None = 0, blocks: dict | None =
     if name == "logistic":
         return make_pipeline(*prep, StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
     # linear_svm
-    svm = CalibratedClassifierCV(SVC(kernel="linear", C=0.01, class_weight="balanced"), ensemble=False)
-    return make_pipeline(*prep, StandardScaler(), svm)
+    return make_pipeline(*prep, StandardScaler(), PlattLinearSVM(C=0.01, random_state=random_state))
+
+
+class PlattLinearSVM(ClassifierMixin, BaseEstimator):
+    """Class-balanced linear SVM (libsvm) with Platt-scaled probabilities.
+
+    The sigmoid calibration is fitted on cross-validated decision values of the training
+    data (:class:`~sklearn.calibration.CalibratedClassifierCV`, ``ensemble=False``), with
+    as many stratified folds as the smallest class allows (at most 5); when a class has a
+    single training subject (tiny test cohorts), a logistic map of the training decision
+    values replaces it.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength.
+    random_state : int or None
+        Seeds the calibration folds.
+    """
+
+    def __init__(self, C=1.0, random_state=None):
+        self.C = C
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        X, y = check_X_y(X, y)
+        self.n_features_in_ = X.shape[1]
+        svm = SVC(kernel="linear", C=self.C, class_weight="balanced")
+        if np.unique(y, return_counts=True)[1].min() < 2:
+            # Too few subjects to cross-validate a calibration: a logistic map of the
+            # training decision values instead.
+            svm.fit(X, y)
+            self.calibrated_ = make_pipeline(FunctionTransformer(svm.decision_function),
+                                             LogisticRegression(max_iter=1000)).fit(X, y)
+        else:
+            folds = InnerFolds(INNER_FOLDS, shuffle=True, random_state=self.random_state)
+            cv = StratifiedKFold(folds.get_n_splits(y=y), shuffle=True, random_state=self.random_state)
+            self.calibrated_ = CalibratedClassifierCV(svm, ensemble=False, cv=cv).fit(X, y)
+        self.classes_ = self.calibrated_.classes_
+        return self
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "calibrated_")
+        X = validate_data(self, X, reset=False)
+        return self.calibrated_.predict_proba(X)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class LateFusionMLP(ClassifierMixin, BaseEstimator):

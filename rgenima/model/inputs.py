@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima.data.prompt import Span, token_spans
-from rgenima.model.backbone import QUESTION, ROI
+from rgenima.model.backbone import COV, QUESTION, ROI
 
 
 @dataclass
@@ -71,10 +71,13 @@ class PreparedData:
     def labels(self) -> np.ndarray:
         return self.subjects["label"].to_numpy()
 
+    def covariate_names(self) -> tuple[str, ...]:
+        """The covariates present: age (years), sex_female (1/0), education (years)."""
+        return tuple(c for c in ("age", "sex_female", "education") if c in self.subjects)
+
     def covariates(self) -> np.ndarray:
-        """(n_subjects, n_covariates): age, sex, education where present."""
-        cols = [c for c in ("age", "sex_female", "education") if c in self.subjects]
-        return self.subjects[cols].to_numpy(dtype=np.float64)
+        """(n_subjects, n_covariates): age, sex, education where present (NaN: missing)."""
+        return self.subjects[list(self.covariate_names())].to_numpy(dtype=np.float64)
 
 
 @dataclass
@@ -84,55 +87,94 @@ class Sequences:
     Attributes
     ----------
     input_ids, attention_mask : ndarray of shape (n_subjects, sequence_length)
+    position_ids : ndarray of shape (n_subjects, sequence_length)
+        Position of each token in the full layout ``[BOS] [COV]*k [ROI]*R [SEP] prompt
+        [SEP] question``, also for the tokens of a configuration that leaves a part out.
     answer_positions : ndarray of shape (n_subjects,)
     roi_positions : ndarray of shape (n_rois,) or None
-        Token positions of the ROI tokens (identical for every subject).
+        Token indices of the ROI tokens (identical for every subject).
+    covariate_positions : ndarray of shape (n_covariates,)
+        Token indices of the covariate tokens.
     spans : list of list of Span
         Per subject, token spans of genes and SNPs (empty without 'snp').
     prompt_mask : ndarray of bool, shape (n_subjects, sequence_length)
-        True on the genetic-prompt tokens.
+        True on the genetic segment: the prompt's tokens and its closing ``[SEP]``. The
+        segment gets the prompt's attention bias (and modality dropout) as a whole, so
+        that hiding it leaves exactly the sequence of the MRI-only configuration.
     """
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
+    position_ids: np.ndarray
     answer_positions: np.ndarray
     roi_positions: np.ndarray | None
+    covariate_positions: np.ndarray
     spans: list[list[Span]]
     prompt_mask: np.ndarray
 
 
-def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tuple[str, ...]) -> Sequences:
-    """Token ids for every subject, right-padded to the longest sequence."""
+def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tuple[str, ...],
+                    n_covariates: int = 0) -> Sequences:
+    """Token ids for every subject, right-padded to the longest sequence.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerFast
+        With ``[ROI]`` and ``[COV]`` tokens (rgenima.model.backbone.load_backbone).
+    prompts : list of dict
+        ``text`` and character ``spans`` per subject (``prompts.jsonl``).
+    n_rois : int
+    modalities : tuple of str
+    n_covariates : int
+        Covariate tokens after ``[BOS]``.
+    """
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     sep = [tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id]
     roi_id = tokenizer.convert_tokens_to_ids(ROI)
+    cov_id = tokenizer.convert_tokens_to_ids(COV)
     question = tokenizer(QUESTION, add_special_tokens=False)["input_ids"]
-    head = bos + ([roi_id] * n_rois + sep if "mri" in modalities else [])
-    rows, all_spans, prompt_ranges = [], [], []
+    head = bos + [cov_id] * n_covariates
+    image = [roi_id] * n_rois + sep
+    rows, positions, all_spans, prompt_ranges = [], [], [], []
     for p in prompts:
-        ids = list(head)
+        enc = tokenizer(p["text"], add_special_tokens=False, return_offsets_mapping=True)
+        prompt = enc["input_ids"] + sep
+        ids, pos = list(head), list(range(len(head)))
+        cursor = len(head)  # position in the full layout
+        if "mri" in modalities:
+            ids += image
+            pos += range(cursor, cursor + len(image))
+        cursor += len(image)
         spans: list[Span] = []
         if "snp" in modalities:
-            enc = tokenizer(p["text"], add_special_tokens=False, return_offsets_mapping=True)
             char_spans = [Span(**s) for s in p["spans"]]
             spans = [
                 Span(s.kind, s.name, s.gene, s.start + len(ids), s.end + len(ids))
                 for s in token_spans(enc["offset_mapping"], char_spans)
             ]
-            prompt_ranges.append((len(ids), len(ids) + len(enc["input_ids"])))
-            ids += enc["input_ids"] + sep
+            prompt_ranges.append((len(ids), len(ids) + len(prompt)))
+            ids += prompt
+            pos += range(cursor, cursor + len(prompt))
         else:
             prompt_ranges.append((0, 0))
+        cursor += len(prompt)
         ids += question
+        pos += range(cursor, cursor + len(question))
         rows.append(ids)
+        positions.append(pos)
         all_spans.append(spans)
     length = max(len(r) for r in rows)
     input_ids = np.full((len(rows), length), tokenizer.pad_token_id, dtype=np.int64)
+    position_ids = np.zeros((len(rows), length), dtype=np.int64)
     mask = np.zeros((len(rows), length), dtype=np.int64)
     prompt_mask = np.zeros((len(rows), length), dtype=bool)
-    for i, r in enumerate(rows):
+    for i, (r, pos) in enumerate(zip(rows, positions)):
         input_ids[i, : len(r)] = r
+        position_ids[i, : len(r)] = pos
+        position_ids[i, len(r):] = pos[-1]  # padding: any valid position (masked out)
         mask[i, : len(r)] = 1
         prompt_mask[i, prompt_ranges[i][0] : prompt_ranges[i][1]] = True
-    roi_positions = np.arange(len(bos), len(bos) + n_rois) if "mri" in modalities else None
-    return Sequences(input_ids, mask, mask.sum(axis=1) - 1, roi_positions, all_spans, prompt_mask)
+    first_roi = len(head)
+    roi_positions = np.arange(first_roi, first_roi + n_rois) if "mri" in modalities else None
+    return Sequences(input_ids, mask, position_ids, mask.sum(axis=1) - 1, roi_positions,
+                     np.arange(len(bos), len(bos) + n_covariates), all_spans, prompt_mask)

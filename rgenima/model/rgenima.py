@@ -1,15 +1,48 @@
 """R-GenIMA: ROI visual tokens and a genetic prompt read by a language model.
 
-Reads top to bottom like transformers' modeling_llava.py: output dataclass, projector,
-model. The input sequence is::
+Reads top to bottom like transformers' modeling_llava.py: config, output dataclass,
+projector, model. The input sequence is::
 
-    [BOS] [ROI] x n_rois [SEP] <genetic prompt tokens> [SEP] <question tokens>
+    [BOS] [COV] x n_covariates [ROI] x n_rois [SEP] <genetic prompt tokens> [SEP] <question tokens>
 
-``[ROI]`` placeholders are replaced by projected visual tokens from the RiT
+``[COV]`` and ``[ROI]`` placeholders are replaced by covariate and ROI tokens
 (``masked_scatter``, after checking that the counts match), the backbone runs over the
 sequence, and the class is read from the hidden state at the **answer position** (the
 question's last token) by a linear head over the four stages. MRI-only and SNP-only
-configurations drop the prompt or the ROI tokens.
+configurations leave out the ROI tokens or the prompt.
+
+Every token keeps the position it has in the full layout above whether or not the other
+modality is present (``position_ids``, see rgenima.model.inputs.build_sequences): the
+two-modality model then starts from the MRI-only model without moving any ROI token
+relative to the answer (rotary positions are relative).
+
+ROI tokens
+----------
+Each ROI token is the sum of a *regional-intensity token* and the RiT's visual token
+behind a zero-initialised gate (Flamingo's ``tanh`` gating)::
+
+    token_r = roi_embedding_r + m_r * intensity_direction_r + tanh(rit_gate) * projector(RiT(cube_r))
+
+``m_r`` is the ROI's mean (normalised) intensity, standardised with the training fold's
+mean and SD: what a region-based model reads. On a few hundred subjects a RiT trained
+from labels alone does not find this regional summary (its tokens lose it to voxel-level
+patterns that fit the training fold); with the gate the model starts from the regional
+summary and the RiT adds what it can learn on top. ``intensity_tokens=False`` and
+``rit_gate=False`` give the plain RiT token.
+
+Covariate tokens
+----------------
+Age, sex and education enter as one token each: ``covariate_embedding_k +
+z_k * covariate_direction_k``, with ``z_k`` standardised on the training fold (a missing
+value is the training mean). They are the covariates every baseline uses.
+
+Attention bias of the prompt
+----------------------------
+``prompt_bias`` adds a learned bias to the attention logits of every genetic-prompt token
+(one value per prompt position, shared by all queries and heads). The two-modality model
+starts it at ``prompt_bias_init`` (a large negative value: the prompt is almost ignored,
+so the model starts as its MRI-only part) or from a training-fold association scan of
+each SNP (:func:`rgenima.train.snp_scan_bias`).
 """
 
 from __future__ import annotations
@@ -24,6 +57,8 @@ from rgenima import STAGES
 from rgenima.model.rit import RiT, RiTConfig
 
 MODALITIES = ("mri", "snp")
+#: Covariate tokens, in order (columns of rgenima.model.inputs.PreparedData.covariates).
+COVARIATES = ("age", "sex_female", "education")
 
 
 @dataclass
@@ -38,15 +73,25 @@ class RGenIMAConfig:
     projector_hidden_act : str
         Activation of the two-layer projector ("gelu", "relu", "silu").
     n_classes : int
-    roi_token_id : int
-        Id of the ``[ROI]`` placeholder in the backbone's tokenizer.
+    roi_token_id, covariate_token_id : int
+        Ids of the ``[ROI]`` and ``[COV]`` placeholders in the backbone's tokenizer.
+    covariates : tuple of str
+        Names of the covariate tokens (empty: none).
+    intensity_tokens : bool
+        Add the regional-intensity token to each ROI token (see the module docstring).
+    rit_gate : bool
+        Gate the RiT's visual tokens with a zero-initialised ``tanh`` gate.
+    prompt_length : int
+        Maximum number of tokens of the genetic segment (prompt and closing ``[SEP]``):
+        size of the prompt's attention bias.
+    prompt_bias_init : float
+        Initial attention bias of the prompt tokens when they are not set from a scan.
     embed_dropout : float
-        Dropout on the text token embeddings during training (the genetic prompt
-        has one token per genotype: without it a small cohort is memorised).
+        Dropout on the token embeddings during training.
     modality_dropout : float
-        With both modalities, the probability that a training sample's genetic
-        prompt is hidden from attention, so that the image pathway must learn on
-        its own instead of being drowned by hundreds of genotype tokens.
+        With both modalities, the probability that a training sample's genetic prompt is
+        hidden from attention (0 by default: the two-modality model starts from the
+        MRI-only one instead).
     """
 
     rit: RiTConfig | dict = field(default_factory=RiTConfig)
@@ -54,23 +99,34 @@ class RGenIMAConfig:
     projector_hidden_act: str = "gelu"
     n_classes: int = len(STAGES)
     roi_token_id: int = -1
+    covariate_token_id: int = -1
+    covariates: tuple[str, ...] = ()
+    intensity_tokens: bool = True
+    rit_gate: bool = True
+    prompt_length: int = 0
+    prompt_bias_init: float = 0.0
     embed_dropout: float = 0.1
-    modality_dropout: float = 0.5
+    modality_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.rit, dict):
             self.rit = RiTConfig(**self.rit)
         self.modalities = tuple(self.modalities)
+        self.covariates = tuple(self.covariates)
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
             raise ValueError(f"'modalities' must be a non-empty subset of {MODALITIES}; got {self.modalities!r}.")
         if self.projector_hidden_act not in _ACTIVATIONS:
             raise ValueError(
                 f"'projector_hidden_act' must be one of {tuple(_ACTIVATIONS)}; got {self.projector_hidden_act!r}."
             )
+        unknown = [c for c in self.covariates if c not in COVARIATES]
+        if unknown:
+            raise ValueError(f"'covariates' must be a subset of {COVARIATES}; got {self.covariates!r}.")
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["modalities"] = list(self.modalities)
+        out["covariates"] = list(self.covariates)
         return out
 
 
@@ -92,7 +148,8 @@ class RGenIMAOutput:
     hidden_states : tuple of Tensor, optional
         Per layer (embeddings first), (batch_size, sequence_length, hidden_size).
     inputs_embeds : Tensor of shape (batch_size, sequence_length, hidden_size)
-        The embedded sequence after ROI tokens were scattered in (for attributions).
+        The embedded sequence after ROI and covariate tokens were scattered in (for
+        attributions).
     """
 
     logits: torch.Tensor
@@ -106,10 +163,8 @@ class MultiModalProjector(nn.Module):
     """Visual tokens -> the language model's embedding space (LLaVA's projector).
 
     After LLaVA's two-layer MLP, each ROI's token is modulated by a learned per-ROI
-    scale and shift (initialised to identity): a regional signal that the RiT encodes
-    along one direction for every ROI then reaches the language model along an
-    ROI-specific direction, so that pooling ROI tokens by attention can weight
-    regions differently, as a linear model over regions would.
+    scale and shift (initialised to identity), so that a signal the RiT encodes along
+    one direction for every ROI reaches the language model along an ROI-specific one.
     """
 
     def __init__(self, vision_hidden_size: int, text_hidden_size: int, act: str = "gelu", n_rois: int = 1):
@@ -124,6 +179,34 @@ class MultiModalProjector(nn.Module):
         """(batch_size, n_rois, vision_hidden) -> (batch_size, n_rois, text_hidden)."""
         x = self.linear_2(self.act(self.linear_1(image_features)))
         return x * (1.0 + self.roi_scale) + self.roi_shift
+
+
+def pool_cubes(cubes, pool: int, batch_size: int = 64):
+    """Average-pool a cohort's cubes once: (n, n_rois, D, D, D) -> float32 (n, n_rois, D/pool, ...).
+
+    The model pools its input itself; pooling all cubes before training does that work
+    once instead of at every epoch (the same values, see RGenIMAForStaging.pool)."""
+    import numpy as np
+
+    n, r, d = cubes.shape[:3]
+    if pool == 1:
+        return np.asarray(cubes, dtype=np.float32)
+    e = d // pool
+    out = np.empty((n, r, e, e, e), dtype=np.float32)
+    for start in range(0, n, batch_size):
+        x = torch.from_numpy(np.asarray(cubes[start : start + batch_size], dtype=np.float32))
+        x = F.avg_pool3d(x.reshape(-1, 1, d, d, d), pool).reshape(x.shape[0], r, e, e, e)
+        out[start : start + batch_size] = x.numpy()
+    return out
+
+
+def regional_intensity(pooled: torch.Tensor) -> torch.Tensor:
+    """Mean intensity inside each ROI: (batch, n_rois, d, d, d) -> (batch, n_rois).
+
+    Cubes are zero outside their ROI; samples that are exactly zero are not counted.
+    """
+    inside = pooled != 0
+    return (pooled * inside).sum((2, 3, 4)) / inside.sum((2, 3, 4)).clamp_min(1)
 
 
 class RGenIMAForStaging(nn.Module):
@@ -142,76 +225,185 @@ class RGenIMAForStaging(nn.Module):
         self.config = config
         self.language_model = language_model
         text_hidden = language_model.config.hidden_size
-        self.vision_tower = RiT(config.rit) if "mri" in config.modalities else None
-        self.multi_modal_projector = (
-            MultiModalProjector(config.rit.hidden_size, text_hidden, config.projector_hidden_act, config.rit.n_rois)
-            if "mri" in config.modalities
-            else None
-        )
         self.score = nn.Linear(text_hidden, config.n_classes)
         self.embed_dropout = nn.Dropout(config.embed_dropout)
-        if self.vision_tower is not None:
-            # Voxel-wise standardisation of the cubes, fitted on the training fold
-            # (set_cube_statistics): a 1-2% regional intensity loss becomes a shift of
+        self.vision_tower = self.multi_modal_projector = None
+        if "mri" in config.modalities:
+            rit = config.rit
+            self.vision_tower = RiT(RiTConfig(**{**rit.to_dict(), "cube_size": rit.pooled_size, "input_pool": 1}))
+            self.multi_modal_projector = MultiModalProjector(rit.hidden_size, text_hidden,
+                                                             config.projector_hidden_act, rit.n_rois)
+            # Voxel-wise standardisation of the pooled cubes, fitted on the training fold
+            # (fit_input_statistics): a 1-2% regional intensity loss becomes a shift of
             # about one standard deviation instead of a near-invisible rescaling.
-            shape = (config.rit.n_rois,) + (config.rit.cube_size,) * 3
+            shape = (rit.n_rois,) + (rit.pooled_size,) * 3
             self.register_buffer("cube_mean", torch.zeros(shape))
             self.register_buffer("cube_std", torch.ones(shape))
+            if config.intensity_tokens:
+                self.roi_embedding = nn.Parameter(torch.randn(rit.n_rois, text_hidden) * 0.02)
+                self.intensity_direction = nn.Parameter(torch.randn(rit.n_rois, text_hidden) * 0.02)
+                self.register_buffer("intensity_mean", torch.zeros(rit.n_rois))
+                self.register_buffer("intensity_std", torch.ones(rit.n_rois))
+            if config.rit_gate:
+                self.rit_gate = nn.Parameter(torch.zeros(text_hidden))
+        if config.covariates:
+            n = len(config.covariates)
+            self.covariate_embedding = nn.Parameter(torch.randn(n, text_hidden) * 0.02)
+            self.covariate_direction = nn.Parameter(torch.randn(n, text_hidden) * 0.02)
+            self.register_buffer("covariate_mean", torch.zeros(n))
+            self.register_buffer("covariate_std", torch.ones(n))
+        if "snp" in config.modalities and config.prompt_length > 0:
+            self.prompt_bias = nn.Parameter(torch.full((config.prompt_length,), float(config.prompt_bias_init)))
+
+    # -- inputs -------------------------------------------------------------------
+    def pool(self, cubes: torch.Tensor) -> torch.Tensor:
+        """(batch, n_rois, D, D, D) cubes -> (batch, n_rois, d, d, d), d = D // input_pool.
+
+        Cubes already pooled (edge d, e.g. from :func:`pool_cubes`) pass through."""
+        c = self.config.rit
+        sizes = (c.cube_size, c.pooled_size)
+        if cubes.dim() != 5 or cubes.shape[1] != c.n_rois or cubes.shape[2] not in sizes or \
+                len(set(cubes.shape[2:])) != 1:
+            raise ValueError(
+                f"R-GenIMA expects cubes of shape (batch_size, {c.n_rois}, {c.cube_size}, {c.cube_size}, "
+                f"{c.cube_size}); got {tuple(cubes.shape)}."
+            )
+        x = cubes.float()
+        if c.input_pool > 1 and x.shape[2] == c.cube_size:
+            b, r = x.shape[:2]
+            x = F.avg_pool3d(x.reshape(b * r, 1, *x.shape[2:]), c.input_pool)
+            x = x.reshape(b, r, c.pooled_size, c.pooled_size, c.pooled_size)
+        return x
 
     @torch.no_grad()
-    def set_cube_statistics(self, cubes: torch.Tensor) -> None:
-        """Fit the voxel-wise standardisation on training cubes (n, n_rois, D, D, D)."""
-        cubes = cubes.float()
-        inside = cubes != 0
-        count = inside.sum(0).clamp_min(1)
-        mean = (cubes * inside).sum(0) / count
-        var = (((cubes - mean) * inside) ** 2).sum(0) / count
-        std = var.sqrt()
-        floor = std[std > 0].median() if (std > 0).any() else torch.tensor(1.0)
-        self.cube_mean.copy_(mean)
-        self.cube_std.copy_(torch.maximum(std, 0.1 * floor))
+    def fit_input_statistics(self, cubes: torch.Tensor | None = None, covariates: torch.Tensor | None = None,
+                             batch_size: int = 256) -> None:
+        """Fit the standardisations on the training fold.
+
+        Parameters
+        ----------
+        cubes : Tensor of shape (n_subjects, n_rois, D, D, D), optional
+        covariates : Tensor of shape (n_subjects, n_covariates), optional (NaN: missing)
+        """
+        if cubes is not None and self.vision_tower is not None:
+            pooled = torch.cat([self.pool(cubes[i : i + batch_size]) for i in range(0, len(cubes), batch_size)])
+            inside = pooled != 0
+            count = inside.sum(0).clamp_min(1)
+            mean = (pooled * inside).sum(0) / count
+            std = ((((pooled - mean) * inside) ** 2).sum(0) / count).sqrt()
+            floor = std[std > 0].median() if (std > 0).any() else torch.tensor(1.0)
+            self.cube_mean.copy_(mean)
+            self.cube_std.copy_(torch.maximum(std, 0.1 * floor))
+            if self.config.intensity_tokens:
+                m = regional_intensity(pooled)
+                self.intensity_mean.copy_(m.mean(0))
+                self.intensity_std.copy_(m.std(0).nan_to_num(1.0).clamp_min(1e-6))
+        if covariates is not None and self.config.covariates:
+            cov = covariates.float()
+            self.covariate_mean.copy_(cov.nanmean(0).nan_to_num(0.0))
+            centred = torch.where(cov.isnan(), torch.zeros_like(cov), cov - self.covariate_mean)
+            n = (~cov.isnan()).sum(0).clamp_min(2)
+            std = ((centred**2).sum(0) / (n - 1)).sqrt()
+            self.covariate_std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    def average_cubes(self) -> torch.Tensor:
+        """(n_rois, D, D, D): cubes of the training fold's average anatomy (its pooled mean,
+        repeated to the full cube size), zero outside each ROI."""
+        p = self.config.rit.input_pool
+        return self.cube_mean.repeat_interleave(p, 1).repeat_interleave(p, 2).repeat_interleave(p, 3)
 
     def get_image_features(self, cubes: torch.Tensor) -> torch.Tensor:
-        """(batch_size, n_rois, D, D, D) -> (batch_size, n_rois, text_hidden_size)."""
-        inside = cubes != 0
-        standardized = (cubes.float() - self.cube_mean) / self.cube_std
+        """ROI tokens: (batch_size, n_rois, D, D, D) -> (batch_size, n_rois, text_hidden_size)."""
+        pooled = self.pool(cubes)
+        inside = pooled != 0
+        standardized = (pooled - self.cube_mean) / self.cube_std
         # Outside-ROI samples stay exactly 0 so that the RiT masks those patches.
         standardized = torch.where(inside, standardized, torch.zeros_like(standardized))
         standardized = torch.where(inside & (standardized == 0), torch.full_like(standardized, 1e-6), standardized)
-        return self.multi_modal_projector(self.vision_tower(standardized))
+        tokens = self.multi_modal_projector(self.vision_tower(standardized))
+        if self.config.rit_gate:
+            tokens = torch.tanh(self.rit_gate) * tokens
+        if self.config.intensity_tokens:
+            m = (regional_intensity(pooled) - self.intensity_mean) / self.intensity_std
+            tokens = tokens + self.roi_embedding + m.unsqueeze(-1) * self.intensity_direction
+        return tokens
 
-    def embed(self, input_ids: torch.Tensor, cubes: torch.Tensor | None = None) -> torch.Tensor:
-        """Token embeddings with the ``[ROI]`` placeholders replaced by ROI tokens."""
+    def get_covariate_features(self, covariates: torch.Tensor) -> torch.Tensor:
+        """(batch_size, n_covariates) -> (batch_size, n_covariates, text_hidden_size)."""
+        z = (covariates.float() - self.covariate_mean) / self.covariate_std
+        z = torch.nan_to_num(z, nan=0.0)  # a missing covariate is the training mean
+        return self.covariate_embedding + z.unsqueeze(-1) * self.covariate_direction
+
+    @staticmethod
+    def _scatter(embeds: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, what: str) -> torch.Tensor:
+        n_placeholders = int(mask.sum())
+        n_features = features.shape[0] * features.shape[1]
+        if n_placeholders != n_features:
+            raise ValueError(f"{what} features and {what.lower()} tokens do not match: tokens: {n_placeholders}, "
+                             f"features {n_features}")
+        return embeds.masked_scatter(mask.unsqueeze(-1).expand_as(embeds),
+                                     features.reshape(-1, features.shape[-1]).to(embeds.dtype))
+
+    def embed(self, input_ids: torch.Tensor, cubes: torch.Tensor | None = None,
+              covariates: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with the ``[ROI]`` and ``[COV]`` placeholders filled in."""
         embeds = self.embed_dropout(self.language_model.get_input_embeddings()(input_ids))
         roi_mask = input_ids == self.config.roi_token_id
-        n_placeholders = int(roi_mask.sum())
         if self.vision_tower is None:
-            if n_placeholders:
-                raise ValueError(f"{n_placeholders} [ROI] tokens in a model configured without 'mri'.")
-            return embeds
-        if cubes is None:
-            raise ValueError("this model reads MRI: 'cubes' is required.")
-        features = self.get_image_features(cubes).to(embeds.dtype)
-        if n_placeholders != features.shape[0] * features.shape[1]:
-            raise ValueError(
-                f"Image features and image tokens do not match: tokens: {n_placeholders}, "
-                f"features {features.shape[0] * features.shape[1]}"
-            )
-        mask = roi_mask.unsqueeze(-1).expand_as(embeds)
-        return embeds.masked_scatter(mask, features.reshape(-1, features.shape[-1]))
+            if roi_mask.any():
+                raise ValueError(f"{int(roi_mask.sum())} [ROI] tokens in a model configured without 'mri'.")
+        else:
+            if cubes is None:
+                raise ValueError("this model reads MRI: 'cubes' is required.")
+            embeds = self._scatter(embeds, roi_mask, self.get_image_features(cubes), "Image")
+        cov_mask = input_ids == self.config.covariate_token_id
+        if self.config.covariates:
+            if covariates is None:
+                raise ValueError("this model reads covariates: 'covariates' is required.")
+            embeds = self._scatter(embeds, cov_mask, self.get_covariate_features(covariates), "Covariate")
+        elif cov_mask.any():
+            raise ValueError(f"{int(cov_mask.sum())} [COV] tokens in a model configured without covariates.")
+        return embeds
 
+    def attention_bias(self, attention_mask: torch.Tensor, prompt_mask: torch.Tensor | None,
+                       dtype: torch.dtype) -> torch.Tensor:
+        """Additive 4-D attention mask: causal, padding and the prompt's learned bias.
+
+        Returns
+        -------
+        Tensor of shape (batch_size, 1, sequence_length, sequence_length)
+        """
+        b, length = attention_mask.shape
+        device = attention_mask.device
+        low = torch.finfo(dtype).min
+        causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+        allowed = causal[None] & attention_mask.bool()[:, None, :]
+        bias = torch.zeros(b, length, device=device, dtype=dtype)
+        if prompt_mask is not None and prompt_mask.any():
+            rank = (prompt_mask.cumsum(1) - 1).clamp_min(0)  # index of each token within its prompt
+            if int(rank.max()) >= self.prompt_bias.shape[0]:
+                raise ValueError(f"a genetic prompt has more than {self.prompt_bias.shape[0]} tokens "
+                                 "(the model's prompt_length).")
+            bias = torch.where(prompt_mask, self.prompt_bias[rank].to(dtype), bias)
+        mask = torch.where(allowed, bias[:, None, :], torch.full((), low, dtype=dtype, device=device))
+        return mask[:, None]
+
+    # -- forward ------------------------------------------------------------------
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         answer_positions: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
         cubes: torch.Tensor | None = None,
+        covariates: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         class_weights: torch.Tensor | None = None,
         prompt_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         inputs_embeds: torch.Tensor | None = None,
+        mixup: tuple[float, torch.Tensor] | None = None,
     ) -> RGenIMAOutput:
         """Stage logits.
 
@@ -220,22 +412,40 @@ class RGenIMAForStaging(nn.Module):
         input_ids, attention_mask : Tensor of shape (batch_size, sequence_length)
         answer_positions : Tensor of shape (batch_size,)
             Index of each sequence's answer position (right padding allowed).
+        position_ids : Tensor of shape (batch_size, sequence_length), optional
+            Positions in the full layout (default: 0, 1, 2, ...).
         cubes : Tensor of shape (batch_size, n_rois, D, D, D), optional
+        covariates : Tensor of shape (batch_size, n_covariates), optional
         labels : Tensor of shape (batch_size,), optional
         class_weights : Tensor of shape (n_classes,), optional
         prompt_mask : Tensor of bool, shape (batch_size, sequence_length), optional
-            Genetic-prompt tokens, for modality dropout during training.
+            The genetic segment (prompt tokens and closing ``[SEP]``): it gets the
+            prompt's attention bias (and modality dropout during training).
         inputs_embeds : Tensor, optional
             Precomputed embeddings (bypasses ``embed``; used by Integrated Gradients).
+        mixup : (float, Tensor), optional
+            Training only: ``(lam, perm)`` replaces every subject's embedded sequence by
+            ``lam * own + (1 - lam) * that of subject perm`` (mixup on the input
+            embeddings, Zhang et al. 2018); the caller mixes the losses the same way.
+            Every sequence of the batch must have the same layout.
         """
         if inputs_embeds is None:
-            inputs_embeds = self.embed(input_ids, cubes)
+            inputs_embeds = self.embed(input_ids, cubes, covariates)
+        if mixup is not None:
+            lam, perm = mixup
+            if not torch.equal(attention_mask, attention_mask[perm]) or not torch.equal(
+                    input_ids == self.config.roi_token_id, (input_ids == self.config.roi_token_id)[perm]):
+                raise ValueError("mixup needs sequences with the same layout in the whole batch.")
+            inputs_embeds = lam * inputs_embeds + (1.0 - lam) * inputs_embeds[perm]
         if self.training and prompt_mask is not None and self.config.modality_dropout > 0 and cubes is not None:
             hide = torch.rand(prompt_mask.shape[0], 1, device=prompt_mask.device) < self.config.modality_dropout
             attention_mask = attention_mask * ~(prompt_mask & hide)
+        if hasattr(self, "prompt_bias"):
+            attention_mask = self.attention_bias(attention_mask, prompt_mask, inputs_embeds.dtype)
         out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
+            position_ids=position_ids,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             use_cache=False,
@@ -245,8 +455,8 @@ class RGenIMAForStaging(nn.Module):
         logits = self.score(hidden[rows, answer_positions])
         loss = None
         if labels is not None:
-            weight = class_weights.to(logits.dtype) if class_weights is not None else None
-            loss = F.cross_entropy(logits.float(), labels, weight=None if weight is None else weight.float())
+            weight = class_weights.float() if class_weights is not None else None
+            loss = F.cross_entropy(logits.float(), labels, weight=weight)
         return RGenIMAOutput(
             logits=logits,
             loss=loss,
