@@ -294,14 +294,12 @@ def _trainable_flags(model) -> list[tuple[str, bool]]:
 
 
 def _set_attn(model, implementation: str) -> None:
-    """Switch the backbone's attention kernel; a backbone that cannot switch keeps its own
-    (eager, as loaded: IG is then slower but the same)."""
-    lm = model.language_model
-    if hasattr(lm, "set_attn_implementation"):
-        try:
-            lm.set_attn_implementation(implementation)
-        except (ValueError, ImportError) as exc:
-            logger.debug("backbone keeps its attention kernel (%s)", exc)
+    """Switch the backbone's attention kernel ("eager" or "sdpa"); a backbone that cannot
+    switch keeps its own (eager, as loaded: IG is then slower but the same)."""
+    try:
+        model.set_attention_implementation(implementation)
+    except (ValueError, ImportError, AttributeError) as exc:
+        logger.debug("backbone keeps its attention kernel (%s)", exc)
 
 
 # ---------------------------------------------------------------------------------

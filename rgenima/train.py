@@ -41,6 +41,16 @@ logger = logging.getLogger(__name__)
 PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
 
 
+#: What the warm-started two-modality model trains: every parameter, the language model
+#: and what reads the prompt (the image and covariate pathways frozen), or only the
+#: prompt's attention bias and the stage head.
+WARM_START_TRAINABLE = {
+    "all": None,
+    "language_model": ("language_model.", "score.", "prompt_bias"),
+    "head": ("score.", "prompt_bias"),
+}
+
+
 @dataclass
 class TrainProfile:
     """Model size and optimisation settings.
@@ -78,6 +88,7 @@ class TrainProfile:
     warm_start: bool = True
     warm_start_epochs: int = 10
     warm_start_learning_rate: float = 5e-4
+    warm_start_trainable: str = "all"
     intensity_tokens: bool = True
     rit_gate: bool = True
     prompt_bias: str = "scan"
@@ -90,6 +101,9 @@ class TrainProfile:
     def __post_init__(self) -> None:
         if self.prompt_bias not in ("scan", "constant", "none"):
             raise ValueError(f"'prompt_bias' must be one of ('scan', 'constant', 'none'); got {self.prompt_bias!r}.")
+        if self.warm_start_trainable not in WARM_START_TRAINABLE:
+            raise ValueError(f"'warm_start_trainable' must be one of {tuple(WARM_START_TRAINABLE)}; "
+                             f"got {self.warm_start_trainable!r}.")
         if self.members < 1:
             raise ValueError(f"'members' must be at least 1; got {self.members}.")
 
@@ -485,6 +499,11 @@ def train_fold(
         missing, unexpected = model.load_state_dict(load_file(str(init_weights)), strict=False)
         if unexpected or set(missing) - {"prompt_bias"}:
             raise RuntimeError(f"{init_weights} does not fit this model: missing {missing}, unexpected {unexpected}")
+        trainable = WARM_START_TRAINABLE[profile.warm_start_trainable]
+        if trainable is not None:
+            for name, parameter in model.named_parameters():
+                if not name.startswith(trainable):
+                    parameter.requires_grad_(False)
     if hasattr(model, "prompt_bias") and profile.prompt_bias == "scan":
         with torch.no_grad():
             bias = snp_scan_bias(data.dosage[fit_idx], labels[fit_idx], list(data.snps["snp"]), seq,

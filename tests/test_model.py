@@ -340,3 +340,23 @@ def test_mixup_mixes_input_embeddings(backbone_dir):
     embeds = model.embed(batch["input_ids"], batch["cubes"], batch["covariates"])
     torch.testing.assert_close(out.inputs_embeds, 0.25 * embeds + 0.75 * embeds[perm])
     torch.testing.assert_close(model(**batch, mixup=(1.0, perm)).logits, model(**batch).logits)
+
+
+def test_key_bias_attention_eager_equals_sdpa_and_hides_the_prompt(backbone_dir):
+    model, tok = _full_model(backbone_dir, ("mri", "snp"), prompt_bias_init=-30.0)
+    _, batch = _full_batch(tok, ("mri", "snp"))
+    model.fit_input_statistics(batch["cubes"], batch["covariates"])
+    model.eval()
+    with torch.no_grad():
+        model.prompt_bias[1] = 2.0  # the second SNP stands out
+        model.set_attention_implementation("sdpa")
+        fast = model(**batch).logits
+        model.set_attention_implementation("eager")
+        out = model(**batch, output_attentions=True)
+    torch.testing.assert_close(out.logits, fast, rtol=1e-4, atol=1e-5)
+    answer = batch["answer_positions"][0]
+    weights = out.attentions[0][0, :, answer]  # (heads, L): from the answer position
+    segment = batch["prompt_mask"][0]
+    hidden = segment.clone()
+    hidden[11] = False  # the segment is tokens 10-14 (4 SNPs, [SEP]); 11 is its second SNP
+    assert weights[:, hidden].max() < 1e-8 and weights[:, 11].min() > 1e-3

@@ -61,6 +61,68 @@ MODALITIES = ("mri", "snp")
 COVARIATES = ("age", "sex_female", "education")
 
 
+# ---------------------------------------------------------------------------------
+# Attention with a per-key bias
+# ---------------------------------------------------------------------------------
+def _add_key_bias(query: torch.Tensor, key: torch.Tensor, key_bias: torch.Tensor, scaling: float | None):
+    """Fold an additive per-key logit bias into one extra query/key dimension.
+
+    ``q'.k'_j * scaling = q.k_j * scaling + key_bias_j`` with ``q' = [q, 1]`` and
+    ``k'_j = [k_j, key_bias_j / scaling]``: the bias then needs no (batch, heads, L, L)
+    float mask, whose gradient would make attention several times slower.
+
+    query, key : (batch, heads, L, head_dim); key_bias : (batch, L).
+    """
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    column = (key_bias / scaling).to(key.dtype)[:, None, :, None].expand(-1, key.shape[1], -1, -1)
+    query = torch.cat([query, query.new_ones(*query.shape[:-1], 1)], dim=-1)
+    return query, torch.cat([key, column], dim=-1), scaling
+
+
+def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_bias=None, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if key_bias is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    query, key, scaling = _add_key_bias(query, key, key_bias, scaling)
+    # Value padded to the query/key width: the fused kernels need equal widths.
+    head_dim = value.shape[-1]
+    value = torch.cat([value, value.new_zeros(*value.shape[:-1], 1)], dim=-1)
+    out, weights = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    return out[..., :head_dim].contiguous(), weights
+
+
+def _key_bias_eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, key_bias=None, **kwargs):
+    """LLaMA's eager attention (attention weights returned) with the per-key bias."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    if key_bias is not None:
+        query, key, scaling = _add_key_bias(query, key, key_bias, scaling)
+    groups = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask[:, :, :, : key.shape[-2]]
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+#: Attention implementations of a backbone whose genetic segment gets a learned bias.
+KEY_BIAS_ATTENTION = {"sdpa": "rgenima_sdpa", "eager": "rgenima_eager"}
+
+
+def register_key_bias_attention() -> None:
+    """Register the key-bias attention kernels with transformers (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+
+    AttentionInterface.register("rgenima_sdpa", _key_bias_sdpa)
+    AttentionInterface.register("rgenima_eager", _key_bias_eager)
+    AttentionMaskInterface.register("rgenima_sdpa", sdpa_mask)
+    AttentionMaskInterface.register("rgenima_eager", eager_mask)
+
+
 @dataclass
 class RGenIMAConfig:
     """Every architecture choice of R-GenIMA; composes the RiT config.
@@ -200,6 +262,12 @@ def pool_cubes(cubes, pool: int, batch_size: int = 64):
     return out
 
 
+def _base_attention(language_model) -> str:
+    """"eager" or "sdpa": the kernel family a backbone was loaded with."""
+    current = getattr(language_model.config, "_attn_implementation", "sdpa") or "sdpa"
+    return "eager" if "eager" in current else "sdpa"
+
+
 def regional_intensity(pooled: torch.Tensor) -> torch.Tensor:
     """Mean intensity inside each ROI: (batch, n_rois, d, d, d) -> (batch, n_rois).
 
@@ -254,6 +322,16 @@ class RGenIMAForStaging(nn.Module):
             self.register_buffer("covariate_std", torch.ones(n))
         if "snp" in config.modalities and config.prompt_length > 0:
             self.prompt_bias = nn.Parameter(torch.full((config.prompt_length,), float(config.prompt_bias_init)))
+            self.set_attention_implementation(_base_attention(language_model))
+
+    def set_attention_implementation(self, implementation: str) -> None:
+        """Switch the backbone's attention kernel: "sdpa" (fast) or "eager" (returns
+        attention weights); with a prompt bias, its key-bias variant."""
+        name = implementation
+        if hasattr(self, "prompt_bias"):
+            register_key_bias_attention()
+            name = KEY_BIAS_ATTENTION[implementation]
+        self.language_model.set_attn_implementation(name)
 
     # -- inputs -------------------------------------------------------------------
     def pool(self, cubes: torch.Tensor) -> torch.Tensor:
@@ -365,28 +443,15 @@ class RGenIMAForStaging(nn.Module):
             raise ValueError(f"{int(cov_mask.sum())} [COV] tokens in a model configured without covariates.")
         return embeds
 
-    def attention_bias(self, attention_mask: torch.Tensor, prompt_mask: torch.Tensor | None,
-                       dtype: torch.dtype) -> torch.Tensor:
-        """Additive 4-D attention mask: causal, padding and the prompt's learned bias.
-
-        Returns
-        -------
-        Tensor of shape (batch_size, 1, sequence_length, sequence_length)
-        """
-        b, length = attention_mask.shape
-        device = attention_mask.device
-        low = torch.finfo(dtype).min
-        causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
-        allowed = causal[None] & attention_mask.bool()[:, None, :]
-        bias = torch.zeros(b, length, device=device, dtype=dtype)
-        if prompt_mask is not None and prompt_mask.any():
-            rank = (prompt_mask.cumsum(1) - 1).clamp_min(0)  # index of each token within its prompt
-            if int(rank.max()) >= self.prompt_bias.shape[0]:
-                raise ValueError(f"a genetic prompt has more than {self.prompt_bias.shape[0]} tokens "
-                                 "(the model's prompt_length).")
-            bias = torch.where(prompt_mask, self.prompt_bias[rank].to(dtype), bias)
-        mask = torch.where(allowed, bias[:, None, :], torch.full((), low, dtype=dtype, device=device))
-        return mask[:, None]
+    def key_bias(self, prompt_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(batch_size, sequence_length) attention-logit bias: the prompt's learned bias on the
+        genetic segment, 0 elsewhere."""
+        rank = (prompt_mask.long().cumsum(1) - 1).clamp_min(0)  # index of each token within its segment
+        if prompt_mask.any() and int(rank[prompt_mask].max()) >= self.prompt_bias.shape[0]:
+            raise ValueError(f"a genetic segment has more than {self.prompt_bias.shape[0]} tokens "
+                             "(the model's prompt_length).")
+        bias = self.prompt_bias[rank.clamp_max(self.prompt_bias.shape[0] - 1)].to(dtype)
+        return torch.where(prompt_mask, bias, torch.zeros_like(bias))
 
     # -- forward ------------------------------------------------------------------
     def forward(
@@ -440,8 +505,10 @@ class RGenIMAForStaging(nn.Module):
         if self.training and prompt_mask is not None and self.config.modality_dropout > 0 and cubes is not None:
             hide = torch.rand(prompt_mask.shape[0], 1, device=prompt_mask.device) < self.config.modality_dropout
             attention_mask = attention_mask * ~(prompt_mask & hide)
-        if hasattr(self, "prompt_bias"):
-            attention_mask = self.attention_bias(attention_mask, prompt_mask, inputs_embeds.dtype)
+        extra = {}
+        if hasattr(self, "prompt_bias") and prompt_mask is not None:
+            # Read by the key-bias attention kernels (use_key_bias_attention).
+            extra["key_bias"] = self.key_bias(prompt_mask, inputs_embeds.dtype)
         out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -449,6 +516,7 @@ class RGenIMAForStaging(nn.Module):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             use_cache=False,
+            **extra,
         )
         hidden = out.last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
