@@ -63,13 +63,21 @@ class TrainProfile:
     ``best`` weights use an exponential moving average of the weights (``ema_decay``
     per optimiser step; 0 disables it): on a validation split of a few dozen subjects
     the raw weights' validation loss jumps from epoch to epoch, the average's does not.
+    With ``mixup_alpha`` > 0, every training batch is mixed (mixup on the input
+    embeddings, mixing weight drawn from Beta(alpha, alpha)).
+
+    ``intensity_tokens``, ``rit_gate``: the ROI tokens (rgenima.model.rgenima). The
+    genetic segment's attention bias starts from a training-fold association scan
+    (``prompt_bias="scan"``, scaled by ``prompt_bias_scale``), from the constant
+    ``prompt_bias_init`` ("constant") or is absent ("none"); it learns at
+    ``prompt_bias_learning_rate``.
 
     With ``warm_start``, the model with both modalities is trained in two stages, as
     LLaVA trains its projector before the whole model: each fold starts from the
-    MRI-only model of the same fold (same training subjects, same inner split) and
-    is fine-tuned with the genetic prompt for ``warm_start_epochs``. Trained from
-    scratch, the fusion model has to find the regional signal while hundreds of
-    genotype tokens offer easier ways to fit a few hundred training subjects.
+    MRI-only model of the same fold (same training subjects, same inner split), whose
+    validation loss it must then beat, and is fine-tuned with the genetic prompt for at
+    most ``warm_start_epochs`` at ``warm_start_learning_rate``, training only the
+    parameters ``warm_start_trainable`` names (:data:`WARM_START_TRAINABLE`).
     """
 
     name: str
@@ -86,17 +94,16 @@ class TrainProfile:
     warmup_epochs: int = 1
     ema_decay: float = 0.97
     warm_start: bool = True
-    warm_start_epochs: int = 10
+    warm_start_epochs: int = 4
     warm_start_learning_rate: float = 5e-4
-    warm_start_trainable: str = "all"
+    warm_start_trainable: str = "language_model"
     intensity_tokens: bool = True
     rit_gate: bool = True
     prompt_bias: str = "scan"
     prompt_bias_init: float = -8.0
     prompt_bias_scale: float = 0.5
     prompt_bias_learning_rate: float = 0.003
-    mixup_alpha: float = 0.0
-    members: int = 1
+    mixup_alpha: float = 0.4
 
     def __post_init__(self) -> None:
         if self.prompt_bias not in ("scan", "constant", "none"):
@@ -104,8 +111,6 @@ class TrainProfile:
         if self.warm_start_trainable not in WARM_START_TRAINABLE:
             raise ValueError(f"'warm_start_trainable' must be one of {tuple(WARM_START_TRAINABLE)}; "
                              f"got {self.warm_start_trainable!r}.")
-        if self.members < 1:
-            raise ValueError(f"'members' must be at least 1; got {self.members}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
