@@ -60,6 +60,7 @@ __all__ = [
     "plot_roi_gene_heatmaps",
     "plot_enrichment",
     "plot_batch_summary",
+    "plot_learning_curve",
     "load_sanity_correlations",
     "plot_sanity_check",
 ]
@@ -379,8 +380,8 @@ def plot_framework(
     for i in range(3):  # three stacked cubes as an icon
         ax.add_patch(mpatches.Rectangle((2.55 + 0.12 * i, y_img + 0.12 + 0.06 * i), 0.22, 0.22,
                                         facecolor="white", edgecolor=img_c, linewidth=0.8))
-    _box(ax, 4.05, y_img, 1.65, h_row, f"RiT\nROI-wise ViT,\nshared by all ROIs\n(hidden {rit_hidden_size})",
-         color=img_c)
+    _box(ax, 4.05, y_img, 1.65, h_row, f"RiT: ROI-wise ViT\n(hidden {rit_hidden_size}),\nzero-init gate\n"
+         "+ regional-\nintensity token", color=img_c, fontsize=8.5)
     _box(ax, 6.0, y_img, 1.2, h_row, f"projector\n(MLP)\n{rit_hidden_size} → {hidden_size}", color=img_c)
     ax.text(7.55, y_img + h_row - 0.25, f"{n_rois} ROI\ntokens", ha="center", va="top", fontsize=9)
     _tokens(ax, 7.28, y_img + 0.2, 4, 0.12, [img_c])
@@ -397,7 +398,8 @@ def plot_framework(
     _box(ax, 2.15, y_gen, 3.55, h_row, "", color=gen_c)
     ax.text(2.25, y_gen + h_row - 0.18, "genetic prompt (structured text)", ha="left", va="top", fontsize=9)
     ax.text(2.25, y_gen + 0.5, prompt_example, ha="left", va="center", fontsize=8.5, family="monospace")
-    _box(ax, 6.0, y_gen, 1.2, h_row, "tokenizer\n+ frozen\nembeddings", color=gen_c)
+    _box(ax, 6.0, y_gen, 1.2, h_row, "one token per\ngenotype,\nattention prior\n(trend scan)",
+         color=gen_c, fontsize=8.5)
     ax.text(7.55, y_gen + h_row - 0.25, "prompt\ntokens", ha="center", va="top", fontsize=9)
     _tokens(ax, 7.28, y_gen + 0.2, 4, 0.12, [gen_c])
     for a, b in ((1.85, 2.15), (5.7, 6.0), (7.2, 7.27)):
@@ -409,6 +411,7 @@ def plot_framework(
     _box(ax, 8.1, y_gen, 1.8, y_img + h_row - y_gen, "", color=llm_c)
     ax.text(9.0, 4.5, llm_text, ha="center", va="top", fontsize=9, linespacing=1.3)
     ax.text(9.0, 2.75, "token sequence", ha="center", va="center", fontsize=7.5, color="0.3")
+    ax.text(9.0, 3.05, "+ age, sex, education\ntokens", ha="center", va="center", fontsize=7.5, color="0.3")
     _tokens(ax, 8.22, 2.32, 4, 0.12, [img_c])
     _tokens(ax, 8.87, 2.32, 4, 0.12, [gen_c])
     ax.add_patch(mpatches.Rectangle((9.53, 2.3), 0.18, 0.18, facecolor=llm_c, edgecolor="0.1", linewidth=0.9))
@@ -447,7 +450,8 @@ def plot_framework(
 # ---------------------------------------------------------------------------------
 # 2-4. Performance
 # ---------------------------------------------------------------------------------
-def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY, ax=None) -> plt.Figure:
+def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY, ax=None,
+                     title: str = "Four-way classification (NC/SMC/MCI/AD)") -> plt.Figure:
     """Balanced accuracy with its 95% bootstrap interval for every configuration.
 
     One row per configuration (point and horizontal error bar, coloured by role; the
@@ -463,6 +467,8 @@ def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY,
     chance : float, default 0.25
         Balanced accuracy of a random classifier.
     ax : matplotlib Axes, optional
+    title : str
+        First line of the title (the number of subjects and the bootstrap follow).
 
     Returns
     -------
@@ -517,10 +523,67 @@ def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY,
     ax.set_xlim(0, min(1.0, upper + 0.22) if np.isfinite(upper) else 1.0)
     ax.set_xlabel("balanced accuracy")
     n_boot = metrics.get("bootstrap", {}).get("n_boot")
-    ax.set_title("Four-way classification (NC/SMC/MCI/AD)"
+    ax.set_title(title
                  + (f", {metrics.get('n_subjects')} subjects" if metrics.get("n_subjects") else "")
                  + (f"\n95% CI: {n_boot} bootstrap resamples of subjects" if n_boot else ""), fontsize=10)
     ax.grid(axis="x", color="0.92", zorder=0)
+    sns.despine(ax=ax)
+    return fig
+
+
+#: Models drawn by plot_learning_curve, with their labels and styles.
+LEARNING_CURVE_MODELS: dict[str, tuple[str, str, str]] = {
+    "rgenima_mri+snp": ("R-GenIMA MRI + SNP", ROLE_COLORS["main"], "D"),
+    "rgenima_mri": ("R-GenIMA MRI only", ROLE_COLORS["ablation"], "o"),
+    "baseline_logistic_roi_apoe": ("logistic regression, ROI + APOE", ROLE_COLORS["baseline"], "s"),
+    "baseline_logistic_roi": ("logistic regression, ROI", _CB[9], "^"),
+    "reference_truth_feature_lda": ("LDA on true features", ROLE_COLORS["reference"], "v"),
+}
+
+
+def plot_learning_curve(curve: dict, *, chance: float = CHANCE_BALANCED_ACCURACY, ax=None) -> plt.Figure:
+    """Balanced accuracy on a fixed external cohort against the number of training subjects.
+
+    Parameters
+    ----------
+    curve : dict
+        Output of ``benchmarks/bench_learning_curve.py``: ``sizes`` maps the number of
+        training subjects to ``balanced_accuracy`` and ``ci`` (95% bootstrap interval on
+        the external cohort) per configuration.
+    chance : float, default 0.25
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x axis: training subjects (log scale); y axis: balanced accuracy on the external
+        cohort; the oracle's (which needs no training) as a horizontal line.
+    """
+    sizes = sorted(curve["sizes"], key=int)
+    n = np.array([int(s) for s in sizes])
+    fig, ax = _fig_ax(ax, (6.8, 4.4))
+    offsets = np.linspace(-0.03, 0.03, len(LEARNING_CURVE_MODELS))
+    for offset, (name, (label, color, marker)) in zip(offsets, LEARNING_CURVE_MODELS.items()):
+        if not all(name in curve["sizes"][s]["balanced_accuracy"] for s in sizes):
+            continue
+        y = np.array([curve["sizes"][s]["balanced_accuracy"][name] for s in sizes])
+        ci = np.array([curve["sizes"][s]["ci"][name] for s in sizes])
+        x = n * 10**offset  # small horizontal offsets on the log axis keep the error bars apart
+        main = name == "rgenima_mri+snp"
+        ax.errorbar(x, y, yerr=np.clip([y - ci[:, 0], ci[:, 1] - y], 0, None), color=color, marker=marker, ms=7 if main else 5,
+                    lw=2.2 if main else 1.3, capsize=3, label=label, zorder=3 if main else 2)
+    oracle = [curve["sizes"][s]["balanced_accuracy"].get("reference_oracle") for s in sizes]
+    if oracle[0] is not None:
+        ax.axhline(oracle[0], color="0.3", ls="--", lw=1.2, label=f"oracle (true posterior): {oracle[0]:.3f}")
+    ax.axhline(chance, color="0.5", ls=":", lw=1.2, label=f"chance ({chance:.2f})")
+    ax.set_xscale("log")
+    ax.set_xticks(n)
+    ax.set_xticklabels([f"{v:,}" for v in n])
+    ax.minorticks_off()
+    ax.set_xlabel("training subjects")
+    ax.set_ylabel("balanced accuracy, external cohort")
+    ax.legend(fontsize=8, loc="lower right", frameon=False)
+    ax.grid(axis="y", color="0.92", zorder=0)
     sns.despine(ax=ax)
     return fig
 

@@ -159,6 +159,24 @@ def test_plot_performance_rows_and_reference_lines(metrics, tmp_path):
     _save(fig, tmp_path)
 
 
+def test_plot_learning_curve_draws_each_model_per_size(tmp_path):
+    sizes = {}
+    for n, value in (("400", 0.60), ("1000", 0.63), ("2000", 0.66)):
+        bacc = {"rgenima_mri+snp": value, "rgenima_mri": value - 0.01, "baseline_logistic_roi": value - 0.02,
+                "baseline_logistic_roi_apoe": value - 0.015, "reference_truth_feature_lda": value + 0.05,
+                "reference_oracle": 0.76}
+        sizes[n] = {"balanced_accuracy": bacc, "ci": {k: [v - 0.02, v + 0.02] for k, v in bacc.items()}}
+    fig = plots.plot_learning_curve({"sizes": sizes})
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(labels) == {v[0] for v in plots.LEARNING_CURVE_MODELS.values()} | {
+        "oracle (true posterior): 0.760", "chance (0.25)"}
+    curves = {c.get_label(): c for c in ax.containers}
+    np.testing.assert_allclose(curves["R-GenIMA MRI + SNP"].lines[0].get_ydata(), [0.60, 0.63, 0.66])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["400", "1,000", "2,000"]
+    _save(fig, tmp_path)
+
+
 def test_plot_performance_without_references(predictions, tmp_path):
     subset = {k: v for k, v in predictions.items() if not k.startswith("reference_")}
     fig = plots.plot_performance(evaluate_predictions(subset, n_boot=20))
