@@ -87,3 +87,19 @@ def step_timings(run_dir: str | Path) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["step", "seconds"]).set_index("step")
     table["minutes"] = (pd.to_numeric(table["seconds"], errors="coerce") / 60).round(2)
     return table
+
+
+def benchmark_file(name: str) -> dict:
+    """The latest output of a benchmark script, ``benchmarks/<name>`` of the project.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file and the script to run when it is missing.
+    """
+    from rgenima.book import project_root
+
+    path = project_root() / "benchmarks" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the matching script in benchmarks/ to write it.")
+    return json.loads(path.read_text())

@@ -202,3 +202,14 @@ def test_snp_scan_bias_ranks_an_associated_snp_first():
     assert bias[2] > 5 + bias[0] and bias[2] > 5 + bias[1]  # rs_b stands out
     r = np.corrcoef(dosage[:, 1], labels)[0, 1]
     assert bias[2] == pytest.approx(0.5 * 200 * r**2 - np.log(4))
+
+
+def test_one_standard_error_rule():
+    from rgenima.train import beats_by_one_standard_error
+
+    start = np.array([1.0, 0.8, 1.2, 0.9, 1.1, 1.0])
+    assert not beats_by_one_standard_error(start, start)
+    assert beats_by_one_standard_error(start, start - 0.1)  # better on every subject
+    noisy = start + np.array([-2.0, 0.3, 0.3, 0.3, 0.3, 0.3])  # lower mean loss, driven by one subject
+    assert noisy.mean() < start.mean()
+    assert not beats_by_one_standard_error(start, noisy)
