@@ -261,7 +261,8 @@ def randomized_model(run_dir: str | Path, configuration: str, model, seed: int =
     default backbone (trained in full) is drawn afresh from its config; a pretrained
     backbone keeps its frozen weights and gets fresh LoRA adapters. Frozen parameters
     (the genotype input embeddings) and buffers (cube statistics) are copied from
-    ``model``.
+    ``model``. The fusion gates (if any) are drawn from N(0, 1), so that the random
+    model reads the genetic prompt.
     """
     from transformers import AutoModel
 
@@ -285,6 +286,10 @@ def randomized_model(run_dir: str | Path, configuration: str, model, seed: int =
     _, unexpected = fresh.load_state_dict(keep, strict=False)
     if unexpected:
         raise RuntimeError(f"randomised model: unexpected keys {unexpected}")
+    if hasattr(fresh, "prompt_gate"):
+        # Gates initialised at 0 would hide the prompt from the random model altogether.
+        with torch.no_grad():
+            fresh.prompt_gate.normal_(generator=torch.Generator().manual_seed(seed + 2))
     fresh.eval()
     return fresh
 

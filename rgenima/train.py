@@ -46,8 +46,8 @@ PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
 #: prompt's attention bias and the stage head.
 WARM_START_TRAINABLE = {
     "all": None,
-    "language_model": ("language_model.", "score.", "prompt_bias"),
-    "head": ("score.", "prompt_bias"),
+    "language_model": ("language_model.", "score.", "prompt_bias", "prompt_gate"),
+    "head": ("score.", "prompt_bias", "prompt_gate"),
 }
 
 
@@ -70,7 +70,9 @@ class TrainProfile:
     genetic segment's attention bias starts from a training-fold association scan
     (``prompt_bias="scan"``, scaled by ``prompt_bias_scale``), from the constant
     ``prompt_bias_init`` ("constant") or is absent ("none"); it learns at
-    ``prompt_bias_learning_rate``.
+    ``prompt_bias_learning_rate``. With ``prompt_gate`` (both modalities), what attending
+    to the genetic segment changes passes through a zero-initialised tanh gate per layer
+    (rgenima.model.rgenima.RGenIMAConfig), which learns at ``prompt_gate_learning_rate``.
 
     With ``warm_start``, the model with both modalities is trained in two stages, as
     LLaVA trains its projector before the whole model: each fold starts from the
@@ -102,12 +104,18 @@ class TrainProfile:
     prompt_bias: str = "scan"
     prompt_bias_init: float = -8.0
     prompt_bias_scale: float = 0.5
+    prompt_bias_normalise: str = "length"
     prompt_bias_learning_rate: float = 0.003
+    prompt_gate: bool = True
+    prompt_gate_learning_rate: float = 0.01
     mixup_alpha: float = 0.4
 
     def __post_init__(self) -> None:
         if self.prompt_bias not in ("scan", "constant", "none"):
             raise ValueError(f"'prompt_bias' must be one of ('scan', 'constant', 'none'); got {self.prompt_bias!r}.")
+        if self.prompt_bias_normalise not in ("length", "total"):
+            raise ValueError("'prompt_bias_normalise' must be 'length' or 'total'; "
+                             f"got {self.prompt_bias_normalise!r}.")
         if self.warm_start_trainable not in WARM_START_TRAINABLE:
             raise ValueError(f"'warm_start_trainable' must be one of {tuple(WARM_START_TRAINABLE)}; "
                              f"got {self.warm_start_trainable!r}.")
@@ -296,6 +304,7 @@ def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tu
         rit_gate=profile.rit_gate,
         prompt_length=prompt_length if profile.prompt_bias != "none" else 0,
         prompt_bias_init=profile.prompt_bias_init,
+        prompt_gate=profile.prompt_gate,
     )
     return RGenIMAForStaging(config, language_model), tokenizer
 
@@ -314,15 +323,20 @@ def prompt_length(tokenizer, prompts: list[dict]) -> int:
     return max(len(tokenizer(p["text"], add_special_tokens=False)["input_ids"]) for p in prompts)
 
 
-def snp_scan_bias(dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, scale: float) -> np.ndarray:
+def snp_scan_bias(dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, scale: float,
+                  normalise: str = "length") -> np.ndarray:
     """Initial attention bias of each prompt token from a per-SNP trend test.
 
     For every SNP, the squared correlation ``r^2`` between its allele dose (missing calls
     at the mean) and the stage order (NC < SMC < MCI < AD) over the training subjects
     gives the trend statistic ``n r^2`` (Armitage's trend test); the token's bias is
-    ``scale * n r^2 - log(n_prompt_tokens)``, so that a SNP with no association weighs
-    about as much as the whole prompt divided by its length and a strongly associated
-    SNP stands out. Computed on the training fold only.
+    ``scale * n r^2 - c``. With ``normalise="length"``, ``c = log(n_prompt_tokens)``: a SNP
+    with no association weighs about as much as one ordinary token divided by the prompt's
+    length, and a strongly associated SNP stands out by ``exp(scale * n r^2)`` (it can
+    then outweigh every other token of the sequence). With ``normalise="total"``, ``c`` is
+    the log-sum-exp of ``scale * n r^2`` over the SNP tokens: the SNP tokens together start
+    with the attention weight of one ordinary token, shared out by their evidence (the two
+    agree when no SNP is associated). Computed on the training fold only.
 
     Parameters
     ----------
@@ -333,6 +347,7 @@ def snp_scan_bias(dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, 
     seq : Sequences
         Its SNP spans map prompt tokens to SNPs (the first subject's layout).
     scale : float
+    normalise : {"length", "total"}
 
     Returns
     -------
@@ -350,8 +365,16 @@ def snp_scan_bias(dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, 
     bias = np.zeros(n_tokens)
     snp_spans = [s for s in seq.spans[0] if s.kind == "snp"]
     order = {name: j for j, name in enumerate(snps)}
+    if normalise not in ("length", "total"):
+        raise ValueError(f"'normalise' must be 'length' or 'total'; got {normalise!r}.")
+    is_snp = np.zeros(n_tokens, dtype=bool)
     for span in snp_spans:
-        bias[span.start - start : span.end - start] = scale * statistic[order[span.name]] - np.log(n_tokens)
+        bias[span.start - start : span.end - start] = scale * statistic[order[span.name]]
+        is_snp[span.start - start : span.end - start] = True
+    if normalise == "length":
+        bias[is_snp] -= np.log(n_tokens)
+    elif is_snp.any():
+        bias[is_snp] -= np.logaddexp.reduce(bias[is_snp])
     return bias
 
 
@@ -471,12 +494,15 @@ def beats_by_one_standard_error(start_terms: np.ndarray, candidate_terms: np.nda
 
 
 def _optimizer(model, profile: TrainProfile) -> torch.optim.Optimizer:
-    """AdamW; the prompt's attention bias has its own learning rate and no weight decay."""
-    bias = [p for n, p in model.named_parameters() if p.requires_grad and n == "prompt_bias"]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and n != "prompt_bias"]
-    groups = [{"params": rest, "peak_lr": profile.learning_rate}]
-    if bias:
-        groups.append({"params": bias, "weight_decay": 0.0, "peak_lr": profile.prompt_bias_learning_rate})
+    """AdamW; the prompt's attention bias and gates have their own learning rates and no
+    weight decay."""
+    own = {"prompt_bias": profile.prompt_bias_learning_rate, "prompt_gate": profile.prompt_gate_learning_rate}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in trainable if n not in own], "peak_lr": profile.learning_rate}]
+    for name, lr in own.items():
+        params = [p for n, p in trainable if n == name]
+        if params:
+            groups.append({"params": params, "weight_decay": 0.0, "peak_lr": lr})
     return torch.optim.AdamW(groups, lr=profile.learning_rate, weight_decay=profile.weight_decay)
 
 
@@ -520,7 +546,7 @@ def train_fold(
                                torch.from_numpy(data.covariates()[fit_idx]))
     if init_weights is not None:
         missing, unexpected = model.load_state_dict(load_file(str(init_weights)), strict=False)
-        if unexpected or set(missing) - {"prompt_bias"}:
+        if unexpected or set(missing) - {"prompt_bias", "prompt_gate"}:
             raise RuntimeError(f"{init_weights} does not fit this model: missing {missing}, unexpected {unexpected}")
         trainable = WARM_START_TRAINABLE[profile.warm_start_trainable]
         if trainable is not None:
@@ -530,7 +556,7 @@ def train_fold(
     if hasattr(model, "prompt_bias") and profile.prompt_bias == "scan":
         with torch.no_grad():
             bias = snp_scan_bias(data.dosage[fit_idx], labels[fit_idx], list(data.snps["snp"]), seq,
-                                 profile.prompt_bias_scale)
+                                 profile.prompt_bias_scale, profile.prompt_bias_normalise)
             model.prompt_bias[: len(bias)] = torch.from_numpy(bias).float()
     optimizer = _optimizer(model, profile)
     state_path = out_dir / "state.json"

@@ -360,3 +360,33 @@ def test_key_bias_attention_eager_equals_sdpa_and_hides_the_prompt(backbone_dir)
     hidden = segment.clone()
     hidden[11] = False  # the segment is tokens 10-14 (4 SNPs, [SEP]); 11 is its second SNP
     assert weights[:, hidden].max() < 1e-8 and weights[:, 11].min() > 1e-3
+
+
+def test_closed_prompt_gate_makes_the_fused_model_its_mri_part_whatever_the_bias(backbone_dir):
+    """With the zero-initialised gates, MRI+SNP gives the MRI-only logits even with a
+    strong prompt bias (the warm start's scan bias); opened gates let the prompt in, and
+    eager (attention weights returned) and sdpa agree."""
+    mri, tok = _full_model(backbone_dir, ("mri",))
+    _, batch = _full_batch(tok, ("mri",))
+    mri.fit_input_statistics(batch["cubes"], batch["covariates"])
+    mri.eval()
+    fused, _ = _full_model(backbone_dir, ("mri", "snp"), prompt_gate=True)
+    missing, unexpected = fused.load_state_dict(mri.state_dict(), strict=False)
+    assert sorted(missing) == ["prompt_bias", "prompt_gate"] and unexpected == []
+    fused.eval()
+    _, fused_batch = _full_batch(tok, ("mri", "snp"))
+    with torch.no_grad():
+        fused.prompt_bias[:] = torch.tensor([8.0, 0.0, -2.0, 3.0, 0.0])
+        for implementation in ("sdpa", "eager"):
+            fused.set_attention_implementation(implementation)
+            torch.testing.assert_close(fused(**fused_batch).logits, mri(**batch).logits, rtol=1e-4, atol=1e-5)
+        fused.prompt_gate.fill_(0.5)
+        out = fused(**fused_batch, output_attentions=True)
+        fused.set_attention_implementation("sdpa")
+        torch.testing.assert_close(fused(**fused_batch).logits, out.logits, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(out.logits, mri(**batch).logits, atol=1e-3)
+    # The returned weights are the gated mixture: rows sum to 1 and the prompt gets some.
+    weights = out.attentions[0][0]
+    torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+    answer = fused_batch["answer_positions"][0]
+    assert weights[:, answer, fused_batch["prompt_mask"][0]].sum() > 1e-3

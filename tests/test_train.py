@@ -150,8 +150,9 @@ def test_train_cli_quick_profile(tmp_path, capsys):
 
 def test_two_modality_model_starts_from_the_mri_model_of_each_fold(easy_run, tmp_path):
     run = _copy_run(easy_run, tmp_path / "warm")
-    # The prompt starts hidden (bias -1e4), so the starting model is the MRI-only model.
-    profile = replace(QUICK, warm_start=True, warm_start_epochs=2, prompt_bias="constant", prompt_bias_init=-1e4)
+    # The prompt's gates start closed, so whatever the scan bias, the starting model is the
+    # MRI-only model.
+    profile = replace(QUICK, warm_start=True, warm_start_epochs=2, prompt_bias="scan", prompt_gate=True)
     preds = train_configuration(run, ("mri", "snp"), n_folds=2, seed=0, profile=profile)
     assert len(preds) == 48
     mri = run / "models" / "rgenima_mri__quick"
@@ -170,7 +171,7 @@ def test_two_modality_model_starts_from_the_mri_model_of_each_fold(easy_run, tmp
 def test_fine_tuning_that_does_not_help_keeps_the_mri_model(easy_run, tmp_path):
     run = _copy_run(easy_run, tmp_path / "keep")
     profile = replace(QUICK, warm_start=True, warm_start_epochs=2, warm_start_learning_rate=0.0,
-                      prompt_bias="constant", prompt_bias_init=-1e4, prompt_bias_learning_rate=0.0)
+                      prompt_bias="scan", prompt_bias_learning_rate=0.0, prompt_gate_learning_rate=0.0)
     fused = train_configuration(run, ("mri", "snp"), n_folds=2, seed=0, profile=profile)
     for k in range(2):
         assert json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{k}" / "done.json").read_text())[
@@ -202,6 +203,11 @@ def test_snp_scan_bias_ranks_an_associated_snp_first():
     assert bias[2] > 5 + bias[0] and bias[2] > 5 + bias[1]  # rs_b stands out
     r = np.corrcoef(dosage[:, 1], labels)[0, 1]
     assert bias[2] == pytest.approx(0.5 * 200 * r**2 - np.log(4))
+    # "total": the SNP tokens together weigh one ordinary token, shared by their evidence.
+    total = snp_scan_bias(dosage, labels, ["rs_a", "rs_b", "rs_c"], seq, scale=0.5, normalise="total")
+    assert np.exp(total[:3]).sum() == pytest.approx(1.0) and total[3] == 0.0
+    np.testing.assert_allclose(total[:3] - total[2], bias[:3] - bias[2])  # same ranking and gaps
+    assert -0.01 < total[2] <= 0.0
 
 
 def test_one_standard_error_rule():

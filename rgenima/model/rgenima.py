@@ -39,10 +39,22 @@ value is the training mean). They are the covariates every baseline uses.
 Attention bias of the prompt
 ----------------------------
 ``prompt_bias`` adds a learned bias to the attention logits of every genetic-prompt token
-(one value per prompt position, shared by all queries and heads). The two-modality model
-starts it at ``prompt_bias_init`` (a large negative value: the prompt is almost ignored,
-so the model starts as its MRI-only part) or from a training-fold association scan of
-each SNP (:func:`rgenima.train.snp_scan_bias`).
+(one value per prompt position, shared by all queries and heads), started at
+``prompt_bias_init`` or from a training-fold association scan of each SNP
+(:func:`rgenima.train.snp_scan_bias`).
+
+Gated fusion
+------------
+With both modalities and ``prompt_gate``, every attention layer computes its output
+twice, with and without the genetic segment among the keys, and returns::
+
+    out = out_without_prompt + tanh(g_layer) * (out_with_prompt - out_without_prompt)
+
+with ``g`` initialised at 0 (Flamingo's gated cross-attention, LLaMA-Adapter's
+zero-initialised attention). The two-modality model warm-started from the MRI-only
+weights therefore starts as exactly the MRI-only model, whatever the prompt bias, and the
+prompt adds to it only as far as training opens the gates. The attention weights returned
+for attributions are the same mixture of the two softmaxes.
 """
 
 from __future__ import annotations
@@ -79,11 +91,14 @@ def _add_key_bias(query: torch.Tensor, key: torch.Tensor, key_bias: torch.Tensor
     return query, torch.cat([key, column], dim=-1), scaling
 
 
-def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_bias=None, **kwargs):
+def _blocked_prompt_bias(key_bias: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+    """The key bias with the genetic segment hidden (-1e4: exp underflows to exactly 0)."""
+    return torch.where(prompt_mask, torch.full_like(key_bias, -1e4), key_bias)
+
+
+def _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling, key_bias, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if key_bias is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
     query, key, scaling = _add_key_bias(query, key, key_bias, scaling)
     # Value padded to the query/key width: the fused kernels need equal widths.
     head_dim = value.shape[-1]
@@ -92,20 +107,46 @@ def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_
     return out[..., :head_dim].contiguous(), weights
 
 
-def _key_bias_eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, key_bias=None, **kwargs):
-    """LLaMA's eager attention (attention weights returned) with the per-key bias."""
+def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_bias=None, prompt_gate=None,
+                   prompt_mask=None, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if key_bias is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    out, weights = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling, key_bias, **kwargs)
+    if prompt_gate is not None:
+        # Gated fusion: attention without the genetic segment, plus tanh(gate) times
+        # what attending to it changes (out = hidden + g * (all - hidden)).
+        hidden, _ = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling,
+                                        _blocked_prompt_bias(key_bias, prompt_mask), **kwargs)
+        gate = prompt_gate[module.layer_idx].to(out.dtype)
+        out = hidden + gate * (out - hidden)
+    return out, weights
+
+
+def _key_bias_eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, key_bias=None,
+                    prompt_gate=None, prompt_mask=None, **kwargs):
+    """LLaMA's eager attention (attention weights returned) with the per-key bias; with a
+    prompt gate, the returned weights are the gated mixture that the output uses."""
     from transformers.integrations.sdpa_attention import repeat_kv
 
-    if key_bias is not None:
-        query, key, scaling = _add_key_bias(query, key, key_bias, scaling)
     groups = getattr(module, "num_key_value_groups", 1)
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
-    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        weights = weights + attention_mask[:, :, :, : key.shape[-2]]
-    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+
+    def softmax_weights(bias):
+        q, k, s = (query, key, scaling) if bias is None else _add_key_bias(query, key, bias, scaling)
+        s = q.shape[-1] ** -0.5 if s is None else s
+        w = torch.matmul(q, repeat_kv(k, groups).transpose(2, 3)) * s
+        if attention_mask is not None:
+            w = w + attention_mask[:, :, :, : k.shape[-2]]
+        return F.softmax(w, dim=-1, dtype=torch.float32).to(query.dtype)
+
+    weights = softmax_weights(key_bias)
+    if key_bias is not None and prompt_gate is not None:
+        gate = prompt_gate[module.layer_idx].to(weights.dtype)
+        hidden = softmax_weights(_blocked_prompt_bias(key_bias, prompt_mask))
+        weights = hidden + gate * (weights - hidden)
     weights = F.dropout(weights, p=dropout, training=module.training)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+    return torch.matmul(weights, repeat_kv(value, groups)).transpose(1, 2).contiguous(), weights
 
 
 #: Attention implementations of a backbone whose genetic segment gets a learned bias.
@@ -148,6 +189,11 @@ class RGenIMAConfig:
         size of the prompt's attention bias.
     prompt_bias_init : float
         Initial attention bias of the prompt tokens when they are not set from a scan.
+    prompt_gate : bool
+        With both modalities, gate what attending to the genetic segment changes in each
+        layer by ``tanh(g_layer)``, ``g`` initialised at 0 (Flamingo's gated
+        cross-attention): the two-modality model then starts as exactly its MRI-only
+        part, and the prompt can only add to it as the gates open.
     embed_dropout : float
         Dropout on the token embeddings during training.
     modality_dropout : float
@@ -167,6 +213,7 @@ class RGenIMAConfig:
     rit_gate: bool = True
     prompt_length: int = 0
     prompt_bias_init: float = 0.0
+    prompt_gate: bool = False
     embed_dropout: float = 0.1
     modality_dropout: float = 0.0
 
@@ -322,6 +369,8 @@ class RGenIMAForStaging(nn.Module):
             self.register_buffer("covariate_std", torch.ones(n))
         if "snp" in config.modalities and config.prompt_length > 0:
             self.prompt_bias = nn.Parameter(torch.full((config.prompt_length,), float(config.prompt_bias_init)))
+            if config.prompt_gate and "mri" in config.modalities:
+                self.prompt_gate = nn.Parameter(torch.zeros(language_model.config.num_hidden_layers))
             self.set_attention_implementation(_base_attention(language_model))
 
     def set_attention_implementation(self, implementation: str) -> None:
@@ -509,6 +558,8 @@ class RGenIMAForStaging(nn.Module):
         if hasattr(self, "prompt_bias") and prompt_mask is not None:
             # Read by the key-bias attention kernels (use_key_bias_attention).
             extra["key_bias"] = self.key_bias(prompt_mask, inputs_embeds.dtype)
+            if hasattr(self, "prompt_gate"):
+                extra.update(prompt_gate=torch.tanh(self.prompt_gate), prompt_mask=prompt_mask)
         out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
