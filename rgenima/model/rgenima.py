@@ -113,15 +113,17 @@ def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_
 
     if key_bias is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    if prompt_gate is None:
+        return _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling, key_bias, **kwargs)
+    # Gated fusion: attention without the genetic segment, plus tanh(gate) times what
+    # attending to it changes (out = hidden + g * (all - hidden)).
+    gate = prompt_gate[module.layer_idx]
+    hidden, weights = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling,
+                                          _blocked_prompt_bias(key_bias, prompt_mask), **kwargs)
+    if not gate.requires_grad and float(gate) == 0.0:
+        return hidden, weights  # a closed gate (inference): the prompt changes nothing
     out, weights = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling, key_bias, **kwargs)
-    if prompt_gate is not None:
-        # Gated fusion: attention without the genetic segment, plus tanh(gate) times
-        # what attending to it changes (out = hidden + g * (all - hidden)).
-        hidden, _ = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling,
-                                        _blocked_prompt_bias(key_bias, prompt_mask), **kwargs)
-        gate = prompt_gate[module.layer_idx].to(out.dtype)
-        out = hidden + gate * (out - hidden)
-    return out, weights
+    return hidden + gate.to(out.dtype) * (out - hidden), weights
 
 
 def _key_bias_eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, key_bias=None,
