@@ -10,7 +10,10 @@ Two modes, chosen in the manifest (``cohort.mri``):
   session is ``ses-M000`` (older Clinica versions: ``ses-M00``); ``.nii`` is
   accepted as well as ``.nii.gz``.
 - **pattern**: a glob with ``{ptid}`` and/or ``{participant}`` placeholders, e.g.
-  ``/data/gm/{ptid}_gm_mni.nii.gz``; exactly one file must match.
+  ``/data/gm/{ptid}_gm_mni.nii.gz``; exactly one file must match. The folders before
+  the first placeholder are taken literally when they exist, so a folder named
+  ``scans[2024]`` works (``[``, ``]``, ``*`` and ``?`` are glob wildcards only in the
+  rest of the pattern).
 """
 
 from __future__ import annotations
@@ -121,21 +124,25 @@ def find_mri(
         If the BIDS root, or the fixed folder part of the pattern, does not exist
         (a wrong path, rather than missing subjects).
     """
+    from rgenima.fileio import why_missing
+
     ptids = list(dict.fromkeys(ptids))
     if mri_spec.bids_root is not None:
         root = Path(mri_spec.bids_root)
         if not root.is_dir():
             raise DataContractError(
-                f"MRI BIDS folder not found: {root} (cohort.mri.bids_root in the manifest)."
+                f"MRI BIDS folder not found: {root} (cohort.mri.bids_root in the manifest): the "
+                f"path {why_missing(root) if not root.exists() else 'is a file, not a folder'}."
             )
         lookup = lambda ptid: _find_bids_t1w(root, ptid)  # noqa: E731
     elif mri_spec.pattern is not None:
-        pattern = str(mri_spec.pattern)
-        fixed = _fixed_folder(pattern)
+        literal, rest = _literal_folder(str(mri_spec.pattern))
+        fixed = Path(literal + str(_fixed_folder(rest))) if literal else _fixed_folder(rest)
+        pattern = glob.escape(literal) + rest
         if not fixed.is_dir():
             raise DataContractError(
                 f"MRI folder not found: {fixed} (the fixed part of cohort.mri.pattern "
-                f"{pattern!r} in the manifest)."
+                f"{str(mri_spec.pattern)!r} in the manifest): the path {why_missing(fixed)}."
             )
         lookup = lambda ptid: _find_by_pattern(pattern, ptid)  # noqa: E731
     else:
@@ -198,4 +205,23 @@ def _fixed_folder(pattern: str) -> Path:
     """Longest leading folder of ``pattern`` free of placeholders and wildcards."""
     match = _GLOB_CHARS.search(pattern)
     prefix = pattern[: match.start()] if match else pattern
-    return Path(os.path.dirname(prefix) or ".")
+    return Path(os.path.dirname(prefix) or ("." if not pattern.startswith("/") else "/"))
+
+
+def _literal_folder(pattern: str) -> tuple[str, str]:
+    """Split off the longest existing folder before the first placeholder, if it holds
+    wildcard characters (``/data/scans[2024]``), to be matched literally.
+
+    Returns
+    -------
+    literal, rest : str
+        ``literal + rest == pattern``; ``literal`` is empty when no such folder exists.
+    """
+    head = pattern[: pattern.find("{")] if "{" in pattern else pattern
+    folder = os.path.dirname(head)
+    while folder and not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        folder = "" if parent == folder else parent
+    if not folder or not re.search(r"[*?\[]", folder):
+        return "", pattern
+    return folder, pattern[len(folder):]
