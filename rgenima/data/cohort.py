@@ -235,6 +235,7 @@ def _genotype_qc(manifest: Manifest, subjects: pd.DataFrame, report: DataReport,
         f"{len(rows)} subject(s) removed by genotype QC: more than {limit:g} of their calls are missing "
         "(qc.max_subject_missing); they are listed with the exclusions."
     )
+    logger.warning("%s (prepared/data_report.json)", report.warnings[-1])
     kept = subjects[~subjects["PTID"].isin(set(failed["iid"]))].reset_index(drop=True)
     kept.attrs = dict(subjects.attrs)
     if kept.empty:
@@ -265,6 +266,8 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, out: Path, sn
     if reference is None:
         passing = snp_qc[snp_qc["pass"]]
         mapped, n_unmapped = map_snps_to_genes(passing, panel, manifest.snp_gene_window_kb)
+        if mapped.empty:
+            raise DataContractError(_no_snps_message(manifest, snp_qc))
         geno = read_genotypes(manifest.cohort.genotypes, snps=mapped["snp"].tolist())
         col = pd.Series(np.arange(len(geno.variants)), index=geno.variants["snp"])
         snps = mapped[["snp", "gene", "chrom", "pos"]].merge(geno.variants[["snp", "a1", "a2"]], on="snp", how="left")
@@ -297,6 +300,29 @@ def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, out: Path, sn
     if alignment is not None:
         summary["aligned_to_reference"] = alignment
     return summary
+
+
+def _no_snps_message(manifest: Manifest, snp_qc: pd.DataFrame) -> str:
+    """Why no SNP is left for the genetic prompts (an empty prompt is never written silently)."""
+    bim = f"{manifest.cohort.genotypes}.bim"
+    failed = snp_qc.loc[~snp_qc["pass"], "fail_reason"].str.split(";").str[0].value_counts()
+    if int(snp_qc["pass"].sum()) == 0:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in failed.head(5).items())
+        hint = (
+            " 'maf=NA' means no founder was found: allele frequencies use samples whose .fam father "
+            "and mother (columns 3 and 4) are both 0, as PLINK; write 0 there for unrelated subjects."
+            if failed.index.str.startswith("maf=NA").any() else
+            " Check the qc thresholds in the manifest (min_call_rate, min_maf, hwe_p)."
+        )
+        return (
+            f"{bim}: none of its {len(snp_qc)} SNPs passes genotype QC ({reasons}), so every genetic "
+            f"prompt would be empty.{hint}"
+        )
+    return (
+        f"{bim}: none of the {int(snp_qc['pass'].sum())} SNPs that pass QC lies within "
+        f"{manifest.snp_gene_window_kb:g} kb of a gene of {manifest.gene_panel}, so every genetic prompt "
+        "would be empty. Are the positions on GRCh37 (the panel's build) and the chromosome codes 1-22/X?"
+    )
 
 
 def _check_reference(reference: Path, manifest: Manifest, fingerprint: dict, config: PrepareConfig) -> dict:
@@ -394,7 +420,7 @@ def _run_lock(run_dir: Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = (handle.read().split() or ["unknown"])[-1]
             raise RunStateError(
                 f"{run_dir}: another `rgenima prepare` (process {holder}) is preparing this run folder "
                 "now; wait for it to finish (its result will be reused), or prepare into another --out."
