@@ -175,6 +175,10 @@ def _find_bids_t1w(root: Path, ptid: str) -> tuple[Path | None, str]:
         ]
         if len(exact) == 1:
             return exact[0], ""
+        if not exact and any(
+            (anat / f"{sub}_{session}_T1w{suffix}").is_symlink() for suffix in _T1W_SUFFIXES
+        ):
+            return None, _BAD_LINK
         candidates = exact or sorted(
             p for p in anat.iterdir()
             if p.is_file() and p.name.startswith(f"{sub}_{session}")
@@ -189,12 +193,17 @@ def _find_bids_t1w(root: Path, ptid: str) -> tuple[Path | None, str]:
     return None, "no MRI: no baseline session (ses-M000 or ses-M00)"
 
 
+_BAD_LINK = "no MRI: the baseline T1w is a broken symbolic link or a link loop (fix the link)"
+
+
 def _find_by_pattern(pattern: str, ptid: str) -> tuple[Path | None, str]:
     concrete = pattern.format(ptid=ptid, participant=participant_id(ptid))
     matches = sorted(p for p in glob.glob(concrete) if Path(p).is_file())
     if len(matches) == 1:
         return Path(matches[0]), ""
     if not matches:
+        if any(Path(p).is_symlink() for p in glob.glob(concrete)):
+            return None, _BAD_LINK
         return None, "no MRI: no file matches the pattern"
     names = ", ".join(Path(m).name for m in matches[:5])
     more = f", ... ({len(matches)} in all)" if len(matches) > 5 else ""
