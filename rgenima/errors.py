@@ -54,6 +54,7 @@ _OS_ADVICE = {
     errno.EROFS: "the file system is read-only; choose an output folder on a writable disk",
     errno.ELOOP: "a symbolic link loop (a link that points, directly or not, at itself); fix or remove the link",
     errno.ENOENT: "no such file or folder; check the path",
+    errno.EEXIST: "a file with this name is in the way (a folder is needed here); choose another path or move the file",
     errno.EISDIR: "this is a folder, but a file was expected; point at the file inside it",
     errno.ENOTDIR: "a part of this path is a file, but a folder was expected",
     errno.ENAMETOOLONG: "the path is too long; use a shorter folder name",
@@ -79,13 +80,15 @@ def describe_error(exc: BaseException) -> str:
         symbolic link loop...). For anything else: the exception's type and message,
         marked as an internal error to report.
     """
+    if isinstance(exc, OSError) and exc.errno is None:  # raised with a message of ours
+        return str(exc)
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else None
         if exc.filename2 is not None:
             where = f"{exc.filename} -> {exc.filename2}"
         advice = _OS_ADVICE.get(exc.errno or -1, exc.strerror or str(exc))
         if exc.errno == errno.ENOSPC:
-            advice += "; files already written were left as they were"
+            advice += "; earlier results were kept: rerun when there is space"
         return f"{where}: {advice}." if where else f"{advice} ({exc})."
     if isinstance(exc, (DataContractError, PrivacyError, RunStateError)) or (
         type(exc) in (ValueError, RuntimeError) and str(exc)

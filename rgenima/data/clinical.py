@@ -147,7 +147,7 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
         ) from None
     except pd.errors.ParserError as exc:
         raise DataContractError(
-            f"{path}: cannot read the clinical table as CSV ({exc}). Check that the line has as "
+            f"{path}: cannot read the clinical table as CSV ({' '.join(str(exc).split())}). Check that the line has as "
             "many comma-separated fields as the header (a comma inside a value needs quotes)."
         ) from None
     if table.empty:

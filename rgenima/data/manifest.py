@@ -315,7 +315,13 @@ def load_manifest(path: str | Path) -> Manifest:
     try:
         raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ManifestError(f"{label}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ManifestError(
+            f"{label}: not valid YAML{where} ({problem}); check the indentation and the brackets and "
+            "quotes there (manifests/adni.example.yaml shows the format)."
+        ) from None
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{label}: not a UTF-8 text file ({exc}).") from None
     if not isinstance(raw, dict):
