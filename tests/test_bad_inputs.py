@@ -261,7 +261,11 @@ def clinical_dated_file_in_folder(c, b, tmp, mp):
     folder.mkdir()
     c.clinical.rename(folder / "ADNIMERGE_2024-05-01.csv")
     _edit_manifest(c, {"cohort": {"clinical": "data/adnimerge"}})
-    return ["validate", "--manifest", c.manifest], ["6"], None
+
+    def check(out, err):
+        assert len(pd.read_csv(tmp / "run" / "prepared" / "subjects.csv")) == 6
+
+    return _prepare_argv(c.manifest, tmp / "run"), ["prepared data"], check
 
 
 @case()
