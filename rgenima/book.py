@@ -5,7 +5,9 @@ Notebooks in ``notebooks/`` are the sources; executed copies go to
 renders them without executing anything (``execute_notebooks: off``).
 
 A failed notebook stops the run with the failing cell's error, and the previous
-executed chapters and the previous ``_build/html`` are left as they were.
+executed chapters and the previous ``_build/html`` are left as they were. A run killed
+in the middle of replacing them leaves the previous ones under ``_build/`` (see
+:func:`run_study`); the next run puts them back before it starts.
 """
 
 from __future__ import annotations
@@ -143,6 +145,28 @@ def check_built_book(html_dir: Path, manifest: Path) -> None:
         raise error
 
 
+def _restore_interrupted(root: Path) -> None:
+    """Undo what a killed run left half done, before a new run starts.
+
+    ``_build/.generated.previous`` exists only while a run is between moving the
+    previous chapters aside and publishing the new book: the chapters in
+    ``book/generated`` are then unchecked, so the previous ones are put back.
+    ``_build/.html.previous`` is the previous book, put back if ``_build/html`` is
+    missing (the run was killed between the two renames).
+    """
+    generated, backup = root / "book" / "generated", root / "_build" / ".generated.previous"
+    if backup.exists():
+        shutil.rmtree(generated, ignore_errors=True)
+        backup.rename(generated)
+        logger.warning("put back the chapters of the previous book in %s (the last run was interrupted)", generated)
+    html, old_html = root / "_build" / "html", root / "_build" / ".html.previous"
+    if old_html.exists() and not html.exists():
+        old_html.rename(html)
+        logger.warning("put back the previous book in %s (the last run was interrupted)", html)
+    shutil.rmtree(old_html, ignore_errors=True)
+    shutil.rmtree(root / "_build" / ".staging", ignore_errors=True)
+
+
 def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Path | None = None,
               notebooks: tuple[str, ...] = STUDY_NOTEBOOKS) -> Path:
     """Execute every study notebook on ``manifest``, then build the book.
@@ -153,14 +177,18 @@ def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Pa
     ``book/generated/`` and ``_build/html``. Otherwise the previous book is left as it
     was and the error is raised. Returns the path of the built ``index.html``.
     """
+    from rgenima.data.manifest import load_manifest
+
     root = root or project_root()
+    load_manifest(manifest)  # a bad manifest stops here, before any notebook starts
     params = {"manifest": str(Path(manifest).resolve()), **(parameters or {})}
     generated = root / "book" / "generated"
     staging = root / "book" / ".generated.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    execute_notebooks(params, root, staging, notebooks=notebooks)
     # Outside the book's sources, so that Sphinx never reads the previous chapters.
     backup = root / "_build" / ".generated.previous"
+    _restore_interrupted(root)
+    shutil.rmtree(staging, ignore_errors=True)
+    execute_notebooks(params, root, staging, notebooks=notebooks)
     shutil.rmtree(backup, ignore_errors=True)
     backup.parent.mkdir(exist_ok=True)
     if generated.exists():

@@ -91,7 +91,9 @@ class Study:
     @property
     def truth_path(self) -> Path | None:
         """``truth.json`` of a synthetic cohort (next to its clinical table), else None."""
-        path = Path(self.manifest.cohort.clinical).parent / "truth.json"
+        from rgenima.data.clinical import resolve_clinical_path
+
+        path = resolve_clinical_path(self.manifest.cohort.clinical).parent / "truth.json"
         return path if path.is_file() else None
 
     def truth(self) -> dict | None:
