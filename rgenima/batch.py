@@ -522,8 +522,9 @@ def run_batch(
         On an invalid grid or parameter, a missing manifest or notebook; checked before
         anything runs.
     """
-    from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from rgenima.progress import progress_bar
 
     from rgenima.book import project_root
 
@@ -586,7 +587,7 @@ def run_batch(
         else:
             logger.error("FAILED %s: %s", plan.name, res.error)
 
-    with logging_redirect_tqdm(), tqdm(total=len(todo), desc="batch", unit="run", disable=None) as bar:
+    with logging_redirect_tqdm(), progress_bar(total=len(todo), desc="batch", unit="run") as bar:
         for plan, _ in todo:
             Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
             (Path(plan.run_dir) / DONE_FILE).unlink(missing_ok=True)

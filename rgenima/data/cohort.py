@@ -50,7 +50,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from rgenima import STAGES, __version__
 from rgenima.data.atlas import load_atlas
@@ -58,6 +57,7 @@ from rgenima.data.clinical import baseline_subjects, read_clinical, resolve_clin
 from rgenima.data.manifest import Manifest, sha256_file
 from rgenima.data.validate import DataReport, validate_manifest
 from rgenima.errors import DataContractError, RunStateError
+from rgenima.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     tissue = np.zeros_like(means)
     n_voxels = None
     # One image at a time: full-size images are never held together in memory.
-    for i, path in enumerate(tqdm(subjects["mri_path"], desc="ROI cubes", unit="image")):
+    for i, path in enumerate(progress_bar(subjects["mri_path"], desc="ROI cubes", unit="image")):
         with _subject_row(subjects, i):
             cubes, features = extractor.transform(path, path)
         np.save(out / "cubes" / f"{i:05d}.npy", cubes.astype(np.float16))

@@ -978,7 +978,7 @@ def _bed_counts(
     sample_missing : ndarray of int64, shape (n,)
         Missing calls per sample, over all SNPs.
     """
-    from tqdm.auto import tqdm
+    from rgenima.progress import progress_bar
 
     width = (n + 3) // 4
     # Padding bits of each SNP's last byte decode as 00; clear them in case a writer
@@ -999,7 +999,7 @@ def _bed_counts(
         masks.append((keep, fill, n - int(subset.sum())))
     counts = [np.empty((m, 4), dtype=np.int64) for _ in subsets]
     sample_missing = np.zeros(n, dtype=np.int64)
-    with open(bed, "rb") as handle, tqdm(total=m, desc="genotype QC", unit="SNP", disable=None) as bar:
+    with open(bed, "rb") as handle, progress_bar(total=m, desc="genotype QC", unit="SNP") as bar:
         handle.seek(3)
         for j0 in range(0, m, chunk_snps):
             j1 = min(m, j0 + chunk_snps)

@@ -44,12 +44,12 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
-from tqdm.auto import tqdm
 
 from rgenima import DX_BL_TO_STAGE, STAGES
 from rgenima.data.discovery import participant_id
 from rgenima.data.manifest import sha256_file
 from rgenima.fileio import atomic_write_bytes, atomic_write_text
+from rgenima.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -830,7 +830,7 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
                     "DatasetType": "raw", "GeneratedBy": [{"Name": "rgenima synth"}]}, indent=2) + "\n",
     )
     participants = []
-    for i, ptid in enumerate(tqdm(ptids, desc="synthetic T1w images", unit="subject")):
+    for i, ptid in enumerate(progress_bar(ptids, desc="synthetic T1w images", unit="subject")):
         rng_img = np.random.default_rng([config.seed, 4, i])
         img = render_t1(model, latent.atrophy[i], rng_img, config)
         if defects.get(ptid) == "no_mri":
