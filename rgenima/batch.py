@@ -279,7 +279,7 @@ class _Plan:
     notebooks: list[str]
     notebook_sha256: dict[str, str]
     manifest_sha256: str
-    timeout_s: int
+    timeout_s: int | None
     threads: int | None = None
 
 
@@ -481,7 +481,7 @@ def run_batch(
     jobs: int = 1,
     base_parameters: dict[str, Any] | None = None,
     root: str | Path | None = None,
-    timeout_s: int = 3600,
+    timeout_s: int | None = None,
     force: bool = False,
 ) -> BatchResult:
     """Run the batch notebooks once per grid combination, then summarise across seeds.
@@ -506,8 +506,9 @@ def run_batch(
         both a grid and a base parameter.
     root : path, optional
         Project root holding ``notebooks/``; default :func:`rgenima.book.project_root`.
-    timeout_s : int
-        Per-cell execution timeout in seconds.
+    timeout_s : int, optional
+        Per-cell wall-clock limit in seconds; None (default): none (a dead kernel is
+        still detected).
     force : bool
         Rerun finished combinations too.
 

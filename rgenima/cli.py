@@ -175,12 +175,65 @@ def _parse_parameter(value: str):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rgenima.book import run_study
+    from rgenima.book import STUDY_NOTEBOOKS, run_study
 
     params = {name: _parse_parameter(value) for name, value in args.parameter}
-    index = run_study(args.manifest, params)
+    index = run_study(args.manifest, params, notebooks=tuple(args.notebook or STUDY_NOTEBOOKS))
     print(f"book built: {index}")
     return 0
+
+
+#: Said after any failure or interruption of `rgenima run`.
+RUN_RESUMES = (
+    "The previous book was kept. Rerun the same command to resume: finished steps (prepared "
+    "data, trained folds and configurations, attributions) are reused, not recomputed."
+)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _short_path(path) -> str:
+    """``path`` relative to the current folder when it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def describe_run_failure(exc: BaseException) -> str:
+    """The short message of a failed `rgenima run`: notebook, cell, last line, logs, resume.
+
+    Uses the attributes that :func:`rgenima.book.run_study` sets on the error
+    (``notebook``, ``executed``, ``run_log``); without them, the error's own sentence.
+    """
+    notebook = getattr(exc, "notebook", None)
+    if type(exc).__name__ == "PapermillExecutionError":
+        what = f"{exc.ename}: {_last_line(exc.evalue)}" if _last_line(exc.evalue) else exc.ename
+        where = f"notebook {notebook}.ipynb, cell {exc.exec_count}"
+    elif isinstance(exc, KeyboardInterrupt):
+        what, where = "interrupted", f"notebook {notebook}.ipynb" if notebook else "the run"
+    else:
+        import subprocess
+
+        what = _last_line(describe_error(exc)) or type(exc).__name__
+        if isinstance(exc, subprocess.CalledProcessError):
+            what = (f"the book build ended with exit status {exc.returncode} (its last lines are above; "
+                    "all of them in _build/logs/jupyter-book.log)")
+        if type(exc).__name__ == "DeadKernelError":
+            what = f"the notebook's kernel died ({_last_line(str(exc))}); out of memory?"
+        where = f"notebook {notebook}.ipynb" if notebook else ""
+    logs = []
+    if getattr(exc, "executed", None) is not None and Path(exc.executed).is_file():
+        logs.append(f"the executed notebook with the full traceback: {_short_path(exc.executed)}")
+    if getattr(exc, "run_log", None) is not None:
+        logs.append(f"full log: {_short_path(exc.run_log)}")
+    text = f"{where} failed: {what}." if where else f"{what}."
+    if logs:
+        text += " See " + "; ".join(logs) + "."
+    return f"{text} {RUN_RESUMES}"
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -305,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rgenima", description="R-GenIMA reproducible study"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars (they are also off when standard error is not a terminal)")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -407,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-p", "--parameter", nargs=2, action="append", default=[],
         metavar=("NAME", "VALUE"), help="notebook parameter (repeatable)",
     )
+    p.add_argument(
+        "--notebook", action="append", default=None, metavar="NAME",
+        help="run only these notebooks (stems in notebooks/, repeatable; default: every chapter)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -427,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--notebook", action="append", default=None, metavar="NAME",
         help="notebook stem to execute per combination (repeatable; default 03_training 04_evaluation)",
     )
-    p.add_argument("--timeout", type=_int_at_least(1), default=3600, help="per-cell execution timeout in seconds")
+    p.add_argument("--timeout", type=_int_at_least(1), default=None,
+                   help="per-cell wall-clock limit in seconds (default: none; a dead kernel is detected anyway)")
     p.add_argument("--force", action="store_true", help="rerun finished combinations too")
     p.set_defaults(func=_cmd_batch)
 
@@ -568,6 +628,10 @@ def main(argv: list[str] | None = None) -> int:
         checks; 130 when interrupted (Ctrl-C). ``--debug`` also prints the traceback.
     """
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        from rgenima.progress import set_quiet
+
+        set_quiet(True)
     debug = bool(getattr(args, "debug", False))
     identifiers = _restricted_identifiers(args)
     with _command_output(identifiers, args.verbose, debug):
@@ -575,9 +639,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rgenima {args.command}: --debug output is not masked: do not publish it.", file=sys.stderr)
         try:
             return int(args.func(args))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if debug:
                 traceback.print_exc()
+            if args.command == "run":
+                print(f"rgenima run: {describe_run_failure(exc)}", file=sys.stderr)
+                return 130
             print(
                 f"rgenima {args.command}: interrupted. Unfinished outputs were removed and earlier "
                 "results kept; rerun the command to finish.",
@@ -587,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - every failure becomes one message
             if debug:
                 traceback.print_exc()
-            print(f"rgenima {args.command}: {_describe(exc)}", file=sys.stderr)
+            message = describe_run_failure(exc) if args.command == "run" else _describe(exc)
+            print(f"rgenima {args.command}: {message}", file=sys.stderr)
             return 1
 
 

@@ -195,6 +195,8 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     for i, path in enumerate(progress_bar(subjects["mri_path"], desc="ROI cubes", unit="image")):
         with _subject_row(subjects, i):
             cubes, features = extractor.transform(path, path)
+        if (i + 1) % max(1, len(subjects) // 10) == 0 or i + 1 == len(subjects):
+            logger.info("ROI cubes: %d/%d images", i + 1, len(subjects))
         np.save(out / "cubes" / f"{i:05d}.npy", cubes.astype(np.float16))
         means[i] = features["mean_intensity_norm"].to_numpy()
         tissue[i] = features["tissue_sum_ml"].to_numpy()
