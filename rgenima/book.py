@@ -370,6 +370,15 @@ def _run_study(manifest: Path, parameters: dict[str, Any] | None, root: Path,
         html.rename(old_html)
     staged_index.parent.rename(html)
     shutil.rmtree(old_html, ignore_errors=True)
+    import json
+
+    from rgenima.fileio import atomic_write_text
+    from rgenima.publish import BOOK_RECORD
+
+    cohort = load_manifest(manifest).cohort
+    atomic_write_text(root / "_build" / BOOK_RECORD, json.dumps(
+        {"manifest": str(Path(manifest).resolve()), "cohort": cohort.name, "restricted": cohort.restricted,
+         "notebooks": list(notebooks)}, indent=1) + "\n")
     shutil.rmtree(build_staging, ignore_errors=True)
     shutil.rmtree(backup, ignore_errors=True)
     return html / "index.html"

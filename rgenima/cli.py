@@ -337,6 +337,23 @@ def _cmd_check_privacy(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from rgenima.publish import publish_book
+
+    try:
+        result = publish_book(args.build_dir, manifest=args.manifest, remote=None if args.no_push else args.remote,
+                              branch=args.branch, message=args.message)
+    except (FileNotFoundError, ValueError) as exc:  # PrivacyError and DataContractError are ValueErrors
+        for finding in getattr(exc, "findings", []):
+            print(finding.masked(), file=sys.stderr)
+        print(f"rgenima publish: {exc}", file=sys.stderr)
+        return 1
+    pushed = f", pushed to {result.remote}" if result.remote else " (not pushed: --no-push)"
+    print(f"published {result.n_files} files of {result.html_dir} to branch {result.branch} "
+          f"(commit {result.commit[:12]}{pushed})")
+    return 0
+
+
 def _int_at_least(low: int, high: int | None = None):
     """argparse type: an integer in [low, high]."""
 
@@ -490,6 +507,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-cell wall-clock limit in seconds (default: none; a dead kernel is detected anyway)")
     p.add_argument("--force", action="store_true", help="rerun finished combinations too")
     p.set_defaults(func=_cmd_batch)
+
+    p = sub.add_parser(
+        "publish", parents=[common],
+        help="push the built book to the gh-pages branch (refused for a restricted cohort's book with identifiers)",
+    )
+    p.add_argument("build_dir", type=Path, nargs="?", default=Path("_build/html"), metavar="BUILD_DIR",
+                   help="built book (default: _build/html)")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="manifest the book was built from (default: the one `rgenima run` recorded in _build/book.json)")
+    p.add_argument("--remote", default="origin", help="git remote to push to (default: origin)")
+    p.add_argument("--branch", default="gh-pages", help="branch that receives the book (default: gh-pages)")
+    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--no-push", action="store_true", help="commit the branch locally, do not push")
+    p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("enrich", parents=[common], help="AD-locus enrichment of the top-ranked genes (RUNDIR/enrichment.csv)")
     p.add_argument("--run", type=Path, required=True, help="run directory with gene_attribution.csv")
