@@ -237,15 +237,17 @@ def describe_run_failure(exc: BaseException) -> str:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from rgenima.batch import BATCH_NOTEBOOKS, coerce_value, parse_grid, run_batch
+    from rgenima.batch import BATCH_NOTEBOOKS, ClusterOptions, coerce_value, parse_grid, run_batch
 
     try:
         grid = parse_grid(args.grid)
         base = {name: coerce_value(value) for name, value in args.parameter}
+        cluster = ClusterOptions(partition=args.partition, gpus_per_node=args.gpus, cpus_per_task=args.cpus,
+                                 mem_gb=args.mem_gb, timeout_min=args.time_min, account=args.account)
         result = run_batch(
             args.manifest, grid, notebooks=tuple(args.notebook or BATCH_NOTEBOOKS),
             runs_root=args.runs_root, jobs=args.jobs, base_parameters=base,
-            timeout_s=args.timeout, force=args.force,
+            timeout_s=args.timeout, force=args.force, executor=args.executor, cluster=cluster,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"rgenima batch: {exc}", file=sys.stderr)
@@ -506,6 +508,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_int_at_least(1), default=None,
                    help="per-cell wall-clock limit in seconds (default: none; a dead kernel is detected anyway)")
     p.add_argument("--force", action="store_true", help="rerun finished combinations too")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local",
+                   help="local: this machine (--jobs at a time); slurm: one SLURM job per combination (submitit)")
+    p.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
+    p.add_argument("--account", default=None, help="SLURM account (--executor slurm)")
+    p.add_argument("--gpus", type=_int_at_least(0), default=0, help="GPUs per job (--executor slurm; default 0)")
+    p.add_argument("--cpus", type=_int_at_least(1), default=4,
+                   help="CPU cores per job, also its BLAS/OpenMP threads (--executor slurm; default 4)")
+    p.add_argument("--mem-gb", type=float, default=16.0, help="memory per job in GB (--executor slurm; default 16)")
+    p.add_argument("--time-min", type=_int_at_least(1), default=24 * 60,
+                   help="time limit per job in minutes (--executor slurm; default 1440); rerunning resumes")
     p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser(
