@@ -989,4 +989,7 @@ def train_study(
             bar.set_postfix_str("references")
             timed("references", False, lambda: run_references(run_dir, truth_dir, n_folds=n_folds, seed=seed))
             bar.update()
+    from rgenima.cards import write_model_card
+
+    logger.info("model card: %s", write_model_card(run_dir))
     return pd.DataFrame(steps)

@@ -298,3 +298,12 @@ def test_interrupted_run_ends_in_a_short_message_and_resumes_from_finished_folds
     log = (root / "_build" / "logs" / "run.log").read_text()
     assert "fold 1/2 already trained (done.json): reused" in log
     assert "fold 2/2 already trained (done.json): reused" in log and " epoch 1/3" not in log
+
+
+def test_every_run_directory_of_the_book_has_a_model_card(built_study):
+    _, run_dir, _ = built_study
+    text = (run_dir / "MODEL_CARD.md").read_text()
+    for section in ("## Model details", "## Intended use", "## Training data", "## Evaluation results",
+                    "## Limitations", "## Ethical considerations"):
+        assert section in text
+    assert "R-GenIMA (MRI + SNP)" in text and "[" in text.split("## Evaluation results")[1]

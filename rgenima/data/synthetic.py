@@ -897,6 +897,9 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
     for rel in ("ADNIMERGE.csv", "genotypes/cohort.bed", "genotypes/cohort.bim", "genotypes/cohort.fam", "truth_features.csv"):
         truth["files"][rel] = sha256_file(out / rel)
     _write_text(out / "truth.json", json.dumps(truth, indent=1, sort_keys=False) + "\n")
+    from rgenima.cards import DATA_CARD, synthetic_data_card
+
+    _write_text(out / DATA_CARD, synthetic_data_card(truth))
     logger.info("oracle accuracy %.3f (balanced %.3f); without interactions %.3f",
                 truth["oracle"]["accuracy"], truth["oracle"]["balanced_accuracy"],
                 truth["oracle_without_interactions"]["accuracy"])
