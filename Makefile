@@ -17,7 +17,7 @@ ifeq ($(MANIFEST),data_manifest.yaml)
 EXTERNAL_MANIFEST ?= manifests/synthetic_external.yaml
 endif
 
-.PHONY: venv test book synth clean-book
+.PHONY: venv test book synth clean-book publish
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ synth: data/synthetic/truth.json data/synthetic_external/truth.json
 
 book: venv data/synthetic/truth.json data/synthetic_external/truth.json
 	$(VENV)/bin/rgenima run --manifest $(MANIFEST) $(if $(EXTERNAL_MANIFEST),-p external_manifest $(EXTERNAL_MANIFEST))
+
+# Push the built book (_build/html) to the gh-pages branch of the remote `origin`
+# (GitHub Pages). A restricted cohort's book is refused unless its privacy scan is clean.
+publish: venv
+	$(VENV)/bin/rgenima publish _build/html --manifest $(MANIFEST)
 
 clean-book:
 	rm -rf _build book/generated

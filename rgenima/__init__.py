@@ -7,6 +7,13 @@ genotypes as structured text, and classifies Alzheimer's disease stage
 
 __version__ = "0.1.0"
 
+import os as _os
+
+if _os.environ.get("RGENIMA_LOG_FILE"):  # a notebook kernel started by `rgenima run`
+    from rgenima.progress import attach_log_file as _attach_log_file
+
+    _attach_log_file()
+
 #: The four diagnostic stages, in the order used for every probability column.
 STAGES: tuple[str, ...] = ("NC", "SMC", "MCI", "AD")
 

@@ -23,6 +23,12 @@ finished combination is skipped on the next call unless its parameters, the mani
 or a notebook changed, in which case it reruns (the reason is logged). A failed
 combination leaves no ``batch_done.json``, so the next call reruns it.
 
+With ``executor="slurm"`` (``rgenima batch --executor slurm``) every combination to
+run is one SLURM job submitted through submitit (:class:`ClusterOptions`: partition,
+GPUs, CPUs, memory, time); the submitting process waits for them, then aggregates as
+the local executor does. The jobs' submitit files (pickled job, stdout, stderr) are
+under ``runs_root/.submitit/``.
+
 With ``jobs > 1`` every combination runs in its own worker process
 (``python -m rgenima.batch SPEC.json``) whose environment limits the BLAS/OpenMP
 threads to ``cores // jobs`` (the papermill kernel inherits that environment). Two
@@ -279,7 +285,7 @@ class _Plan:
     notebooks: list[str]
     notebook_sha256: dict[str, str]
     manifest_sha256: str
-    timeout_s: int
+    timeout_s: int | None
     threads: int | None = None
 
 
@@ -430,6 +436,113 @@ def _worker_main(spec_path: str) -> int:
 
 
 # ---------------------------------------------------------------------------------
+# SLURM through submitit
+# ---------------------------------------------------------------------------------
+#: Executors of :func:`run_batch`.
+EXECUTORS: tuple[str, ...] = ("local", "slurm")
+#: Folder of submitit's job files under runs_root.
+SUBMITIT_FOLDER = ".submitit"
+
+
+@dataclass
+class ClusterOptions:
+    """Resources requested for each combination's job when ``executor="slurm"``.
+
+    Parameters
+    ----------
+    partition : str, optional
+        SLURM partition (``--partition``); default: the cluster's default.
+    gpus_per_node : int
+        GPUs per job (``--gpus-per-node``); 0 for CPU-only jobs.
+    cpus_per_task : int
+        CPU cores per job; the BLAS/OpenMP threads of the job are set to this.
+    mem_gb : float
+        Memory per job in GB.
+    timeout_min : int
+        Time limit of the job in minutes (``--time``). A combination whose job hits it
+        is reported failed; rerunning the batch resumes it from its finished folds.
+    account : str, optional
+        SLURM account (``--account``).
+    cluster : str
+        submitit's cluster: ``"slurm"``, or ``"local"`` to run the same jobs as local
+        processes through submitit (used by the tests, and to try a grid on one machine).
+    """
+
+    partition: str | None = None
+    gpus_per_node: int = 0
+    cpus_per_task: int = 4
+    mem_gb: float = 16.0
+    timeout_min: int = 24 * 60
+    account: str | None = None
+    cluster: str = "slurm"
+
+    def check(self) -> None:
+        """Raise ValueError naming the option that is out of range."""
+        if self.cluster not in ("slurm", "local"):
+            raise ValueError(f"ClusterOptions.cluster must be 'slurm' or 'local'; got {self.cluster!r}")
+        if self.gpus_per_node < 0 or self.cpus_per_task < 1 or self.mem_gb <= 0 or self.timeout_min < 1:
+            raise ValueError(
+                f"cluster options: gpus >= 0, cpus >= 1, memory > 0 and time >= 1 minute; got {asdict(self)}"
+            )
+
+    def executor(self, folder: Path):
+        """A configured ``submitit.AutoExecutor`` writing its files to ``folder``."""
+        import submitit
+
+        self.check()
+        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster)
+        params: dict[str, Any] = {"name": "rgenima-batch", "timeout_min": int(self.timeout_min),
+                                  "gpus_per_node": int(self.gpus_per_node)}
+        if self.cluster == "slurm":
+            params.update(cpus_per_task=int(self.cpus_per_task), mem_gb=float(self.mem_gb))
+            if self.partition:
+                params["slurm_partition"] = self.partition
+            if self.account:
+                params["slurm_account"] = self.account
+        executor.update_parameters(**params)
+        return executor
+
+
+def _run_cluster_job(plan: _Plan) -> dict[str, Any]:
+    """Body of one submitit job: the combination with ``plan.threads`` BLAS/OpenMP threads."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if plan.threads:
+        os.environ.update({var: str(plan.threads) for var in THREAD_VARIABLES})
+    logger.info("combination %s in job process %d with %s threads", plan.name, os.getpid(), plan.threads)
+    return run_combination(plan)
+
+
+def _run_on_cluster(todo: list[tuple[_Plan, str]], runs_root: Path, options: ClusterOptions, record, bar,
+                    poll_s: float = 2.0) -> None:
+    """Submit one job per combination, wait for all, ``record`` each outcome as it ends."""
+    executor = options.executor(runs_root / SUBMITIT_FOLDER)
+    jobs = []
+    for plan, reason in todo:
+        job = executor.submit(_run_cluster_job, plan)
+        logger.info("submitted %s (%s) as job %s; log: %s", plan.name, reason, job.job_id, job.paths.stdout)
+        jobs.append((job, plan, reason))
+    pending = list(jobs)
+    while pending:
+        still = []
+        for job, plan, reason in pending:
+            if not job.done():
+                still.append((job, plan, reason))
+                continue
+            try:
+                outcome = job.result()
+            except Exception as exc:  # noqa: BLE001 - a job that died, was cancelled or timed out
+                text = str(exc).strip().splitlines()
+                outcome = {"status": "failed", "error": f"job {job.job_id} {type(exc).__name__}: "
+                                                        f"{text[-1] if text else ''}"}
+            record(plan, reason, outcome, Path(job.paths.stdout))
+            bar.set_postfix_str(plan.name)
+            bar.update()
+        pending = still
+        if pending:
+            time.sleep(poll_s)
+
+
+# ---------------------------------------------------------------------------------
 # The batch
 # ---------------------------------------------------------------------------------
 @dataclass
@@ -481,8 +594,10 @@ def run_batch(
     jobs: int = 1,
     base_parameters: dict[str, Any] | None = None,
     root: str | Path | None = None,
-    timeout_s: int = 3600,
+    timeout_s: int | None = None,
     force: bool = False,
+    executor: str = "local",
+    cluster: ClusterOptions | None = None,
 ) -> BatchResult:
     """Run the batch notebooks once per grid combination, then summarise across seeds.
 
@@ -506,10 +621,17 @@ def run_batch(
         both a grid and a base parameter.
     root : path, optional
         Project root holding ``notebooks/``; default :func:`rgenima.book.project_root`.
-    timeout_s : int
-        Per-cell execution timeout in seconds.
+    timeout_s : int, optional
+        Per-cell wall-clock limit in seconds; None (default): none (a dead kernel is
+        still detected).
     force : bool
         Rerun finished combinations too.
+    executor : {"local", "slurm"}
+        ``local``: this machine (``jobs`` at a time); ``slurm``: one SLURM job per
+        combination through submitit, with the resources of ``cluster`` (``jobs`` is
+        then ignored: the cluster schedules them).
+    cluster : ClusterOptions, optional
+        Resources of each job for ``executor="slurm"`` (default: ``ClusterOptions()``).
 
     Returns
     -------
@@ -522,13 +644,19 @@ def run_batch(
         On an invalid grid or parameter, a missing manifest or notebook; checked before
         anything runs.
     """
-    from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from rgenima.progress import progress_bar
 
     from rgenima.book import project_root
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"'jobs' must be a positive integer; got {jobs!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"'executor' must be one of {EXECUTORS}; got {executor!r}")
+    cluster = cluster or ClusterOptions()
+    if executor == "slurm":
+        cluster.check()
     root = Path(root).resolve() if root is not None else project_root()
     manifest = Path(manifest).resolve()
     if not manifest.is_file():
@@ -554,7 +682,10 @@ def run_batch(
     runs_root.mkdir(parents=True, exist_ok=True)
     hashes = {n: _sha256(root / "notebooks" / f"{n}.ipynb") for n in notebooks}
     manifest_sha = _sha256(manifest)
-    threads = max(1, _available_cores() // jobs) if jobs > 1 else None
+    if executor == "slurm":
+        threads = int(cluster.cpus_per_task)
+    else:
+        threads = max(1, _available_cores() // jobs) if jobs > 1 else None
     plans = []
     for combo, name in zip(combos, names):
         run_dir = runs_root / name
@@ -573,8 +704,9 @@ def run_batch(
                                                    "skipped", reason="finished, inputs unchanged")
         else:
             todo.append((plan, reason))
-    logger.info("batch: %d combinations, %d to run, %d finished; jobs=%d%s", len(plans), len(todo),
-                len(plans) - len(todo), jobs, f", {threads} threads each" if threads else "")
+    logger.info("batch: %d combinations, %d to run, %d finished; %s%s", len(plans), len(todo),
+                len(plans) - len(todo), f"jobs={jobs}" if executor == "local" else f"SLURM ({cluster.cluster}) jobs",
+                f", {threads} threads each" if threads else "")
 
     def record(plan: _Plan, reason: str, outcome: dict[str, Any], log: Path | None) -> None:
         res = CombinationResult(plan.name, plan.grid_values, Path(plan.run_dir), outcome["status"],
@@ -586,11 +718,13 @@ def run_batch(
         else:
             logger.error("FAILED %s: %s", plan.name, res.error)
 
-    with logging_redirect_tqdm(), tqdm(total=len(todo), desc="batch", unit="run", disable=None) as bar:
+    with logging_redirect_tqdm(), progress_bar(total=len(todo), desc="batch", unit="run") as bar:
         for plan, _ in todo:
             Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
             (Path(plan.run_dir) / DONE_FILE).unlink(missing_ok=True)
-        if jobs == 1:
+        if executor == "slurm" and todo:
+            _run_on_cluster(todo, runs_root, cluster, record, bar)
+        elif jobs == 1:
             for plan, reason in todo:
                 logger.info("running %s (%s)", plan.name, reason)
                 bar.set_postfix_str(plan.name)

@@ -721,6 +721,9 @@ def evaluate_run(run_dir: str | Path, main: str | None = None, n_boot: int = 200
                                    confidence=confidence)
     path = atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     logger.info("wrote %s", path)
+    from rgenima.cards import write_model_card
+
+    logger.info("model card: %s", write_model_card(run_dir))
     return metrics
 
 

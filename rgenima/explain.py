@@ -674,9 +674,8 @@ def explain_run(
     Path
         ``RUNDIR/explain/<configuration>/`` (attributions.npz, sanity.json, explain.json).
     """
-    from tqdm.auto import tqdm
-
     from rgenima.model.inputs import PreparedData
+    from rgenima.progress import progress_bar
     from rgenima.train import model_sequences
     from rgenima.train import _tensors
 
@@ -730,7 +729,9 @@ def explain_run(
             logger.info("%s: explaining %d subjects on %s, sequence length %d, %d ROIs, %d genes, %d SNPs",
                         configuration, n, device, length, R, G, S)
         fold_of[idx] = k
-        for start in tqdm(range(0, len(idx), batch_size), desc=f"explain fold {k}", unit="batch"):
+        logger.info("%s: explaining fold %d/%d (%d held-out subjects)", configuration, k + 1, len(by_fold), len(idx))
+        for start in progress_bar(range(0, len(idx), batch_size), desc=f"explain fold {k + 1}/{len(by_fold)}",
+                                  unit="batch", leave=False):
             sel = idx[start : start + batch_size]
             batch = _tensors(sel, seq, data, device, modalities)
             spans = [seq.spans[i] for i in sel]

@@ -29,3 +29,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically (no newline translation)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def why_missing(path: str | Path) -> str:
+    """Why ``path`` cannot be opened, in words that say what to fix.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file or folder that was expected to exist.
+
+    Returns
+    -------
+    str
+        ``"does not exist"``, ``"is a symbolic link loop ..."``, ``"is a broken
+        symbolic link to ..."``, ``"cannot be read (permission denied) ..."`` or, when
+        it does exist, ``"exists"``.
+    """
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop (a link that points, directly or not, at itself); fix or remove the link"
+        if os.path.islink(path):
+            return f"is a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "cannot be reached (permission denied on a folder of its path)"
+        return "does not exist"
+    return "exists"

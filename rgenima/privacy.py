@@ -27,12 +27,15 @@ Left and right of every match there must be no letter or digit (``_``, ``-``, ``
 
 1. **ADNI-shaped PTIDs** (``<site digits>_S_<subject digits>``: ADNI uses 3 + 4
    digits, the synthetic generator 5 subject digits past 999 subjects) match in the spellings
-   ``990_S_9000``, ``990-S-9000`` and ``990S9000`` (any mix of ``_``, ``-`` or
-   nothing around the ``S``), and as BIDS participant labels, which
+   ``990_S_9000``, ``990-S-9000``, ``990S9000``, ``990 S 9000``, ``990.S.9000``
+   (up to three of ``_``, ``-``, ``.``, white space, or an underscore or space
+   escaped as ``%5F``, ``%20``, ``&#95;``, ``&#x5F;``, ``&lowbar;``, ``&nbsp;`` or
+   ``\u005f``, around the ``S``), with or without zero padding (``990_S_09000``),
+   and as BIDS participant labels, which
    :func:`rgenima.data.discovery.participant_id` forms as ``ADNI`` + the PTID
    without underscores: ``ADNI990S9000`` and ``sub-ADNI990S9000`` (also inside file
    names such as ``sub-ADNI990S9000_ses-M000_T1w``). A candidate of that shape is
-   normalised to ``990_S_9000`` and looked up in a set, so the cost does not grow
+   normalised to ``990_S_9000`` (site and number as integers) and looked up in a set, so the cost does not grow
    with the number of subjects and IDs of other cohorts are not reported.
 2. **Other identifiers** (a PTID or IID of another shape) match exactly, as a
    token, as does their BIDS label ``ADNI<id without underscores>``.
@@ -50,16 +53,28 @@ Left and right of every match there must be no letter or digit (``_``, ``-``, ``
 
 Scope of the directory scan
 ---------------------------
-Every file under the build folder is read, whatever its suffix (html, js, json,
-txt, csv, svg, ipynb, map, ...), except files with a known binary suffix (images,
-fonts, pdf, archives, NumPy/pickle/NIfTI) and files with a NUL byte in their first
-8 KiB. Not decoded, therefore not checked: text in PNG/JPEG/PDF files and their
-metadata, base64 payloads (``data:image/png;base64,...`` in html, image outputs in
-``.ipynb``), identifiers split by markup (``990<b>_S_9000</b>``) or written with
-HTML entities (``990&#95;S&#95;9000``), and a RID shown only under a ``RID``
-column header of a rendered table (check the DataFrame with
-:func:`assert_publishable` before it is displayed). Inline SVG inside html and SVG
-files are text and are checked.
+Every file under the build folder is read (:func:`scan_files`), whatever its name:
+
+- text in UTF-8, UTF-16 or UTF-32, with or without a byte-order mark (HTML, JSON,
+  SVG, CSV, JavaScript, executed notebooks, ``_sources``...);
+- the same text with URL escapes (``%5F``), HTML entities (``&#95;``) and JSON
+  escapes (``\u005f``) undone, with markup removed (``990<b>_S_9000</b>``), and,
+  for JSON and notebooks, as decoded string values;
+- base64 payloads found in any text (``data:`` URIs, notebook image outputs, small
+  encoded strings such as ``OTkwX1NfOTAwMA==``), decoded and read again;
+- gzip files and zip archives, unpacked;
+- images: PNG text chunks (``tEXt``, ``zTXt``, ``iTXt``), EXIF, JPEG/GIF comments
+  and other metadata Pillow reads; then the printable strings of any binary file.
+
+Not seen, therefore not checked: **text drawn into the pixels of an image** (a tick
+label rendered into a PNG, a screenshot), content inside formats whose compression
+is not undone (fonts, PDF streams, videos: :data:`OPAQUE_SUFFIXES`, of which only the
+raw strings are searched), identifiers spelled out differently (e.g. with the
+digits written as words, or split over two table cells), and a RID shown only under
+a ``RID`` column header of a rendered table. Pixels are covered by the gate before
+publication instead: :func:`assert_publishable` checks every text a matplotlib
+figure draws (titles, tick labels, legends, annotations) before it is shown, and a
+restricted cohort's book never shows subject images.
 """
 
 from __future__ import annotations
@@ -68,7 +83,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, TypeVar
@@ -80,6 +95,7 @@ from rgenima.errors import DataContractError, PrivacyError
 
 __all__ = [
     "BINARY_SUFFIXES",
+    "OPAQUE_SUFFIXES",
     "Finding",
     "IdentifierSet",
     "ObjectFinding",
@@ -89,6 +105,7 @@ __all__ = [
     "cohort_identifiers",
     "find_identifiers",
     "list_build_files",
+    "redact",
     "scan_directory",
     "scan_files",
     "scan_text",
@@ -109,8 +126,22 @@ _CONTEXT_CHARS = 40
 _L = r"(?<![A-Za-z0-9])"  # no letter or digit before
 _R = r"(?![A-Za-z0-9])"  # no letter or digit after
 _ADNI_PTID_RE = re.compile(r"^(\d{1,6})_S_(\d{1,8})$", re.IGNORECASE)
+# Between the parts of a PTID: "_", "-", ".", white space, or an escaped underscore or
+# space (URL %5F/%20, HTML &#95; &#x5F; &lowbar; &nbsp;, JSON \u005f), up to 3 of them.
+_PTID_SEPARATOR = (
+    r"(?:[\s_.\-]|%5[Ff]|%20|&\#0*95;|&\#[xX]0*5[Ff];|&lowbar;|&UnderBar;|&nbsp;|&\#0*32;"
+    r"|\\u005[fF]|\\u0020)"
+)
 _ADNI_BRANCH = (
-    _L + r"(?P<bids>(?:sub-)?ADNI[_-]?)?(?P<site>\d{1,6})[_-]?S[_-]?(?P<num>\d{1,8})" + _R
+    _L + r"(?P<bids>(?:sub-)?ADNI[_-]?)?(?P<site>\d{1,6})" + _PTID_SEPARATOR + r"{0,3}S"
+    + _PTID_SEPARATOR + r"{0,3}(?P<num>\d{1,8})" + _R
+)
+# Any ADNI-shaped PTID or BIDS label (3 site digits, 4-5 subject digits), cohort or not:
+# masked in messages of restricted runs even when the cohort's list is not at hand.
+_ANY_ADNI_RE = re.compile(
+    _L + r"(?:(?:sub-)?ADNI[_-]?)?\d{3}" + _PTID_SEPARATOR + r"{0,3}S" + _PTID_SEPARATOR
+    + r"{0,3}\d{4,5}" + _R,
+    re.IGNORECASE,
 )
 _RID_SEPARATOR = (
     r"(?:[\s\"'`:=#_\-]|&[A-Za-z]{2,8};|&\#[xX]?[0-9A-Fa-f]{1,6};|<[^<>]{0,80}>)"
@@ -280,6 +311,11 @@ def _trie_pattern(words: Iterable[str]) -> str:
     return render(trie)
 
 
+def _ptid_key(site: str, number: str) -> str:
+    """``990_S_9000`` for ``("990", "9000")``, ``("0990", "09000")``...: zero padding ignored."""
+    return f"{int(site)}_S_{int(number)}"
+
+
 class _Matcher:
     """One compiled regex plus set look-ups (see the module doc for the rules)."""
 
@@ -289,7 +325,7 @@ class _Matcher:
         for ptid in sorted(ids.ptids):
             match = _ADNI_PTID_RE.match(ptid)
             if match:
-                self.adni[f"{match.group(1)}_S_{match.group(2)}"] = ptid
+                self.adni[_ptid_key(match.group(1), match.group(2))] = ptid
             elif not ptid.isdigit():
                 others[ptid.lower()] = ptid
                 label = "ADNI" + ptid.replace("_", "")
@@ -308,7 +344,7 @@ class _Matcher:
         """Yield ``(start, end, identifier, kind)`` for each cohort identifier."""
         for m in self.regex.finditer(text):
             if m.group("site") is not None:
-                ptid = self.adni.get(f"{m.group('site')}_S_{m.group('num')}")
+                ptid = self.adni.get(_ptid_key(m.group("site"), m.group("num")))
                 if ptid is None:
                     continue
                 yield m.start(), m.end(), ptid, "bids" if m.group("bids") else "ptid"
@@ -342,6 +378,10 @@ class Finding:
         ``"ptid"``, ``"bids"``, ``"rid"`` or ``"id"`` (an identifier of another shape).
     context : str
         Up to 40 characters either side of the match, on the same line.
+    layer : str
+        Where in the file, when not in its plain text: e.g. ``"PNG text chunk
+        'Comment'"``, ``"gzip content"``, ``"base64 payload"``, ``"HTML-unescaped
+        text"``; empty for the plain text. ``line`` is then the line of the carrier.
     """
 
     file: Path
@@ -350,12 +390,22 @@ class Finding:
     match: str
     kind: str
     context: str
+    layer: str = ""
 
     def __str__(self) -> str:
         shown = self.identifier
         if self.match != self.identifier:
             shown += f" (as {self.match!r})"
-        return f"{self.file}:{self.line}: {shown}"
+        where = f" [{self.layer}]" if self.layer else ""
+        return f"{self.file}:{self.line}: {shown}{where}"
+
+    def masked(self) -> str:
+        """As ``str(self)`` with the identifier's digits replaced by ``#`` (safe to print)."""
+        shown = _mask(self.identifier)
+        if self.match != self.identifier:
+            shown += f" (as {_mask(self.match)!r})"
+        where = f" [{self.layer}]" if self.layer else ""
+        return f"{self.file}:{self.line}: {shown}{where}"
 
 
 def scan_text(text: str, identifiers: IdentifierSet, *, file: str | Path = "<text>") -> list[Finding]:
@@ -402,21 +452,56 @@ def scan_text(text: str, identifiers: IdentifierSet, *, file: str | Path = "<tex
 # Built book
 
 
+#: Suffixes of formats whose content is compressed in a way the scan does not undo
+#: (fonts, PDF streams, videos, other archives): only their raw bytes are searched.
+OPAQUE_SUFFIXES: frozenset[str] = frozenset(
+    {
+        ".woff", ".woff2", ".eot", ".pdf", ".bz2", ".xz", ".tar", ".mp4", ".webm", ".nii",
+        ".npy", ".npz", ".pkl", ".pickle", ".doctree", ".safetensors", ".pt", ".bin", ".inv",
+    }
+)
+#: Kept for compatibility: every file is now read (see :func:`list_build_files`).
+BINARY_SUFFIXES: frozenset[str] = OPAQUE_SUFFIXES
+_MAX_DEPTH = 3  # nesting of carriers: e.g. a PNG in base64 in a notebook in a gzip
+_MAX_INFLATED = 256 << 20  # bytes a gzip or zip member may expand to
+_MIN_STRING = 6  # shortest printable run taken from binary data
+_BASE64_RUN = re.compile(rb"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{4}){3,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+                         rb"(?![A-Za-z0-9+/=])")
+_DATA_URI = re.compile(rb"data:[^,;\s\"'<>]{0,80}(?:;[^,;\s\"'<>]{0,80})*;base64,([A-Za-z0-9+/=\s]+)")
+_ASCII_RUN = re.compile(rb"[\x20-\x7e\t]{%d,}" % _MIN_STRING)
+_UTF16_RUN = re.compile(rb"(?:[\x20-\x7e]\x00){%d,}" % _MIN_STRING)
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*", b"BM")
+_TAG = re.compile(r"<[^<>]{0,500}>")
+_ENTITY_OR_ESCAPE = re.compile(r"&[#A-Za-z0-9]{2,10};|%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}")
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A text read out of a file: its plain text, or text carried inside it."""
+
+    text: str
+    where: str  # "" for the file's own text
+    line: int  # line of the carrier in the file (1 for the whole file)
+    exact_lines: bool  # whether lines inside ``text`` are lines of the file
+
+
 def list_build_files(root: str | Path) -> tuple[list[Path], list[Path]]:
-    """Split the files under a folder into those the scan reads and those it cannot.
+    """Every file under a folder, and those the scan can read only partly.
 
     Parameters
     ----------
     root : str or pathlib.Path
-        A built book (``_build/html``) or any folder.
+        A built book (``_build/html``, or ``_build`` to include the executed
+        notebooks and ``_sources``) or any folder.
 
     Returns
     -------
-    text_files : list of pathlib.Path
-        Files read by :func:`scan_directory`, sorted.
-    skipped : list of pathlib.Path
-        Files with a suffix in :data:`BINARY_SUFFIXES` or a NUL byte in their
-        first 8 KiB (images, fonts, ...), sorted.
+    files : list of pathlib.Path
+        Every regular file, sorted: all are read by :func:`scan_files`.
+    partial : list of pathlib.Path
+        Files in a format whose compressed content is not decoded
+        (:data:`OPAQUE_SUFFIXES`: fonts, PDF, videos, ...); only the strings in
+        their raw bytes are searched.
 
     Raises
     ------
@@ -426,36 +511,233 @@ def list_build_files(root: str | Path) -> tuple[list[Path], list[Path]]:
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder (expected a built book, e.g. _build/html).")
-    text_files, skipped = [], []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix.lower() in BINARY_SUFFIXES:
-            skipped.append(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    partial = [p for p in files if p.suffix.lower() in OPAQUE_SUFFIXES]
+    return files, partial
+
+
+def _decode_text(data: bytes) -> str | None:
+    """Text of ``data`` if it is text in UTF-8/16/32 (BOM or NUL pattern), else None."""
+    import codecs
+
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    head = data[:4096]
+    if b"\0" not in head:
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        return text if bad <= max(8, len(text) // 100) else None
+    n = len(head) - len(head) % 4
+    if n >= 8:
+        zeros = [head[k:n:4].count(0) / (n // 4) for k in range(4)]
+        if zeros[1] > 0.9 and zeros[2] > 0.9 and zeros[3] > 0.9:
+            return data.decode("utf-32-le", errors="replace")
+        if zeros[0] > 0.9 and zeros[1] > 0.9 and zeros[2] > 0.9:
+            return data.decode("utf-32-be", errors="replace")
+        if zeros[1] > 0.9 and zeros[3] > 0.9:
+            return data.decode("utf-16-le", errors="replace")
+        if zeros[0] > 0.9 and zeros[2] > 0.9:
+            return data.decode("utf-16-be", errors="replace")
+    return None
+
+
+def _binary_strings(data: bytes) -> str:
+    """Printable ASCII and UTF-16LE runs of binary data, one per line (like ``strings``)."""
+    runs = [m.group().decode("ascii") for m in _ASCII_RUN.finditer(data)]
+    runs += [m.group().decode("utf-16-le") for m in _UTF16_RUN.finditer(data)]
+    return "\n".join(runs)
+
+
+def _image_texts(data: bytes) -> list[tuple[str, str]]:
+    """``(chunk name, text)`` of an image's metadata: PNG text chunks, EXIF, comments, XMP."""
+    import io
+
+    from PIL import Image
+
+    out = []
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            texts = dict(getattr(image, "text", {}) or {})  # PNG tEXt/zTXt/iTXt (loads if needed)
+            for key, value in texts.items():
+                out.append((f"text chunk {key!r}", str(value)))
+            for key, value in image.info.items():
+                if key in texts:
+                    continue
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", errors="replace") + "\n" + _binary_strings(value)
+                out.append((f"metadata {key!r}", str(value)))
+            try:
+                exif = image.getexif()
+            except Exception:  # noqa: BLE001 - a damaged EXIF block is not an error here
+                exif = {}
+            for tag, value in dict(exif).items():
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", errors="replace")
+                out.append((f"EXIF tag {tag}", str(value)))
+    except Exception:  # noqa: BLE001 - not an image Pillow can open: raw strings still searched
+        pass
+    return out
+
+
+def _inflate_gzip(data: bytes) -> bytes | None:
+    import gzip
+    import zlib
+
+    try:
+        inflater = zlib.decompressobj(wbits=31)
+        content = inflater.decompress(data, _MAX_INFLATED)
+        while inflater.eof and inflater.unused_data.startswith(b"\x1f\x8b"):  # concatenated members
+            rest = inflater.unused_data
+            inflater = zlib.decompressobj(wbits=31)
+            content += inflater.decompress(rest, _MAX_INFLATED)
+        return content
+    except (zlib.error, gzip.BadGzipFile, EOFError):
+        return None
+
+
+def _layers(data: bytes, where: str = "", line: int = 1, depth: int = 0) -> Iterator[_Layer]:
+    """Every text a file (or a payload inside it) holds, decoded: see the module doc."""
+    import zipfile
+
+    if depth > _MAX_DEPTH:
+        return
+    prefix = f"{where} > " if where else ""
+    if data[:2] == b"\x1f\x8b":
+        content = _inflate_gzip(data)
+        if content is not None:
+            yield from _layers(content, prefix + "gzip content", line, depth + 1)
+            return
+    if data[:4] == b"PK\x03\x04":
+        import io
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for info in archive.infolist():
+                    if info.file_size <= _MAX_INFLATED and not info.is_dir():
+                        yield from _layers(archive.read(info), f"{prefix}zip member {info.filename!r}",
+                                           line, depth + 1)
+            return
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError):
+            pass
+    text = _decode_text(data)
+    if text is None:
+        images = data.startswith(_IMAGE_MAGIC) or data[8:12] == b"WEBP"
+        for name, value in _image_texts(data) if images else ():
+            yield _Layer(value, f"{prefix}{name}", line, False)
+        yield _Layer(_binary_strings(data), f"{prefix}strings of binary data", line, False)
+        return
+    yield _Layer(text, where, line, not where or where.endswith("gzip content"))
+    yield from _text_variants(text, where, line)
+    yield from _payloads(text, prefix, line, depth)
+
+
+def _text_variants(text: str, where: str, line: int) -> Iterator[_Layer]:
+    """The text with escapes undone and markup removed (identifiers written around them)."""
+    import html
+    import urllib.parse
+
+    prefix = f"{where} > " if where else ""
+    if "<" in text and ">" in text:
+        stripped = _strip_markup(text)
+        if stripped != text:
+            yield _Layer(stripped, prefix + "text without markup", line, not where)
+    if _ENTITY_OR_ESCAPE.search(text):
+        unescaped = html.unescape(urllib.parse.unquote(text))
+        unescaped = re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), unescaped)
+        if unescaped != text:
+            yield _Layer(unescaped, prefix + "text with URL/HTML/JSON escapes undone", line, not where)
+            if "<" in unescaped:
+                yield _Layer(_strip_markup(unescaped), prefix + "unescaped text without markup", line, not where)
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            strings = list(_json_strings(json.loads(text)))
+        except (ValueError, RecursionError):
+            strings = []
+        if strings:
+            yield _Layer("\n".join(strings), prefix + "JSON string values", line, False)
+
+
+def _strip_markup(text: str) -> str:
+    """``text`` without tags; a tag spanning lines leaves its line breaks, so line numbers hold."""
+    return _TAG.sub(lambda m: "\n" * m.group().count("\n"), text)
+
+
+def _json_strings(obj: Any) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield str(key)
+            yield from _json_strings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _json_strings(value)
+
+
+def _payloads(text: str, prefix: str, line: int, depth: int) -> Iterator[_Layer]:
+    """Base64 payloads in a text (data URIs, notebook images, small encoded strings), decoded."""
+    import base64
+    import binascii
+
+    raw = text.encode("utf-8", errors="replace")
+    seen: set[tuple[int, int]] = set()
+    candidates = [(m.start(1), re.sub(rb"\s", b"", m.group(1))) for m in _DATA_URI.finditer(raw)]
+    # Notebook outputs wrap base64 images over lines ("iVBOR...\n"): join such blocks.
+    candidates += [(m.start(), m.group()) for m in _BASE64_RUN.finditer(raw)]
+    for start, chunk in candidates:
+        key = (start, len(chunk))
+        if key in seen or len(chunk) < 12:
             continue
-        with open(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-        (skipped if b"\0" in head else text_files).append(path)
-    return text_files, skipped
+        seen.add(key)
+        chunk = chunk[: len(chunk) - len(chunk) % 4]
+        try:
+            payload = base64.b64decode(chunk, validate=False)
+        except (binascii.Error, ValueError):
+            continue
+        if not payload:
+            continue
+        at = line + raw.count(b"\n", 0, start)
+        yield from _layers(payload, f"{prefix}base64 payload", at, depth + 1)
 
 
 def scan_files(paths: Iterable[str | Path], identifiers: IdentifierSet) -> list[Finding]:
-    """Find the cohort's identifiers in text files (decoded as UTF-8, bad bytes replaced).
+    """Find the cohort's identifiers in files, whatever their format.
+
+    Each file is read as text when it is UTF-8, UTF-16 or UTF-32 (with or without a
+    byte-order mark); gzip and zip content is unpacked; images give their metadata
+    (PNG text chunks, EXIF, comments); any other binary gives its printable strings.
+    Every text is also searched with URL, HTML and JSON escapes undone, with markup
+    removed, as JSON string values, and for base64 payloads (data URIs, notebook
+    images, small encoded strings), which are decoded and read the same way.
 
     Parameters
     ----------
     paths : iterable of str or pathlib.Path
-        The files; no binary check is made here (see :func:`list_build_files`).
+        The files.
     identifiers : IdentifierSet
         From :func:`cohort_identifiers`.
 
     Returns
     -------
     list of Finding
-        Grouped by file, in the order given, then by position.
+        Grouped by file, in the order given, then by position; one finding per
+        identifier and line even when several decodings show it.
     """
     findings = []
     for path in paths:
-        text = Path(path).read_bytes().decode("utf-8", errors="replace")
-        findings.extend(scan_text(text, identifiers, file=path))
+        seen: set[tuple[str, int]] = set()
+        found_here: list[Finding] = []
+        for layer in _layers(Path(path).read_bytes()):
+            for found in scan_text(layer.text, identifiers, file=path):
+                line = layer.line + found.line - 1 if layer.exact_lines else layer.line
+                if (found.identifier, line) in seen:
+                    continue
+                seen.add((found.identifier, line))
+                found_here.append(replace(found, line=line, layer=layer.where))
+        findings.extend(sorted(found_here, key=lambda f: f.line))
     return findings
 
 
@@ -768,6 +1050,42 @@ def find_identifiers(obj: Any, identifiers: IdentifierSet) -> list[ObjectFinding
         f"expected a pandas DataFrame/Series/Index, a matplotlib Figure or Axes, a "
         f"string, a path, or a dict/list."
     )
+
+
+def redact(text: str, identifiers: IdentifierSet | None = None) -> str:
+    """``text`` with the digits of every subject identifier replaced by ``#``.
+
+    Used for what a restricted run prints (errors, logs, reports of the scan), which
+    may end up in a published log.
+
+    Parameters
+    ----------
+    text : str
+        Any message.
+    identifiers : IdentifierSet, optional
+        The cohort's identifiers: PTIDs, BIDS labels, other ID shapes and RIDs after
+        the word ``RID`` are masked. Every ADNI-shaped PTID or BIDS label
+        (``023_S_0031``, ``sub-ADNI023S0031``) is masked whether or not it is given.
+
+    Returns
+    -------
+    str
+        ``990_S_9000`` -> ``###_S_####``, ``sub-ADNI990S9000`` -> ``sub-ADNI###S####``;
+        everything else unchanged.
+    """
+    spans = [(m.start(), m.end()) for m in _ANY_ADNI_RE.finditer(text)]
+    if identifiers is not None:
+        spans += [(start, end) for start, end, _, _ in identifiers._matcher.finditer(text)]
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in sorted(spans):
+        start = max(start, last)
+        if end <= start:
+            continue
+        out += [text[last:start], _mask(text[start:end])]
+        last = end
+    return "".join(out) + text[last:]
 
 
 def _mask(text: str) -> str:

@@ -91,7 +91,9 @@ class Study:
     @property
     def truth_path(self) -> Path | None:
         """``truth.json`` of a synthetic cohort (next to its clinical table), else None."""
-        path = Path(self.manifest.cohort.clinical).parent / "truth.json"
+        from rgenima.data.clinical import resolve_clinical_path
+
+        path = resolve_clinical_path(self.manifest.cohort.clinical).parent / "truth.json"
         return path if path.is_file() else None
 
     def truth(self) -> dict | None:
@@ -116,14 +118,18 @@ class Study:
         return assert_publishable(obj, self.identifiers, what)
 
     def glue_figure(self, key: str, figure, what: str | None = None):
-        """Check a figure and glue it for a ``{glue:figure}`` with a caption (not displayed here)."""
+        """Check a figure and glue it for a ``{glue:figure}`` with a caption (not displayed here).
+
+        Returns None, so that a cell ending with this call does not show the figure a
+        second time as the cell's value (the page shows it once, where it is glued).
+        """
         import matplotlib.pyplot as plt
         from myst_nb import glue
 
         self.publish(figure, what or key)
         glue(key, figure, display=False)
         plt.close(figure)
-        return figure
+        return None
 
     @staticmethod
     def glue_value(key: str, value: Any) -> Any:

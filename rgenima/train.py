@@ -519,6 +519,7 @@ def train_fold(
     accelerator,
     max_epochs_this_run: int | None = None,
     init_weights: Path | None = None,
+    label: str | None = None,
 ) -> FoldResult | None:
     """Train on every fold but ``fold``, early-stop on an inner split, predict ``fold``.
 
@@ -532,8 +533,16 @@ def train_fold(
     initialisation). The starting model is then validated first (epoch -1) and stays
     the kept model unless a fine-tuned epoch beats it on the inner validation split by
     more than one standard error (:func:`beats_by_one_standard_error`).
+
+    ``label`` names the fold in the progress bar and the log lines (default
+    ``fold <k>``); every epoch logs one line with its validation loss and balanced
+    accuracy.
     """
     from safetensors.torch import load_file
+
+    from rgenima.progress import progress_bar
+
+    label = label or f"fold {fold}"
 
     labels = data.labels
     test_idx = np.flatnonzero(folds["fold"].to_numpy() == fold)
@@ -566,7 +575,7 @@ def train_fold(
         state = json.loads(state_path.read_text())
         model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
         load_optimizer(out_dir / "optimizer.safetensors", optimizer)
-        logger.info("fold %d: resuming after epoch %d", fold, state["epoch"])
+        logger.info("%s: resuming after epoch %d", label, state["epoch"] + 1)
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     average = WeightAverage(accelerator.unwrap_model(model), profile.ema_decay) if profile.ema_decay > 0 else None
@@ -587,12 +596,16 @@ def train_fold(
         state["start_val_terms"] = terms.tolist()
         if accelerator.is_main_process:
             _save_tensors(out_dir / "best.safetensors", start.state_dict())
-        logger.info("fold %d start: val %.4f bacc %.3f", fold, val_loss, val_bacc)
+        logger.info("%s warm start: val loss %.4f bacc %.3f", label, val_loss, val_bacc)
     epochs_run = 0
+    bar = progress_bar(total=profile.max_epochs, initial=state["epoch"] + 1, desc=label, unit="epoch", leave=False,
+                       disable=not accelerator.is_main_process)
     for epoch in range(state["epoch"] + 1, profile.max_epochs):
         if epoch > 0 and epoch - max(state["best_epoch"], 0) > profile.patience:
+            logger.info("%s: early stop after epoch %d (best epoch %d)", label, epoch, state["best_epoch"] + 1)
             break
         if max_epochs_this_run is not None and epochs_run >= max_epochs_this_run:
+            bar.close()
             return None
         model.train()
         rng = np.random.default_rng([seed, fold, epoch])
@@ -650,8 +663,11 @@ def train_fold(
             atomic_write_text(state_path, json.dumps(state, indent=1))
         accelerator.wait_for_everyone()
         epochs_run += 1
-        logger.info("fold %d epoch %d: train %.4f val %.4f bacc %.3f%s", fold, epoch, record["train_loss"],
-                    val_loss, record["val_balanced_accuracy"], " *" if improved else "")
+        bar.update()
+        bar.set_postfix_str(f"val loss {val_loss:.3f} bacc {val_bacc:.3f}")
+        logger.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val bacc %.3f%s", label, epoch + 1,
+                    profile.max_epochs, record["train_loss"], val_loss, val_bacc, " (best so far)" if improved else "")
+    bar.close()
     unwrapped = accelerator.unwrap_model(model)
     digests = gather_weight_digests(unwrapped, accelerator)
     unwrapped.load_state_dict(load_file(str(out_dir / "best.safetensors")))
@@ -726,7 +742,9 @@ def train_configuration(
         The configuration's predictions (None if interrupted by ``max_epochs_this_run``).
     """
     from rgenima.model.inputs import PreparedData, build_sequences
+    from rgenima.progress import quiet_library_bars
 
+    quiet_library_bars()
     run_dir = Path(run_dir)
     profile = get_profile(profile) if isinstance(profile, str) else profile
     modalities = tuple(m for m in ("mri", "snp") if m in modalities)
@@ -778,11 +796,12 @@ def train_configuration(
         if (fold_dir / "done.json").is_file():
             table = pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str})
             results.append(table)
-            logger.info("%s fold %d already trained: skipped", name, fold)
+            logger.info("%s fold %d/%d already trained (done.json): reused", name, fold + 1, n_folds)
             continue
         init = warm_from / f"fold_{fold}" / "best.safetensors" if warm_from is not None else None
         result = train_fold(data, seq, folds, fold, factory, fold_dir, fold_profile, modalities, seed + 1000 * fold,
-                            accelerator, max_epochs_this_run, init_weights=init)
+                            accelerator, max_epochs_this_run, init_weights=init,
+                            label=f"{name} fold {fold + 1}/{n_folds}")
         if result is None:
             return None
         if accelerator.is_main_process:
@@ -793,6 +812,8 @@ def train_configuration(
                  "epochs": len(result.history), "world_size": accelerator.num_processes,
                  "rank_weight_digests": result.rank_weight_digests}, indent=1))
             results.append(table)
+            logger.info("%s fold %d/%d done: best epoch %d of %d, %.0f s", name, fold + 1, n_folds,
+                        result.best_epoch + 1, len(result.history), result.seconds)
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
             results.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str}))
@@ -939,18 +960,36 @@ def train_study(
         steps.append({"step": step, "seconds": timings[step], "reused": already_done})
         atomic_write_text(timings_path, json.dumps(timings, indent=1))
 
+    from rgenima.progress import progress_bar
+
     profile_name = profile if isinstance(profile, str) else profile.name
     # Single-modality configurations first: the two-modality model starts from the MRI one.
-    for mods in sorted(study_configurations(modalities, ablations), key=len):
-        name = configuration_name(mods, profile_name, backbone)
-        done = (run_dir / "models" / name / "training.json").is_file()
-        timed(name, done, lambda mods=mods: train_configuration(
-            run_dir, mods, n_folds=n_folds, seed=seed, profile=profile, backbone=backbone))
-    if baselines:
-        from rgenima.model.baselines import BASELINES
+    configurations = sorted(study_configurations(modalities, ablations), key=len)
+    has_truth = truth_dir is not None and (Path(truth_dir) / "truth.json").is_file()
+    n_steps = len(configurations) + bool(baselines) + has_truth
+    with progress_bar(total=n_steps, desc="train", unit="step") as bar:
+        for i, mods in enumerate(configurations):
+            name = configuration_name(mods, profile_name, backbone)
+            done = (run_dir / "models" / name / "training.json").is_file()
+            logger.info("training step %d/%d: %s%s", i + 1, n_steps, name, " (finished: reused)" if done else "")
+            bar.set_postfix_str(name)
+            timed(name, done, lambda mods=mods: train_configuration(
+                run_dir, mods, n_folds=n_folds, seed=seed, profile=profile, backbone=backbone))
+            bar.update()
+        if baselines:
+            from rgenima.model.baselines import BASELINES
 
-        done = all((run_dir / "models" / f"baseline_{b}" / "predictions.csv").is_file() for b in BASELINES)
-        timed("baselines", done, lambda: run_baselines(run_dir, n_folds=n_folds, seed=seed))
-    if truth_dir is not None and (Path(truth_dir) / "truth.json").is_file():
-        timed("references", False, lambda: run_references(run_dir, truth_dir, n_folds=n_folds, seed=seed))
+            done = all((run_dir / "models" / f"baseline_{b}" / "predictions.csv").is_file() for b in BASELINES)
+            logger.info("training step %d/%d: baselines%s", bar.n + 1, n_steps, " (finished: reused)" if done else "")
+            bar.set_postfix_str("baselines")
+            timed("baselines", done, lambda: run_baselines(run_dir, n_folds=n_folds, seed=seed))
+            bar.update()
+        if has_truth:
+            logger.info("training step %d/%d: references of the synthetic cohort", bar.n + 1, n_steps)
+            bar.set_postfix_str("references")
+            timed("references", False, lambda: run_references(run_dir, truth_dir, n_folds=n_folds, seed=seed))
+            bar.update()
+    from rgenima.cards import write_model_card
+
+    logger.info("model card: %s", write_model_card(run_dir))
     return pd.DataFrame(steps)

@@ -318,3 +318,47 @@ def test_jobs_2_runs_combinations_in_parallel_processes(tmp_path):
         assert (runs / f"seed-{s}" / "batch.log").is_file()
         assert json.loads((runs / f"seed-{s}" / DONE_FILE).read_text())["threads"] == int(threads)
     assert not list(runs.glob(".batch-*"))  # worker specs cleaned up
+
+
+def test_slurm_executor_through_submitit_local_gives_the_local_outputs(project, tmp_path, monkeypatch):
+    from rgenima.batch import SUMMARY_CSV, ClusterOptions
+
+    grid = {"seed": [0, 1], "modalities": ["snp"]}
+    local = run_batch(project / "manifest.yaml", grid, notebooks=("fake_eval",), runs_root=tmp_path / "local",
+                      root=project, base_parameters={"folds": 3})
+    options = ClusterOptions(cluster="local", gpus_per_node=0, cpus_per_task=1, timeout_min=10)
+    slurm = run_batch(project / "manifest.yaml", grid, notebooks=("fake_eval",), runs_root=tmp_path / "slurm",
+                      root=project, base_parameters={"folds": 3}, executor="slurm", cluster=options)
+    assert local.ok and slurm.ok and len(slurm.executed) == 2
+    assert [r.name for r in slurm.results] == [r.name for r in local.results]
+    for r in slurm.results:
+        # Each combination ran as its own submitit job, with the requested threads.
+        assert r.log is not None and r.log.is_file() and ".submitit" in str(r.log)
+        env = json.loads((r.run_dir / "env.json").read_text())
+        assert env["OMP_NUM_THREADS"] == "1" and env["pid"] != os.getpid()
+        same = tmp_path / "local" / r.name
+        assert json.loads((r.run_dir / "metrics.json").read_text()) == json.loads((same / "metrics.json").read_text())
+        assert (r.run_dir / DONE_FILE).is_file()
+    summary = lambda root: (root / SUMMARY_CSV).read_text()  # noqa: E731
+    assert summary(tmp_path / "slurm") == summary(tmp_path / "local")
+    # Finished combinations are skipped as with the local executor: nothing is submitted.
+    again = run_batch(project / "manifest.yaml", grid, notebooks=("fake_eval",), runs_root=tmp_path / "slurm",
+                      root=project, base_parameters={"folds": 3}, executor="slurm", cluster=options)
+    assert len(again.skipped) == 2 and not again.executed
+    job_folders = [p for p in (tmp_path / "slurm" / ".submitit").iterdir() if p.name.isdigit()]
+    assert len(job_folders) == 2
+
+
+def test_slurm_options_are_checked_before_anything_runs(project, tmp_path, capsys):
+    from rgenima.batch import ClusterOptions
+
+    with pytest.raises(ValueError, match="cpus >= 1"):
+        run_batch(project / "manifest.yaml", {"seed": [0]}, notebooks=("fake_eval",), runs_root=tmp_path / "r",
+                  root=project, executor="slurm", cluster=ClusterOptions(cpus_per_task=0))
+    with pytest.raises(ValueError, match="'executor' must be one of"):
+        run_batch(project / "manifest.yaml", {"seed": [0]}, notebooks=("fake_eval",), runs_root=tmp_path / "r",
+                  root=project, executor="pbs")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SystemExit):
+        main(["batch", "--manifest", str(project / "manifest.yaml"), "--grid", "seed=0", "--executor", "pbs"])
+    assert "invalid choice: 'pbs'" in capsys.readouterr().err

@@ -174,3 +174,136 @@ def test_restricted_book_with_an_identifier_is_not_published(tools_on_path, tmp_
         run_study(restricted_manifest, root=root, notebooks=("00_tiny",))
     assert not (root / "_build" / "html").exists()
     assert not (root / "book" / "generated").exists()
+
+
+# ---------------------------------------------------------------------------------
+# Progress, no wall-clock limit, short failure messages and resuming
+# ---------------------------------------------------------------------------------
+def _log_times(lines: list[str]) -> list[float]:
+    from datetime import datetime
+
+    return [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() for line in lines]
+
+
+def test_book_run_log_shows_each_notebook_and_the_training_progress(built_study):
+    root, _, _ = built_study
+    log = (root / "_build" / "logs" / "run.log").read_text()
+    lines = log.splitlines()
+    n = len(STUDY_NOTEBOOKS)
+    for i, name in enumerate(STUDY_NOTEBOOKS):
+        assert f"notebook {i + 1}/{n}: {name}.ipynb running" in log, name
+        assert f"notebook {i + 1}/{n}: {name}.ipynb done in " in log, name
+    # The library's lines from inside the training kernel: configuration -> fold -> epoch,
+    # with the validation figures; and the preparation and attribution steps.
+    training = [line for line in lines if "[03_training]" in line]
+    assert any("rgenima_mri+snp__quick fold 2/2 epoch 1/" in line and "val bacc" in line for line in training)
+    assert any("training step 1/" in line for line in training)
+    assert any("[02_preparation]" in line and "ROI cubes: " in line and " images" in line for line in lines)
+    assert any("[05_brain_signatures]" in line or "explaining fold" in line for line in lines)
+    # One line per step: papermill's own lines are not repeated (nor shown), no kernel warnings.
+    assert "Input Notebook" not in log and "Executing notebook with kernel" not in log
+    assert "without encryption" not in log and "frozen modules" not in log
+    assert len(lines) == len(set(lines))
+    # While the notebooks run, a line comes at least once a minute.
+    start = next(i for i, line in enumerate(lines) if "notebook 1/" in line)
+    end = next(i for i, line in enumerate(lines) if f"notebook {n}/{n}:" in line and " done in " in line)
+    times = _log_times(lines[start:end + 1])
+    assert max(b - a for a, b in zip(times, times[1:])) < 60
+
+
+def test_injected_parameters_cell_is_hidden_from_the_reader(built_study):
+    root, run_dir, _ = built_study
+    for name in STUDY_NOTEBOOKS:
+        nb = nbformat.read(root / "book" / "generated" / f"{name}.ipynb", as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert "remove-cell" in injected[0].metadata["tags"], name
+        page = (root / "_build" / "html" / "book" / "generated" / f"{name}.html").read_text()
+        assert str(run_dir) not in page and str(root) not in page, name
+
+
+def test_a_slow_silent_cell_is_not_failed_by_a_time_limit(tools_on_path, tmp_path, small_manifest):
+    from rgenima.book import execute_notebooks
+
+    root = _tiny_project(tmp_path / "project", ["import time\ntime.sleep(4)\nprint('slow step finished')"])
+    (written,) = execute_notebooks({"manifest": str(small_manifest)}, root, tmp_path / "out",
+                                   notebooks=("00_tiny",))
+    assert "slow step finished" in str(nbformat.read(written, as_version=4).cells)
+    # The same cell under a limit shorter than it fails: the default has no such limit.
+    with pytest.raises(Exception, match="(?i)timed? ?out|timeout"):
+        execute_notebooks({"manifest": str(small_manifest)}, root, tmp_path / "limited",
+                          notebooks=("00_tiny",), timeout_s=1)
+
+
+def test_a_dead_kernel_is_reported_in_one_short_message(tools_on_path, tmp_path, small_manifest, monkeypatch,
+                                                         capsys):
+    from rgenima.cli import main
+
+    root = _tiny_project(tmp_path / "project", ["import os\nos._exit(1)"])
+    monkeypatch.chdir(root)
+    assert main(["run", "--manifest", str(small_manifest), "--notebook", "00_tiny"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("rgenima run: notebook 00_tiny.ipynb failed: the notebook's kernel died")
+    assert "full log: _build/logs/run.log" in err and "Rerun the same command to resume" in err
+
+
+_TRAINING_CELL = """\
+from dataclasses import replace
+from rgenima.data.cohort import PrepareConfig, prepare_cohort
+from rgenima.data.manifest import load_manifest
+from rgenima.train import PROFILES, train_configuration
+
+prepare_cohort(load_manifest(manifest), run_dir, PrepareConfig(cube_size=8))
+profile = replace(PROFILES["quick"], max_epochs=3, patience=3, batch_size=8)
+result = train_configuration(run_dir, ("snp",), n_folds=2, seed=0, profile=profile,
+                             max_epochs_this_run=max_epochs_this_run or None)
+if result is None:
+    raise RuntimeError("training stopped before the end\\nstopped after %d epoch(s)" % max_epochs_this_run)
+print("trained", len(result), "subjects")"""
+
+
+def test_interrupted_run_ends_in_a_short_message_and_resumes_from_finished_folds(
+        tools_on_path, tmp_path, small_manifest, monkeypatch, capsys):
+    from nbtools import write_notebook
+
+    from rgenima.cli import main
+
+    root = _tiny_project(tmp_path / "project", [])
+    write_notebook(root / "notebooks" / "00_tiny.ipynb",
+                   [("md", "# Tiny chapter"),
+                    ("parameters", 'manifest: str = ""\nrun_dir: str = ""\nmax_epochs_this_run: int = 0'),
+                    ("code", _TRAINING_CELL)])
+    run_dir = tmp_path / "run"
+    monkeypatch.chdir(root)
+    argv = ["run", "--manifest", str(small_manifest), "--notebook", "00_tiny", "-p", "run_dir", str(run_dir)]
+    # First run: stopped after one epoch of fold 1 (as if the machine had been switched off).
+    assert main([*argv, "-p", "max_epochs_this_run", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    message = err[-1]
+    assert message.startswith("rgenima run: notebook 00_tiny.ipynb, cell ")
+    assert "RuntimeError: stopped after 1 epoch(s)." in message  # the error's last line
+    assert "full log: _build/logs/run.log" in message and "book/.generated.staging/00_tiny.ipynb" in message
+    assert "Rerun the same command to resume" in message and "Traceback" not in "\n".join(err)
+    assert len(message) < 600
+    assert not (root / "_build" / "html").exists()
+    # Rerun: fold 1 resumes after its finished epoch, fold 2 trains, the book is built.
+    assert main(argv) == 0
+    log = (root / "_build" / "logs" / "run.log").read_text()
+    assert "[00_tiny] rgenima_snp__quick fold 1/2: resuming after epoch 1" in log
+    assert "[00_tiny] rgenima_snp__quick fold 2/2 done" in log
+    import re
+
+    assert re.search(r"trained \d+ subjects", (root / "_build" / "html" / "book" / "generated" / "00_tiny.html").read_text())
+    # A third run trains nothing: both folds are reused.
+    assert main(argv) == 0
+    log = (root / "_build" / "logs" / "run.log").read_text()
+    assert "fold 1/2 already trained (done.json): reused" in log
+    assert "fold 2/2 already trained (done.json): reused" in log and " epoch 1/3" not in log
+
+
+def test_every_run_directory_of_the_book_has_a_model_card(built_study):
+    _, run_dir, _ = built_study
+    text = (run_dir / "MODEL_CARD.md").read_text()
+    for section in ("## Model details", "## Intended use", "## Training data", "## Evaluation results",
+                    "## Limitations", "## Ethical considerations"):
+        assert section in text
+    assert "R-GenIMA (MRI + SNP)" in text and "[" in text.split("## Evaluation results")[1]

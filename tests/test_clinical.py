@@ -122,7 +122,7 @@ def test_empty_ptid(tmp_path):
 def test_not_a_csv(tmp_path):
     path = tmp_path / "ADNIMERGE.csv"
     path.write_bytes(b"")
-    with pytest.raises(DataContractError, match=r"ADNIMERGE\.csv: cannot read the clinical table as CSV"):
+    with pytest.raises(DataContractError, match=r"ADNIMERGE\.csv: the clinical table is empty \(no header line\)"):
         read_clinical(path)
 
 
@@ -172,7 +172,7 @@ def test_subject_without_baseline_visit_is_excluded(tmp_path):
     subjects, exclusions = baseline_subjects(read_clinical(path))
     assert "995_S_9009" not in subjects["PTID"].tolist()
     assert exclusions.to_dict("records") == [
-        {"PTID": "995_S_9009", "reason": "no baseline visit (VISCODE 'bl')"}
+        {"PTID": "995_S_9009", "reason": "no baseline visit (VISCODE bl, m00, init, sc, scmri)"}
     ]
 
 

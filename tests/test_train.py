@@ -97,6 +97,38 @@ def test_resume_after_interruption_gives_the_same_predictions(easy_run, tmp_path
     assert (fold0 / "best.safetensors").stat().st_mtime_ns == mtime
 
 
+def test_training_progress_bar_and_one_line_per_epoch(easy_run, tmp_path, capsys, caplog, monkeypatch):
+    import logging
+
+    import rgenima.progress
+
+    # On a terminal: a bar per fold named configuration -> fold, with the validation figures.
+    monkeypatch.setattr(rgenima.progress, "bars_enabled", lambda stream=None: True)
+    with caplog.at_level(logging.INFO, logger="rgenima"):
+        train_configuration(_copy_run(easy_run, tmp_path / "tty"), ("snp",), n_folds=2, seed=2, profile=QUICK)
+    err = capsys.readouterr().err
+    for fold in (1, 2):
+        assert f"rgenima_snp__quick fold {fold}/2" in err, err[-2000:]
+    assert "epoch" in err and "val loss" in err and "bacc" in err
+    import re
+
+    epoch_line = re.compile(r" epoch \d+/\d+: ")
+    lines = [r.getMessage() for r in caplog.records if epoch_line.search(r.getMessage())]
+    # One line per epoch and fold (QUICK: 3 epochs, patience 3), naming its validation figures.
+    assert len(lines) == 2 * QUICK.max_epochs, lines
+    assert lines[0].startswith("rgenima_snp__quick fold 1/2 epoch 1/3: ") and "val bacc" in lines[0]
+    assert any("fold 2/2 done" in r.getMessage() for r in caplog.records)
+    # Not a terminal (pytest captures stderr), or --quiet: no bar, the lines stay.
+    monkeypatch.undo()
+    monkeypatch.setenv("RGENIMA_PROGRESS", "0")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rgenima"):
+        train_configuration(_copy_run(easy_run, tmp_path / "quiet"), ("snp",), n_folds=2, seed=2, profile=QUICK)
+    quiet_err = capsys.readouterr().err
+    assert "fold 1/2:" not in quiet_err and "epoch/s" not in quiet_err and "%|" not in quiet_err
+    assert len([r for r in caplog.records if epoch_line.search(r.getMessage())]) == 2 * QUICK.max_epochs
+
+
 def test_torchrun_two_processes_end_with_identical_weights(easy_run, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun is installed with torch"

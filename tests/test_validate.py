@@ -69,7 +69,7 @@ def test_exclusions_are_counted_not_errors(tmp_path):
     assert report.counts_per_stage == {"NC": 2, "SMC": 0, "MCI": 1, "AD": 1}
     reasons = dict(zip(report.exclusions["PTID"], report.exclusions["reason"]))
     assert reasons == {
-        "994_S_9008": "no baseline visit (VISCODE 'bl')",
+        "994_S_9008": "no baseline visit (VISCODE bl, m00, init, sc, scmri)",
         "994_S_9007": "DX_bl 'Dementia' is not one of CN, SMC, EMCI, LMCI, AD",
         "992_S_9003": "no genotypes: PTID not an IID in the .fam",
         "991_S_9002": "no MRI: no BIDS participant folder",
@@ -306,7 +306,7 @@ def test_gene_panel_missing_column(tmp_path):
     panel.to_csv(cohort.gene_panel, sep="\t", index=False)
     with pytest.raises(
         DataContractError,
-        match=r"gene_panel\.tsv: gene panel is missing column\(s\) 'ad_locus'; expected tab-separated columns "
+        match=r"gene_panel\.tsv, line 1: gene panel is missing column\(s\) 'ad_locus'; expected tab-separated columns "
         r"symbol, chrom, start, end, ad_locus, source",
     ):
         _validate(cohort)

@@ -9,10 +9,13 @@ CELLS = [
 
 This chapter describes who is in the study. The cohort is defined by the data manifest:
 an ADNIMERGE-style clinical table, one T1-weighted MRI per subject in MNI space, and
-PLINK genotypes. A subject enters the cohort when its **baseline** row
-(`VISCODE == "bl"`) has a diagnosis that maps to a study stage
-(CN → NC, SMC → SMC, EMCI and LMCI → MCI, AD → AD), an MRI is found for it, and its
-PTID is an IID of the genotype files. Everyone else is listed below with the reason.
+PLINK genotypes. A subject enters the cohort when its **baseline** row has a diagnosis
+that maps to a study stage (CN → NC, SMC → SMC, EMCI and LMCI → MCI, AD → AD), an MRI is
+found for it, and its PTID is an IID of the genotype files. Everyone else is listed below
+with the reason; subjects with too many missing genotype calls (`qc.max_subject_missing`,
+PLINK's `--mind`) are removed in the data-preparation chapter. The baseline row is the
+subject's first row in the order `bl`, `m00`, `init`, `sc`, `scmri` (ADNI's spellings of a
+first visit: a screening visit counts only for a subject without a month-0 row).
 Labels come from ADNIMERGE's `DX_bl` only; the visit diagnosis and cognitive scores
 (MMSE, CDR, ADAS) define the labels and are never used as model inputs.
 """),
@@ -32,13 +35,17 @@ from rgenima.data.genetics import read_genotypes, snp_allele_stats
 from rgenima.data.manifest import load_manifest
 from rgenima.data.summary import demographics_table
 from rgenima.data.validate import validate_manifest
+from rgenima.study import Study
 
 assert 1 <= int(n_example_stages) <= 4, "n_example_stages must be in 1..4"
-m = load_manifest(manifest)
-restricted = m.cohort.restricted
+# Every table, figure and text shown below goes through study.publish, the privacy gate:
+# for a restricted cohort it refuses anything carrying a subject identifier.
+study = Study.from_parameters(manifest, run_dir, seed, profile, modalities, backbone, folds)
+m = study.manifest
+restricted = study.restricted
 report = validate_manifest(m)
 subjects = assemble_subjects(m, report)
-print(report.to_text())
+print(study.publish(report.to_text(), "data report"))
 """),
 ("md", """
 ## Selection and class counts
@@ -48,12 +55,14 @@ identifiers are not published.
 """),
 ("code", """
 counts = subjects["stage"].value_counts().reindex(list(STAGES), fill_value=0)
-plots.plot_class_counts(counts.to_dict(), title=f"{m.cohort.name}: subjects per stage");
+study.publish(plots.plot_class_counts(counts.to_dict(), title=f"{m.cohort.name}: subjects per stage"),
+              "class-count figure");
 """),
 ("code", """
 display(Markdown(f"**{len(subjects)} subjects** in the cohort; **{report.n_excluded}** excluded "
                  "(a subject may have several reasons)."))
-pd.Series(report.exclusion_counts(), name="subjects").rename_axis("reason").to_frame()
+study.publish(pd.Series(report.exclusion_counts(), name="subjects").rename_axis("reason").to_frame(),
+              "exclusion table")
 """),
 ("md", """
 ## Demographics
@@ -63,7 +72,7 @@ are the only covariates the models may use; APOE ε4 is shown as the best-known 
 risk factor, and enters the model only through the genotypes.
 """),
 ("code", """
-demographics_table(subjects)
+study.publish(demographics_table(subjects), "demographics table")
 """),
 ("md", """
 ## MRI with the atlas
@@ -81,7 +90,7 @@ if restricted:
 else:
     first = subjects.groupby("stage", observed=True)["mri_path"].first()
     examples = {s: first[s] for s in STAGES[: int(n_example_stages)] if s in first}
-plots.plot_example_slices(examples, atlas.image);
+study.publish(plots.plot_example_slices(examples, atlas.image), "example-slice figure");
 print(f"atlas: {atlas.name}, {len(atlas.labels)} ROIs")
 """),
 ("md", """
@@ -94,9 +103,9 @@ and the APOE ε4 dose by stage (from the `APOE4` column of the clinical table).
 ("code", """
 geno = read_genotypes(m.cohort.genotypes)
 stats = pd.concat([geno.variants, snp_allele_stats(geno.dosage)], axis=1)
-print(f"{geno.dosage.shape[0]} genotyped samples, {geno.dosage.shape[1]} SNPs on "
-      f"{stats['chrom'].nunique()} chromosomes; median call rate {stats['call_rate'].median():.3f}")
-plots.plot_genotype_summary(stats, subjects[["stage", "APOE4"]].dropna());
+print(study.publish(f"{geno.dosage.shape[0]} genotyped samples, {geno.dosage.shape[1]} SNPs on "
+      f"{stats['chrom'].nunique()} chromosomes; median call rate {stats['call_rate'].median():.3f}", "genotype summary"))
+study.publish(plots.plot_genotype_summary(stats, subjects[["stage", "APOE4"]].dropna()), "genotype figure");
 """),
 ("md", """
 ## Planted truth (synthetic cohort only)
@@ -109,19 +118,19 @@ average. The second row shows the same posterior computed by a model that ignore
 planted ROI × gene interactions: the gap is what the interactions are worth.
 """),
 ("code", """
-truth_path = Path(m.cohort.clinical).parent / "truth.json"
-if truth_path.is_file():
-    truth = json.loads(truth_path.read_text())
+truth = study.truth()
+if truth is not None:
     rows = {}
     for key, label in [("oracle", "oracle"), ("oracle_without_interactions", "oracle ignoring interactions")]:
         t = truth[key]
         rows[label] = {"accuracy": t["accuracy"], "balanced accuracy": t["balanced_accuracy"],
                        **{f"recall {s}": t["recall"][s] for s in STAGES}}
-    display(pd.DataFrame(rows).T.round(3))
-    display(pd.DataFrame([{"gene": c["gene"], "SNP": c["rsid"], "effect allele": c["effect_allele"],
-                           "liability per allele": c["beta"]} for c in truth["causal_snps"]]))
-    display(pd.DataFrame([{"gene": i["gene"], "SNP": i["rsid"], "regions": ", ".join(i["regions"]),
-                           "extra atrophy per allele at AD severity": i["gamma"]} for i in truth["interactions"]]))
+    display(study.publish(pd.DataFrame(rows).T.round(3), "oracle table"))
+    display(study.publish(pd.DataFrame([{"gene": c["gene"], "SNP": c["rsid"], "effect allele": c["effect_allele"],
+                           "liability per allele": c["beta"]} for c in truth["causal_snps"]]), "causal-SNP table"))
+    display(study.publish(pd.DataFrame([{"gene": i["gene"], "SNP": i["rsid"], "regions": ", ".join(i["regions"]),
+                           "extra atrophy per allele at AD severity": i["gamma"]} for i in truth["interactions"]]),
+                          "interaction table"))
 else:
     print("No truth.json next to the clinical table: not a synthetic cohort.")
 """),

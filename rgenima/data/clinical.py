@@ -1,10 +1,24 @@
 """Read the ADNIMERGE-style clinical table and select one baseline row per subject.
 
 Contract (DESIGN.md, "Data contract" 1): required columns ``PTID``, ``VISCODE`` and
-``DX_bl``; one subject is the row with ``VISCODE == "bl"``; the label comes from
-``DX_bl`` through :data:`rgenima.DX_BL_TO_STAGE` (CN->NC, SMC->SMC, EMCI->MCI,
-LMCI->MCI, AD->AD). Subjects that cannot be labelled are listed in an exclusions
-table with the reason, never dropped silently.
+``DX_bl``; one subject is its baseline row; the label comes from ``DX_bl`` through
+:data:`rgenima.DX_BL_TO_STAGE` (CN->NC, SMC->SMC, EMCI->MCI, LMCI->MCI, AD->AD).
+Subjects that cannot be labelled are listed in an exclusions table with the reason,
+never dropped silently.
+
+**Baseline rule.** ADNI writes the first visit in several ways: ``bl`` (ADNIMERGE),
+``m00`` (month 0 in some derived tables), ``init`` (ADNI3's initial visit of a
+participant rolled over from an earlier phase), ``sc`` and ``scmri`` (screening
+visits, a few weeks before month 0). A subject's baseline row is its row whose
+VISCODE comes first in :data:`BASELINE_VISCODES` = (``bl``, ``m00``, ``init``,
+``sc``, ``scmri``): ``bl`` whenever there is one, a screening visit only for a
+subject without any month-0 row. Two rows with that same VISCODE are an error (the
+message names the PTID and the lines). VISCODE values are compared as written,
+after removing surrounding spaces (``BL`` is not a code ADNI uses and is refused).
+
+The file must be UTF-8 (ADNI's downloads are); a file saved as Windows-1252 by a
+spreadsheet is refused with the line of the first bad byte and the command that
+converts it.
 
 Row numbers in messages are *file line numbers* (the header is line 1), so that a
 user can open the CSV at the right place.
@@ -13,6 +27,7 @@ user can open the CSV at the right place.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from pathlib import Path
 
@@ -22,7 +37,10 @@ import pandas as pd
 from rgenima import DX_BL_TO_STAGE, STAGES
 from rgenima.errors import DataContractError
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "BASELINE_VISCODES",
     "COVARIATES",
     "REQUIRED_COLUMNS",
     "VISCODE_PATTERN",
@@ -41,6 +59,9 @@ _NUMERIC_COVARIATES = ("AGE", "PTEDUCAT", "APOE4")
 
 #: VISCODE values ADNIMERGE uses: bl, sc, scmri, init, y1, m03, m06, m12, ...
 VISCODE_PATTERN = re.compile(r"^(bl|sc|scmri|init|y1|m\d+)$")
+#: VISCODEs of a first visit, in order of preference (see the module doc).
+BASELINE_VISCODES: tuple[str, ...] = ("bl", "m00", "init", "sc", "scmri")
+_NO_BASELINE = f"no baseline visit (VISCODE {', '.join(BASELINE_VISCODES)})"
 _ID_COLUMNS = ("PTID", "VISCODE", "DX_bl", "RID", "PTGENDER")
 _HEADER_LINES = 1  # file line of row 0 is 2
 
@@ -65,6 +86,8 @@ def resolve_clinical_path(path: str | Path) -> Path:
         If the file does not exist, or the folder holds none or several
         ``ADNIMERGE*.csv`` files.
     """
+    from rgenima.fileio import why_missing
+
     path = Path(path)
     if path.is_dir():
         found = sorted(
@@ -81,7 +104,8 @@ def resolve_clinical_path(path: str | Path) -> Path:
         return found[0]
     if not path.is_file():
         raise DataContractError(
-            f"clinical table not found: {path} (cohort.clinical in the manifest)."
+            f"clinical table not found: {path} (cohort.clinical in the manifest): the path "
+            f"{why_missing(path)}."
         )
     return path
 
@@ -111,14 +135,26 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
         uses (``bl``, ``sc``, ``scmri``, ``init``, ``y1`` or ``m<months>``).
     """
     path = resolve_clinical_path(path)
+    _check_utf8(path)
     try:
         table = pd.read_csv(
-            path, dtype={c: str for c in _ID_COLUMNS}, low_memory=False
+            path, dtype={c: str for c in _ID_COLUMNS}, low_memory=False, encoding="utf-8-sig"
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except pd.errors.EmptyDataError:
         raise DataContractError(
-            f"{path}: cannot read the clinical table as CSV ({type(exc).__name__}: {exc})."
+            f"{path}: the clinical table is empty (no header line); expected an ADNIMERGE-style "
+            f"CSV with columns {', '.join(REQUIRED_COLUMNS)}."
         ) from None
+    except pd.errors.ParserError as exc:
+        raise DataContractError(
+            f"{path}: cannot read the clinical table as CSV ({' '.join(str(exc).split())}). Check that the line has as "
+            "many comma-separated fields as the header (a comma inside a value needs quotes)."
+        ) from None
+    if table.empty:
+        raise DataContractError(
+            f"{path}: the clinical table has a header line but no rows; expected one row per "
+            "subject and visit."
+        )
 
     _check_columns(table, path)
     for column in _ID_COLUMNS:
@@ -151,6 +187,32 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
         )
     table.attrs["source"] = str(path)
     return table
+
+
+def _check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
+    """Raise with the line of the first byte that is not UTF-8 (read in chunks)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                # Positions are relative to the decoder's pending bytes plus this chunk.
+                pending = len(exc.object) - len(chunk)
+                at = offset - pending + exc.start
+                line = lines + exc.object[: exc.start].count(b"\n")
+                raise DataContractError(
+                    f"{path}, line {line}: not UTF-8 text (byte "
+                    f"0x{exc.object[exc.start]:02x} at file offset {at}). ADNI's files are UTF-8; a "
+                    "file saved by a spreadsheet is often Windows-1252 (0xe9 is 'é' there): convert "
+                    f"it, e.g. `iconv -f WINDOWS-1252 -t UTF-8 {path.name} > fixed.csv`, and point "
+                    "the manifest at the result."
+                ) from None
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
 
 
 def baseline_subjects(
@@ -187,7 +249,11 @@ def baseline_subjects(
     if missing:
         _check_columns(clinical, path)
 
-    baseline = clinical[clinical["VISCODE"] == "bl"]
+    preference = {code: rank for rank, code in enumerate(BASELINE_VISCODES)}
+    rank = clinical["VISCODE"].map(preference)
+    candidates = clinical[rank.notna()]
+    rank = rank[rank.notna()]
+    baseline = candidates[rank == rank.groupby(candidates["PTID"]).transform("min")]
     dup_mask = baseline["PTID"].duplicated(keep=False)
     if dup_mask.any():
         dups = baseline[dup_mask]
@@ -195,16 +261,21 @@ def baseline_subjects(
             f"{ptid} (lines {', '.join(str(i + 1 + _HEADER_LINES) for i in group.index)})"
             for ptid, group in dups.groupby("PTID", sort=True)
         )
+        codes = ", ".join(repr(c) for c in sorted(set(dups["VISCODE"]), key=preference.get))
         raise DataContractError(
-            f"{path}: several baseline rows (VISCODE 'bl') for the same PTID: {shown}. "
-            f"Each subject needs exactly one 'bl' row."
+            f"{path}: several baseline rows (VISCODE {codes}) for the same PTID: {shown}. Each "
+            f"subject needs exactly one baseline row (its first of VISCODE "
+            f"{', '.join(BASELINE_VISCODES)}); remove the duplicate."
         )
 
     exclusions: list[tuple[str, str]] = []
     with_bl = set(baseline["PTID"])
     for ptid in pd.unique(clinical["PTID"]):
         if ptid not in with_bl:
-            exclusions.append((ptid, "no baseline visit (VISCODE 'bl')"))
+            exclusions.append((ptid, _NO_BASELINE))
+    used = baseline["VISCODE"].value_counts()
+    if set(used.index) - {"bl"}:
+        logger.info("baseline rows by VISCODE: %s", ", ".join(f"{k} {v}" for k, v in used.items()))
 
     dx = baseline["DX_bl"]
     stage = dx.map(DX_BL_TO_STAGE)
@@ -232,6 +303,8 @@ def baseline_subjects(
         subjects[column] = values.to_numpy()
 
     exclusions_df = pd.DataFrame(exclusions, columns=["PTID", "reason"])
+    # File line of each subject's baseline row, for messages that must not print a PTID.
+    subjects.attrs["lines"] = {p: int(i) + 1 + _HEADER_LINES for p, i in zip(keep["PTID"], keep.index)}
     return subjects, exclusions_df
 
 

@@ -10,7 +10,10 @@ Two modes, chosen in the manifest (``cohort.mri``):
   session is ``ses-M000`` (older Clinica versions: ``ses-M00``); ``.nii`` is
   accepted as well as ``.nii.gz``.
 - **pattern**: a glob with ``{ptid}`` and/or ``{participant}`` placeholders, e.g.
-  ``/data/gm/{ptid}_gm_mni.nii.gz``; exactly one file must match.
+  ``/data/gm/{ptid}_gm_mni.nii.gz``; exactly one file must match. The folders before
+  the first placeholder are taken literally when they exist, so a folder named
+  ``scans[2024]`` works (``[``, ``]``, ``*`` and ``?`` are glob wildcards only in the
+  rest of the pattern).
 """
 
 from __future__ import annotations
@@ -121,21 +124,25 @@ def find_mri(
         If the BIDS root, or the fixed folder part of the pattern, does not exist
         (a wrong path, rather than missing subjects).
     """
+    from rgenima.fileio import why_missing
+
     ptids = list(dict.fromkeys(ptids))
     if mri_spec.bids_root is not None:
         root = Path(mri_spec.bids_root)
         if not root.is_dir():
             raise DataContractError(
-                f"MRI BIDS folder not found: {root} (cohort.mri.bids_root in the manifest)."
+                f"MRI BIDS folder not found: {root} (cohort.mri.bids_root in the manifest): the "
+                f"path {why_missing(root) if not root.exists() else 'is a file, not a folder'}."
             )
         lookup = lambda ptid: _find_bids_t1w(root, ptid)  # noqa: E731
     elif mri_spec.pattern is not None:
-        pattern = str(mri_spec.pattern)
-        fixed = _fixed_folder(pattern)
+        literal, rest = _literal_folder(str(mri_spec.pattern))
+        fixed = Path(literal + str(_fixed_folder(rest))) if literal else _fixed_folder(rest)
+        pattern = glob.escape(literal) + rest
         if not fixed.is_dir():
             raise DataContractError(
                 f"MRI folder not found: {fixed} (the fixed part of cohort.mri.pattern "
-                f"{pattern!r} in the manifest)."
+                f"{str(mri_spec.pattern)!r} in the manifest): the path {why_missing(fixed)}."
             )
         lookup = lambda ptid: _find_by_pattern(pattern, ptid)  # noqa: E731
     else:
@@ -168,6 +175,10 @@ def _find_bids_t1w(root: Path, ptid: str) -> tuple[Path | None, str]:
         ]
         if len(exact) == 1:
             return exact[0], ""
+        if not exact and any(
+            (anat / f"{sub}_{session}_T1w{suffix}").is_symlink() for suffix in _T1W_SUFFIXES
+        ):
+            return None, _BAD_LINK
         candidates = exact or sorted(
             p for p in anat.iterdir()
             if p.is_file() and p.name.startswith(f"{sub}_{session}")
@@ -182,12 +193,17 @@ def _find_bids_t1w(root: Path, ptid: str) -> tuple[Path | None, str]:
     return None, "no MRI: no baseline session (ses-M000 or ses-M00)"
 
 
+_BAD_LINK = "no MRI: the baseline T1w is a broken symbolic link or a link loop (fix the link)"
+
+
 def _find_by_pattern(pattern: str, ptid: str) -> tuple[Path | None, str]:
     concrete = pattern.format(ptid=ptid, participant=participant_id(ptid))
     matches = sorted(p for p in glob.glob(concrete) if Path(p).is_file())
     if len(matches) == 1:
         return Path(matches[0]), ""
     if not matches:
+        if any(Path(p).is_symlink() for p in glob.glob(concrete)):
+            return None, _BAD_LINK
         return None, "no MRI: no file matches the pattern"
     names = ", ".join(Path(m).name for m in matches[:5])
     more = f", ... ({len(matches)} in all)" if len(matches) > 5 else ""
@@ -198,4 +214,23 @@ def _fixed_folder(pattern: str) -> Path:
     """Longest leading folder of ``pattern`` free of placeholders and wildcards."""
     match = _GLOB_CHARS.search(pattern)
     prefix = pattern[: match.start()] if match else pattern
-    return Path(os.path.dirname(prefix) or ".")
+    return Path(os.path.dirname(prefix) or ("." if not pattern.startswith("/") else "/"))
+
+
+def _literal_folder(pattern: str) -> tuple[str, str]:
+    """Split off the longest existing folder before the first placeholder, if it holds
+    wildcard characters (``/data/scans[2024]``), to be matched literally.
+
+    Returns
+    -------
+    literal, rest : str
+        ``literal + rest == pattern``; ``literal`` is empty when no such folder exists.
+    """
+    head = pattern[: pattern.find("{")] if "{" in pattern else pattern
+    folder = os.path.dirname(head)
+    while folder and not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        folder = "" if parent == folder else parent
+    if not folder or not re.search(r"[*?\[]", folder):
+        return "", pattern
+    return folder, pattern[len(folder):]

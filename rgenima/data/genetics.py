@@ -81,6 +81,7 @@ PANEL_CHROMOSOMES: tuple[str, ...] = tuple(str(c) for c in range(1, 23)) + ("X",
 _PLINK_CHROM_CODES = {"23": "X", "24": "Y", "25": "X", "26": "MT"}
 _CHROM_NAMES = {"X": "X", "Y": "Y", "XY": "X", "M": "MT", "MT": "MT"}
 _INT_RE = re.compile(r"^[+-]?\d+$")
+_GROUPED_INT_RE = re.compile(r"^\d{1,3}([,.' ]\d{3})+$")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -121,7 +122,7 @@ def read_genotypes(prefix: str | Path, snps: list[str] | None = None) -> Genotyp
     from pandas_plink import read_plink1_bin
 
     prefix = Path(prefix)
-    check_plink_fileset(prefix)
+    check_plink_fileset(prefix, unique_snp_ids=True)
     G = read_plink1_bin(
         f"{prefix}.bed", f"{prefix}.bim", f"{prefix}.fam", ref="a0", verbose=False
     )
@@ -886,13 +887,18 @@ def qc_plink_fileset(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """QC of a PLINK 1 binary file set, reading ``chunk_snps`` SNPs at a time.
 
+    Samples first, then SNPs, in PLINK 1.9's order: a sample with more than
+    ``qc.max_subject_missing`` of its calls missing is removed (``--mind``), then the
+    SNP figures and filters (``--geno``, ``--maf``, ``--hwe``) use the samples kept, so
+    that one failed sample cannot make good SNPs fail their call rate.
+
     Parameters
     ----------
     prefix : str or Path
         PLINK prefix (``.bed``/``.bim``/``.fam``); checked with
         :func:`~rgenima.data.plink.check_plink_fileset` before any genotype is read.
     qc : QCSpec
-        Thresholds (see :func:`snp_qc_table`).
+        Thresholds (see :func:`snp_qc_table` and ``QCSpec.max_subject_missing``).
     chunk_snps : int, default=2000
         SNPs decoded at a time; memory use is about ``chunk_snps * n_samples``
         bytes, whatever the size of the ``.bed``.
@@ -901,17 +907,18 @@ def qc_plink_fileset(
     -------
     snp_table : DataFrame
         Columns :data:`SNP_QC_COLUMNS`, one row per ``.bim`` line (equal to PLINK
-        1.9's ``--freq``/``--missing``/``--hardy`` on autosomes).
+        1.9's ``--mind``, then ``--freq``/``--missing``/``--hardy`` on autosomes).
     sample_table : DataFrame
-        ``fid``, ``iid``, ``n_missing``, ``call_rate`` (1 - ``F_MISS`` of ``.imiss``).
+        ``fid``, ``iid``, ``n_missing``, ``call_rate`` (1 - ``F_MISS`` of ``.imiss``,
+        over all SNPs), ``pass`` (False for a sample removed by
+        ``qc.max_subject_missing``) and ``fail_reason`` (e.g. ``missing>0.1``).
 
     Raises
     ------
     DataContractError
-        If the file set is incomplete or inconsistent (see ``check_plink_fileset``).
+        If the file set is incomplete or inconsistent (see ``check_plink_fileset``),
+        or every sample is removed.
     """
-    from tqdm.auto import tqdm
-
     if int(chunk_snps) < 1:
         raise ValueError(f"'chunk_snps' must be a positive integer; got {chunk_snps!r}.")
     chunk_snps = min(int(chunk_snps), 65535)
@@ -920,54 +927,98 @@ def qc_plink_fileset(
     variants = _read_bim(paths["bim"])
     samples = _read_fam(paths["fam"])
     n, m = shape.n_samples, shape.n_snps
-    width = (n + 3) // 4
     founder = ((samples["father"] == "0") & (samples["mother"] == "0")).to_numpy()
-    all_founders = bool(founder.all())
-    if not all_founders:
+    if not founder.all():
         logger.info(
             "%d of %d samples are not founders: allele frequencies and HWE use the "
             "%d founders only (as PLINK)", int((~founder).sum()), n, int(founder.sum()),
         )
-        # Per byte: keep founders' bits, set non-founders to 01 (missing).
-        slot = np.zeros(width * 4, dtype=bool)
-        slot[:n] = ~founder
-        slot = slot.reshape(width, 4)
-        bits = (2 * np.arange(4))[None, :]
-        keep_mask = (((~slot) * 3) << bits).sum(axis=1).astype(np.uint8)
-        fill = ((slot * 1) << bits).sum(axis=1).astype(np.uint8)
+    logger.info("genotype QC of %s: %d samples x %d SNPs", paths["bed"], n, m)
+    counts, sample_missing = _bed_counts(paths["bed"], n, m, chunk_snps, [None, founder])
+    removed = sample_missing > qc.max_subject_missing * m
+    if removed.all():
+        raise DataContractError(
+            f"{paths['bed']}: every one of the {n} samples has more than "
+            f"{qc.max_subject_missing:g} of its {m} genotype calls missing (qc.max_subject_missing): "
+            "the .bed is damaged or does not belong to this .bim/.fam."
+        )
+    if removed.any():
+        kept = ~removed
+        logger.warning(
+            "%d of %d samples removed before SNP QC: more than %g of their calls are missing "
+            "(qc.max_subject_missing, PLINK --mind)", int(removed.sum()), n, qc.max_subject_missing,
+        )
+        counts, _ = _bed_counts(paths["bed"], n, m, chunk_snps, [kept, kept & founder])
+    snp_table = snp_qc_table(variants, counts[0], int((~removed).sum()), qc, counts[1])
+    sample_table = _sample_table(samples, sample_missing, m)
+    sample_table["pass"] = ~removed
+    sample_table["fail_reason"] = np.where(removed, f"missing>{qc.max_subject_missing:g}", "")
+    logger.info(
+        "genotype QC: %d of %d SNPs pass (call rate >= %g, MAF >= %g, HWE p >= %g)",
+        int(snp_table["pass"].sum()), m, qc.min_call_rate, qc.min_maf, qc.hwe_p,
+    )
+    return snp_table, sample_table
+
+
+def _bed_counts(
+    bed: Path, n: int, m: int, chunk_snps: int, subsets: list[np.ndarray | None]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Genotype counts of every SNP over subsets of samples, in one pass over the ``.bed``.
+
+    Parameters
+    ----------
+    subsets : list of (ndarray of bool, shape (n,)) or None
+        Samples counted, one table per entry; None (or all True) counts every sample.
+
+    Returns
+    -------
+    counts : list of ndarray of int64, shape (m, 4)
+        Per subset: a1 homozygotes, heterozygotes, a2 homozygotes, missing (over the
+        subset's samples only).
+    sample_missing : ndarray of int64, shape (n,)
+        Missing calls per sample, over all SNPs.
+    """
+    from rgenima.progress import progress_bar
+
+    width = (n + 3) // 4
     # Padding bits of each SNP's last byte decode as 00; clear them in case a writer
     # left garbage there.
     last_mask = np.uint8((1 << (2 * (n - 4 * (width - 1)))) - 1)
-
-    counts = np.empty((m, 4), dtype=np.int64)
-    founder_counts = counts if all_founders else np.empty((m, 4), dtype=np.int64)
+    masks = []
+    for subset in subsets:
+        if subset is None or subset.all():
+            masks.append(None)
+            continue
+        # Per byte: keep the subset's bits, set the other samples to 01 (missing).
+        slot = np.zeros(width * 4, dtype=bool)
+        slot[:n] = ~subset
+        slot = slot.reshape(width, 4)
+        bits = (2 * np.arange(4))[None, :]
+        keep = (((~slot) * 3) << bits).sum(axis=1).astype(np.uint8)
+        fill = ((slot * 1) << bits).sum(axis=1).astype(np.uint8)
+        masks.append((keep, fill, n - int(subset.sum())))
+    counts = [np.empty((m, 4), dtype=np.int64) for _ in subsets]
     sample_missing = np.zeros(n, dtype=np.int64)
-    logger.info("genotype QC of %s: %d samples x %d SNPs", paths["bed"], n, m)
-    with open(paths["bed"], "rb") as handle, tqdm(
-        total=m, desc="genotype QC", unit="SNP", disable=None
-    ) as bar:
+    with open(bed, "rb") as handle, progress_bar(total=m, desc="genotype QC", unit="SNP") as bar:
         handle.seek(3)
         for j0 in range(0, m, chunk_snps):
             j1 = min(m, j0 + chunk_snps)
             block = np.fromfile(handle, dtype=np.uint8, count=(j1 - j0) * width)
             block = block.reshape(j1 - j0, width)
             block[:, -1] &= last_mask
-            counts[j0:j1], missing = _decode_counts(block, n)
+            all_counts, missing = _decode_counts(block, n)
             sample_missing += missing
-            if not all_founders:
-                # Non-founders decode as missing, so a1 homozygotes (n_samples minus
-                # the other calls) count founders only; remove them from "missing".
-                masked = (block & keep_mask[None, :]) | fill[None, :]
-                founder_counts[j0:j1], _ = _decode_counts(masked, n)
-                founder_counts[j0:j1, 3] -= n - int(founder.sum())
+            for table, mask in zip(counts, masks):
+                if mask is None:
+                    table[j0:j1] = all_counts
+                    continue
+                keep, fill, n_out = mask
+                # The other samples decode as missing, so a1 homozygotes (n minus the
+                # other calls) count the subset only; remove them from "missing".
+                table[j0:j1], _ = _decode_counts((block & keep[None, :]) | fill[None, :], n)
+                table[j0:j1, 3] -= n_out
             bar.update(j1 - j0)
-    snp_table = snp_qc_table(variants, counts, n, qc, founder_counts)
-    sample_table = _sample_table(samples, sample_missing, m)
-    logger.info(
-        "genotype QC: %d of %d SNPs pass (call rate >= %g, MAF >= %g, HWE p >= %g)",
-        int(snp_table["pass"].sum()), m, qc.min_call_rate, qc.min_maf, qc.hwe_p,
-    )
-    return snp_table, sample_table
+    return counts, sample_missing
 
 
 def qc_summary(snp_table: pd.DataFrame) -> str:
@@ -1053,9 +1104,13 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
         If the file is missing or empty, a column is missing, a symbol is repeated,
         or a value is invalid; the message names the file, the line and the value.
     """
+    from rgenima.fileio import why_missing
+
     path = Path(path)
     if not path.is_file():
-        raise DataContractError(f"gene panel not found: {path}.")
+        raise DataContractError(
+            f"gene panel not found: {path} (gene_panel in the manifest): the path {why_missing(path)}."
+        )
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             # QUOTE_NONE: one row per physical line, so line numbers are exact.
@@ -1106,9 +1161,12 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
         rec["chrom"] = name
         for column in ("start", "end"):
             if not _INT_RE.match(rec[column]) or int(rec[column]) < 1:
+                hint = ""
+                if _GROUPED_INT_RE.match(rec[column]):
+                    hint = " Remove the thousands separators (write 45409039, not 45,409,039)."
                 raise DataContractError(
                     f"{path}, line {number}: column {column!r} must be a positive "
-                    f"integer GRCh37 position; got {rec[column]!r}."
+                    f"integer GRCh37 position; got {rec[column]!r}.{hint}"
                 )
             rec[column] = int(rec[column])
         if rec["start"] > rec["end"]:

@@ -18,7 +18,7 @@ Format (see ``manifests/adni.example.yaml`` for a commented example)::
     atlas: aal2                  # aal2 | desikan_killiany | {image: x.nii.gz, labels: x.tsv}
     gene_panel: builtin          # or a TSV path
     snp_gene_window_kb: 10
-    qc: {min_call_rate: 0.95, min_maf: 0.01, hwe_p: 1.0e-6}
+    qc: {min_call_rate: 0.95, min_maf: 0.01, hwe_p: 1.0e-6, max_subject_missing: 0.1}
     checksums:                   # optional: relative path -> sha256 hex digest
       data/synthetic/ADNIMERGE.csv: 3f2a...
 """
@@ -75,8 +75,9 @@ _COHORT_KEYS = ("name", "restricted", "clinical", "mri", "genotypes")
 _COHORT_REQUIRED = ("name", "clinical", "mri", "genotypes")
 _MRI_KEYS = ("bids_root", "pattern")
 _ATLAS_KEYS = ("name", "image", "labels")
-_QC_DEFAULTS = {"min_call_rate": 0.95, "min_maf": 0.01, "hwe_p": 1.0e-6}
-_QC_RANGES = {"min_call_rate": (0.0, 1.0), "min_maf": (0.0, 0.5), "hwe_p": (0.0, 1.0)}
+_QC_DEFAULTS = {"min_call_rate": 0.95, "min_maf": 0.01, "hwe_p": 1.0e-6, "max_subject_missing": 0.1}
+_QC_RANGES = {"min_call_rate": (0.0, 1.0), "min_maf": (0.0, 0.5), "hwe_p": (0.0, 1.0),
+              "max_subject_missing": (0.0, 1.0)}
 _DEFAULT_WINDOW_KB = 10.0
 _MAX_WINDOW_KB = 10_000.0
 _PATTERN_FIELDS = ("ptid", "participant")
@@ -176,11 +177,17 @@ class QCSpec:
         Minimum minor-allele frequency, in [0, 0.5].
     hwe_p : float
         Hardy-Weinberg equilibrium p-value below which a SNP is dropped, in [0, 1].
+    max_subject_missing : float
+        A subject (sample) with more than this fraction of its genotype calls missing
+        is removed before the SNP filters, as PLINK's ``--mind`` (which PLINK 1.9 also
+        applies before ``--geno``, ``--maf`` and ``--hwe``); in [0, 1], 1 keeps every
+        subject. Removed subjects are listed in the data report.
     """
 
     min_call_rate: float = _QC_DEFAULTS["min_call_rate"]
     min_maf: float = _QC_DEFAULTS["min_maf"]
     hwe_p: float = _QC_DEFAULTS["hwe_p"]
+    max_subject_missing: float = _QC_DEFAULTS["max_subject_missing"]
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,7 @@ class Manifest:
                 "min_call_rate": self.qc.min_call_rate,
                 "min_maf": self.qc.min_maf,
                 "hwe_p": self.qc.hwe_p,
+                "max_subject_missing": self.qc.max_subject_missing,
             },
             "checksums": dict(self.checksums),
         }
@@ -296,14 +304,24 @@ def load_manifest(path: str | Path) -> Manifest:
         If the file is missing or not YAML, or a field is unknown, missing or out
         of range. The message names the manifest and the field.
     """
+    from rgenima.fileio import why_missing
+
     label = str(path)
     manifest_path = Path(path).expanduser()
+    if manifest_path.is_dir():
+        raise ManifestError(f"{label}: is a folder; give the manifest file itself (e.g. {label}/data_manifest.yaml).")
     if not manifest_path.is_file():
-        raise ManifestError(f"{label}: manifest file not found.")
+        raise ManifestError(f"{label}: manifest file not found (the path {why_missing(manifest_path)}).")
     try:
         raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ManifestError(f"{label}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ManifestError(
+            f"{label}: not valid YAML{where} ({problem}); check the indentation and the brackets and "
+            "quotes there (manifests/adni.example.yaml shows the format)."
+        ) from None
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{label}: not a UTF-8 text file ({exc}).") from None
     if not isinstance(raw, dict):

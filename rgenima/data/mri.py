@@ -7,14 +7,18 @@ grid, so it is computed once per distinct grid (:class:`RoiSampler`) and every i
 on that grid costs one trilinear interpolation of ``n_rois * cube_size**3`` points.
 
 ROIs are always identified by their atlas label id, never by column position: an ROI
-that resampling to a grid loses (nilearn #1673, #4289) is named in a warning and its
-cube and features are NaN-free zeros flagged in ``RoiSampler.missing_rois``.
+that resampling to a grid loses (nilearn #1673, #4289) has an all-zero cube and zero
+features, flagged in ``RoiSampler.missing_rois``. :class:`RoiExtractor` names the
+image and the ROIs lost, in a warning or (``lost_rois="raise"``, what ``rgenima
+prepare`` uses) in a :class:`~rgenima.errors.DataContractError`, since a token that
+is empty for some subjects only would be a silently wrong input to the model.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +55,8 @@ def load_mri(img: str | Path | nib.Nifti1Image, name: str | None = None) -> tupl
     Raises
     ------
     DataContractError
-        If the file is unreadable, the image is not 3-D, or it holds NaN/inf values.
+        If the file is unreadable or truncated, the image is not 3-D, it holds NaN/inf
+        values, or every voxel is 0 (an empty image).
     """
     label = name or (str(img) if not isinstance(img, nib.Nifti1Image) else "<in-memory image>")
     if not isinstance(img, nib.spatialimages.SpatialImage):
@@ -64,12 +69,23 @@ def load_mri(img: str | Path | nib.Nifti1Image, name: str | None = None) -> tupl
         img = nib.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine, img.header)
     elif len(shape) != 3:
         raise DataContractError(f"{label}: MRI image must be 3-D (one volume per subject); got shape {shape}.")
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (EOFError, OSError, ValueError, zlib.error) as exc:
+        raise DataContractError(
+            f"{label}: cannot read the MRI voxel data ({type(exc).__name__}: {exc}); the file is "
+            "truncated or corrupt (an interrupted copy or download?): copy it again."
+        ) from None
     bad = ~np.isfinite(data)
     if bad.any():
         raise DataContractError(
             f"{label}: MRI image holds {int(bad.sum())} non-finite voxel values (NaN or inf); "
             "expected a finite T1w or grey-matter map."
+        )
+    if not data.any():
+        raise DataContractError(
+            f"{label}: every voxel of the MRI image is 0: the image is empty "
+            "(a failed conversion or segmentation?); expected a T1w or grey-matter map in MNI space."
         )
     return img, data
 
@@ -120,8 +136,12 @@ class RoiSampler:
         roi_ids: np.ndarray,
         reference: nib.spatialimages.SpatialImage,
         cube_size: int = 16,
+        warn: bool = True,
     ) -> "RoiSampler":
-        """Resample the atlas to ``reference``'s grid and precompute the cube samples."""
+        """Resample the atlas to ``reference``'s grid and precompute the cube samples.
+
+        ``warn``: warn when ROIs are lost on this grid (else the caller reports them).
+        """
         from nilearn.image import resample_to_img
 
         if cube_size < 2:
@@ -147,7 +167,7 @@ class RoiSampler:
             coords[r] = mesh
             nearest = np.clip(np.round(mesh).astype(np.int64), 0, np.array(labels.shape)[:, None, None, None] - 1)
             inside[r] = labels[nearest[0], nearest[1], nearest[2]] == rid
-        if missing:
+        if missing and warn:
             warnings.warn(
                 f"{len(missing)} atlas ROIs have no voxel on the image grid "
                 f"{labels.shape} and get empty cubes: the following labels were removed: {missing}",
@@ -252,30 +272,68 @@ class RoiExtractor:
         Edge of each ROI cube, in samples.
     check_space : bool
         Check that each image overlaps the atlas (see RoiSampler.check_overlap).
+    lost_rois : {"warn", "raise"}, default="warn"
+        What to do when an image's grid loses ROIs of the atlas (too coarse for small
+        regions): a warning naming the image and the ROIs, or a DataContractError.
+    roi_names : dict of int to str, optional
+        Names of the label ids, used in those messages.
     """
 
-    def __init__(self, atlas_img: nib.Nifti1Image, roi_ids, cube_size: int = 16, check_space: bool = True):
+    def __init__(self, atlas_img: nib.Nifti1Image, roi_ids, cube_size: int = 16, check_space: bool = True,
+                 lost_rois: str = "warn", roi_names: dict | None = None):
         self.atlas_img = atlas_img
         self.roi_ids = np.asarray(roi_ids, dtype=np.int64)
         self.cube_size = cube_size
         self.check_space = check_space
+        self.lost_rois = lost_rois
+        self.roi_names = roi_names
         self._samplers: dict[tuple, RoiSampler] = {}
 
     def sampler(self, img: nib.spatialimages.SpatialImage, name: str = "<image>") -> RoiSampler:
-        """The sampler of ``img``'s grid, built on first use."""
+        """The sampler of ``img``'s grid, built on first use.
+
+        Raises
+        ------
+        DataContractError
+            If the image does not overlap the atlas, or (``lost_rois="raise"``) the
+            grid loses ROIs; the message names the image, its grid and the ROIs.
+        """
         from nilearn.image.resampling import BoundingBoxError
 
+        if self.lost_rois not in ("warn", "raise"):
+            raise ValueError(f"'lost_rois' must be one of ('warn', 'raise'). {self.lost_rois!r} was provided.")
         key = _grid_key(img)
         if key not in self._samplers:
             logger.info("resampling the atlas to a new image grid %s", img.shape[:3])
             try:
-                self._samplers[key] = RoiSampler.for_grid(self.atlas_img, self.roi_ids, img, self.cube_size)
+                sampler = RoiSampler.for_grid(self.atlas_img, self.roi_ids, img, self.cube_size, warn=False)
             except BoundingBoxError:
                 raise DataContractError(
                     f"{name}: the image does not overlap the atlas: 0% of atlas voxels fall inside "
                     "the image's field of view. Is the image in MNI space?"
                 ) from None
+            self._samplers[key] = sampler
+            if sampler.missing_rois:
+                self._report_lost(sampler, img, name)
         return self._samplers[key]
+
+    def _report_lost(self, sampler: RoiSampler, img, name: str) -> None:
+        names = self.roi_names or {}
+        lost = [names.get(r, str(r)) for r in sampler.missing_rois]
+        voxel = np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(axis=0))
+        atlas_voxel = np.sqrt((np.asarray(self.atlas_img.affine)[:3, :3] ** 2).sum(axis=0))
+        text = (
+            f"{name}: on this image's grid ({' x '.join(map(str, img.shape[:3]))} voxels of "
+            f"{' x '.join(f'{v:g}' for v in voxel.round(2))} mm) the atlas loses {len(lost)} of its "
+            f"{len(self.roi_ids)} ROIs, whose tokens would be empty: {', '.join(lost[:20])}"
+            + (f", ... ({len(lost)} in all)" if len(lost) > 20 else "")
+        )
+        if self.lost_rois == "raise":
+            raise DataContractError(
+                text + f". Resample the image to a finer grid (the atlas has {atlas_voxel.max():g} mm voxels) "
+                "or use an atlas with larger regions."
+            )
+        warnings.warn(f"{text}; the following labels were removed: {sampler.missing_rois}", stacklevel=3)
 
     def transform(self, img: str | Path | nib.Nifti1Image, name: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Cubes (n_rois, D, D, D) and ROI features of one image; see RoiSampler.extract."""

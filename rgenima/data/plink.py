@@ -76,13 +76,17 @@ def expected_bed_size(n_samples: int, n_snps: int) -> int:
     return 3 + n_snps * math.ceil(n_samples / 4)
 
 
-def check_plink_fileset(prefix: str | Path) -> PlinkShape:
+def check_plink_fileset(prefix: str | Path, unique_snp_ids: bool = False) -> PlinkShape:
     """Check that a PLINK 1 fileset is complete and self-consistent.
 
     Parameters
     ----------
     prefix : str or pathlib.Path
         PLINK prefix (see :func:`plink_paths`).
+    unique_snp_ids : bool, default=False
+        Also require every SNP id (``.bim`` column 2) to be unique. rgenima keys
+        dosage columns and prompt entries by SNP id, so the data preparation needs
+        this; per-line QC (``rgenima qc``) does not, like PLINK.
 
     Returns
     -------
@@ -96,19 +100,24 @@ def check_plink_fileset(prefix: str | Path) -> PlinkShape:
         line does not have 6 columns or an integer position; the ``.bed`` does not
         start with the magic bytes 0x6c 0x1b or is not SNP-major (mode 0x01); or the
         ``.bed`` size differs from ``3 + n_snps * ceil(n_samples / 4)`` (truncated
-        file, or ``.bim``/``.fam`` from another fileset).
+        file, or ``.bim``/``.fam`` from another fileset); with ``unique_snp_ids``, if
+        a SNP id is repeated (the message names the ids and their lines).
     """
+    from rgenima.fileio import why_missing
+
     paths = plink_paths(prefix)
-    missing = [str(p) for p in paths.values() if not p.is_file()]
+    missing = [p for p in paths.values() if not p.is_file()]
     if missing:
         raise DataContractError(
             f"PLINK fileset {prefix} (cohort.genotypes) is incomplete: missing "
-            f"{', '.join(missing)}. A fileset needs .bed, .bim and .fam."
+            + ", ".join(str(p) if why_missing(p) == "does not exist" else f"{p} (the path {why_missing(p)})"
+                        for p in missing)
+            + ". A fileset needs .bed, .bim and .fam with the same prefix."
         )
     n_samples = len(_read_fam(paths["fam"]))
     if n_samples == 0:
         raise DataContractError(f"{paths['fam']}: no samples (the file is empty).")
-    n_snps = _count_bim(paths["bim"])
+    n_snps = _count_bim(paths["bim"], unique_snp_ids)
     if n_snps == 0:
         raise DataContractError(f"{paths['bim']}: no variants (the file is empty).")
 
@@ -190,8 +199,10 @@ def _read_fam(path: Path) -> list[list[str]]:
     return rows
 
 
-def _count_bim(path: Path) -> int:
+def _count_bim(path: Path, unique_ids: bool = False) -> int:
     count = 0
+    first_line: dict[str, int] = {}
+    repeats: dict[str, list[int]] = {}
     for number, fields in _lines(path):
         if len(fields) != 6:
             raise DataContractError(
@@ -203,7 +214,29 @@ def _count_bim(path: Path) -> int:
                 f"{path}, line {number}: column 4 (base-pair position) must be an "
                 f"integer; got {fields[3]!r}."
             )
+        if unique_ids:
+            seen = first_line.setdefault(fields[1], number)
+            if seen != number:
+                repeats.setdefault(fields[1], [seen]).append(number)
         count += 1
+    if repeats:
+        shown = "; ".join(
+            f"{snp!r} (lines {', '.join(map(str, lines[:5]))}{', ...' if len(lines) > 5 else ''})"
+            for snp, lines in list(repeats.items())[:10]
+        )
+        more = f" ... ({len(repeats)} ids in all)" if len(repeats) > 10 else ""
+        hint = (
+            " Missing ids ('.') can be set from positions with `plink --bfile PREFIX "
+            "--set-missing-var-ids @:#:$1:$2 --make-bed --out NEW`."
+            if "." in repeats else ""
+        )
+        raise DataContractError(
+            f"{path}: SNP id(s) repeated on several lines: {shown}{more}. rgenima reads genotypes "
+            "by SNP id (dosage columns, prompts), so each id must appear once: list the duplicates "
+            "with `plink --bfile PREFIX --list-duplicate-vars ids-only suppress-first`, remove them "
+            "with `--exclude plink.dupvar --make-bed --out NEW`, and point cohort.genotypes at NEW."
+            + hint
+        )
     return count
 
 

@@ -44,12 +44,12 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
-from tqdm.auto import tqdm
 
 from rgenima import DX_BL_TO_STAGE, STAGES
 from rgenima.data.discovery import participant_id
 from rgenima.data.manifest import sha256_file
 from rgenima.fileio import atomic_write_bytes, atomic_write_text
+from rgenima.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -830,7 +830,7 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
                     "DatasetType": "raw", "GeneratedBy": [{"Name": "rgenima synth"}]}, indent=2) + "\n",
     )
     participants = []
-    for i, ptid in enumerate(tqdm(ptids, desc="synthetic T1w images", unit="subject")):
+    for i, ptid in enumerate(progress_bar(ptids, desc="synthetic T1w images", unit="subject")):
         rng_img = np.random.default_rng([config.seed, 4, i])
         img = render_t1(model, latent.atrophy[i], rng_img, config)
         if defects.get(ptid) == "no_mri":
@@ -897,6 +897,9 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
     for rel in ("ADNIMERGE.csv", "genotypes/cohort.bed", "genotypes/cohort.bim", "genotypes/cohort.fam", "truth_features.csv"):
         truth["files"][rel] = sha256_file(out / rel)
     _write_text(out / "truth.json", json.dumps(truth, indent=1, sort_keys=False) + "\n")
+    from rgenima.cards import DATA_CARD, synthetic_data_card
+
+    _write_text(out / DATA_CARD, synthetic_data_card(truth))
     logger.info("oracle accuracy %.3f (balanced %.3f); without interactions %.3f",
                 truth["oracle"]["accuracy"], truth["oracle"]["balanced_accuracy"],
                 truth["oracle_without_interactions"]["accuracy"])

@@ -126,6 +126,26 @@ class DataReport:
         counts = Counter(keys)
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def exclude_from_cohort(self, rows: list[tuple[str, str]], stages: dict[str, str]) -> None:
+        """Move subjects out of the cohort after validation, with their reason.
+
+        Parameters
+        ----------
+        rows : list of (PTID, reason)
+            E.g. subjects removed by genotype QC (``qc.max_subject_missing``).
+        stages : dict of str to str
+            PTID -> stage, to update :attr:`counts_per_stage`.
+        """
+        gone = {ptid for ptid, _ in rows} & set(self.cohort_ptids)
+        if not gone:
+            return
+        self.cohort_ptids = [p for p in self.cohort_ptids if p not in gone]
+        self.n_cohort = len(self.cohort_ptids)
+        for ptid in gone:
+            self.counts_per_stage[stages[ptid]] -= 1
+        added = pd.DataFrame([r for r in rows if r[0] in gone], columns=["PTID", "reason"])
+        self.exclusions = pd.concat([self.exclusions, added], ignore_index=True)
+
     def to_text(self) -> str:
         """Readable multi-line summary (no subject IDs when ``restricted``)."""
         n_labelled = self.coverage.get("clinical", 0)
@@ -220,6 +240,9 @@ class DataReport:
 def check_gene_panel(path: str | Path) -> pd.DataFrame:
     """Read the gene panel TSV and check its columns and coordinates.
 
+    The checks are those of :func:`rgenima.data.genetics.read_gene_panel`, the one
+    reader of the panel, so that validation and preparation agree.
+
     Parameters
     ----------
     path : str or pathlib.Path
@@ -228,47 +251,19 @@ def check_gene_panel(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The table as read (one row per gene).
+        One row per gene (see ``read_gene_panel``).
 
     Raises
     ------
     DataContractError
-        If the file is missing, a column is missing, the table is empty, a symbol is
-        repeated or ``start``/``end`` are not integers with ``start <= end``.
+        If the file is missing or not UTF-8, a column is missing, the table is empty,
+        a symbol is repeated, a chromosome is unknown, ``start``/``end`` are not
+        positive integers with ``start <= end`` (e.g. ``45,409,039``), or
+        ``ad_locus`` is not True/False; the message names the file and the line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataContractError(f"gene panel not found: {path} (gene_panel in the manifest).")
-    try:
-        panel = pd.read_csv(path, sep="\t", dtype={"symbol": str, "chrom": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataContractError(f"{path}: cannot read the gene panel as TSV ({exc}).") from None
-    missing = [c for c in GENE_PANEL_COLUMNS if c not in panel.columns]
-    if missing:
-        raise DataContractError(
-            f"{path}: gene panel is missing column(s) {', '.join(map(repr, missing))}; "
-            f"expected tab-separated columns {', '.join(GENE_PANEL_COLUMNS)}; found "
-            f"{', '.join(map(repr, panel.columns))}."
-        )
-    if panel.empty:
-        raise DataContractError(f"{path}: gene panel has no rows.")
-    dup = panel["symbol"][panel["symbol"].duplicated()].unique().tolist()
-    if dup:
-        raise DataContractError(f"{path}: gene panel repeats symbol(s) {', '.join(dup)}.")
-    for column in ("start", "end"):
-        if not pd.api.types.is_integer_dtype(panel[column]):
-            raise DataContractError(
-                f"{path}: gene panel column {column!r} must hold integer GRCh37 "
-                f"positions; got dtype {panel[column].dtype}."
-            )
-    bad = panel["start"] > panel["end"]
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataContractError(
-            f"{path}, line {i + 2}: gene {panel['symbol'].iloc[i]!r} has start "
-            f"{panel['start'].iloc[i]} > end {panel['end'].iloc[i]}."
-        )
-    return panel
+    from rgenima.data.genetics import read_gene_panel
+
+    return read_gene_panel(path)
 
 
 def check_mri_header(path: str | Path) -> nib.Nifti1Image:
@@ -310,6 +305,40 @@ def check_mri_header(path: str | Path) -> nib.Nifti1Image:
             f"{affine.round(3).tolist()}."
         )
     return img
+
+
+def _no_genotypes_hint(cohort, iids: list[str], ptids: set[str]) -> str:
+    """Why no clinical PTID is a .fam IID, and what to change (no IDs if restricted)."""
+    from rgenima.data.discovery import participant_id
+    from rgenima.data.plink import plink_paths
+
+    fam = plink_paths(cohort.genotypes)["fam"]
+    with open(fam, encoding="utf-8", errors="replace") as handle:
+        fids = {line.split()[0] for line in handle if line.split()}
+    example = "" if cohort.restricted else f" (first .fam IID: {iids[0]!r})"
+    text = (
+        "no labelled subject has genotypes: .fam IIDs must equal clinical PTIDs such as "
+        f"'023_S_0031'{example}"
+    )
+    if fids & ptids:
+        return (
+            f"{text}, but in {fam} the FIDs (column 1) are the PTIDs ({len(fids & ptids)} of them) and the "
+            "IIDs (column 2) are not: the two columns look swapped. Swap them, e.g. "
+            "`awk '{t=$1; $1=$2; $2=t; print}' OLD.fam > NEW.fam` (same prefix as the .bed and .bim)."
+        )
+    labels = set()
+    for ptid in ptids:
+        try:
+            labels.add(participant_id(ptid))
+        except DataContractError:
+            continue
+    as_labels = {i.removeprefix("sub-") for i in iids} & labels
+    if as_labels:
+        return (
+            f"{text}, but {len(as_labels)} IIDs of {fam} are BIDS participant labels ('ADNI023S0031'): "
+            "write the PTIDs in the .fam instead (plink --update-ids)."
+        )
+    return f"{text}: recode {fam} (plink --update-ids) so that each IID is the subject's PTID."
 
 
 def _world_bounds(shape: tuple[int, ...], affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +393,7 @@ def validate_manifest(manifest: Manifest, *, bad_images: str = "raise") -> DataR
     checksums_verified = verify_checksums(manifest)
     clinical = read_clinical(cohort.clinical)
     subjects, exclusions = baseline_subjects(clinical)
-    shape = check_plink_fileset(cohort.genotypes)
+    shape = check_plink_fileset(cohort.genotypes, unique_snp_ids=True)
     iids = read_fam_iids(cohort.genotypes)
     atlas = load_atlas(manifest.atlas)
     if manifest.gene_panel_builtin and not Path(manifest.gene_panel).is_file():
@@ -389,11 +418,7 @@ def validate_manifest(manifest: Manifest, *, bad_images: str = "raise") -> DataR
     has_geno = [p in iid_set for p in ptids]
     rows = [(p, _NO_GENOTYPES) for p, ok in zip(ptids, has_geno) if not ok]
     if ptids and not any(has_geno):
-        example = "" if cohort.restricted else f" (first .fam IID: {iids[0]!r})"
-        warnings.append(
-            "no labelled subject has genotypes: .fam IIDs must equal clinical PTIDs "
-            f"such as '023_S_0031'{example}."
-        )
+        warnings.append(_no_genotypes_hint(cohort, iids, set(ptids)))
 
     # 3. MRI: locate, then open headers only.
     mri_paths, no_mri = find_mri(cohort.mri, ptids)
