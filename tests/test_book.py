@@ -21,11 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _copy_project(dest: Path) -> Path:
-    """The book's sources (config, toc, markdown chapters, notebooks) in a scratch root."""
+    """The book's sources (config, toc, markdown chapters, notebooks, the benchmarks'
+    latest figures that the Performance chapter reads) in a scratch root."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, dest / name)
     shutil.copytree(ROOT / "notebooks", dest / "notebooks")
     shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("generated", ".generated*"))
+    (dest / "benchmarks").mkdir()
+    for path in ROOT.glob("benchmarks/latest_*.json"):
+        shutil.copy(path, dest / "benchmarks" / path.name)
     return dest
 
 

@@ -366,7 +366,7 @@ what it must not be used for.
 """),
 ("code", """
 card = (study.run_dir / "MODEL_CARD.md").read_text().splitlines()
-card = "\n".join("##" + line if line.startswith("#") else line for line in card)  # headings below this chapter's
+card = "\\n".join("##" + line if line.startswith("#") else line for line in card)  # headings below this chapter's
 display(Markdown(study.publish(card, "model card")))
 """),
 ("md", """
