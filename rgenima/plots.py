@@ -131,7 +131,9 @@ def _boxplot(**kwargs):
 
 
 def _pretty_configuration(name: str) -> str:
-    return _REFERENCE_LABELS.get(name, name)
+    from rgenima.display import display_name
+
+    return _REFERENCE_LABELS.get(name) or display_name(name)
 
 
 # ---------------------------------------------------------------------------------
@@ -496,7 +498,7 @@ def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY,
                     va="center", fontsize=8, weight="bold" if main else "normal", zorder=4,
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.6})
     ax.set_yticks(y)
-    ax.set_yticklabels(rows.index)
+    ax.set_yticklabels([_pretty_configuration(name) for name in rows.index])
     for label, role in zip(ax.get_yticklabels(), rows["role"]):
         if role == "main":
             label.set_fontweight("bold")
@@ -634,7 +636,8 @@ def plot_confusion_matrices(metrics: dict, configurations: Sequence[str] | None 
         ax.tick_params(axis="y", rotation=0)
         entry = metrics["configurations"][name]
         ba = entry["metrics"].get("balanced_accuracy")
-        ax.set_title(name + (f"\nbalanced accuracy {ba:.3f}" if ba is not None else ""), fontsize=9.5,
+        ax.set_title(_pretty_configuration(name) + (f"\nbalanced accuracy {ba:.3f}" if ba is not None else ""),
+                     fontsize=9.5,
                      weight="bold" if entry.get("role") == "main" else "normal")
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
     fig.colorbar(sm, ax=axes, shrink=0.6, label="fraction of true stage")
@@ -679,7 +682,7 @@ def plot_roc_curves(predictions: Mapping[str, pd.DataFrame], configurations: Seq
             fpr, tpr, auc = curves[name][stage]
             main = name == highlight
             ax.plot(fpr, tpr, color=palette[name], lw=2.4 if main else 1.2, zorder=3 if main else 2,
-                    label=f"{name} ({auc:.2f})")
+                    label=f"{_pretty_configuration(name)} ({auc:.2f})")
         ax.set_title(f"{stage} vs rest", color=STAGE_COLORS[stage], weight="bold", fontsize=10)
         ax.set_xlabel("false positive rate")
         ax.set_xlim(0, 1)
@@ -1372,7 +1375,7 @@ def plot_batch_summary(summary: pd.DataFrame, *, mean_column: str = "balanced_ac
     grid_columns = list(grid_columns)
 
     def label(row):
-        parts = [str(row[configuration_column])] if configuration_column in table.columns else []
+        parts = [_pretty_configuration(row[configuration_column])] if configuration_column in table.columns else []
         parts += [f"{c}={row[c]}" for c in grid_columns]
         return ", ".join(parts) or str(row.name)
 

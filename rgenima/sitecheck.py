@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import html.parser
 import http.server
 import logging
@@ -248,7 +249,8 @@ def discover_pages(html_dir: str | os.PathLike, start: str = "index.html") -> li
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing that is broken: ``kind`` is image, link, fragment, resource or page."""
+    """One thing that is broken: ``kind`` is image, link, fragment, resource, page,
+    figure (the same picture twice on a page) or table (wider than the content column)."""
 
     page: str
     kind: str
@@ -328,7 +330,12 @@ const links = Array.from(document.querySelectorAll('a[href]')).map(a => ({
 const resources = performance.getEntriesByType('resource')
     .filter(r => r.name.startsWith(origin + '/') && r.name !== origin + '/favicon.ico')
     .map(r => ({url: r.name, status: r.responseStatus || 0}));
-return {url: window.location.href, title: document.title, images, links, resources,
+const content = document.querySelector('.bd-article') || document.querySelector('main') || document.body;
+const right = content.getBoundingClientRect().right;
+const wideTables = Array.from(content.querySelectorAll('table'))
+    .filter(t => t.getBoundingClientRect().right > right + 1)
+    .map(t => `${Math.round(t.getBoundingClientRect().width)} px wide, column ends at ${Math.round(right)} px`);
+return {url: window.location.href, title: document.title, images, links, resources, wideTables,
         height: Math.max(document.body ? document.body.scrollHeight : 0,
                          document.documentElement.scrollHeight)};
 """
@@ -452,6 +459,21 @@ class _Checker:
                     why += " (file does not exist)"
                 problems.append(Problem(rel, "image", img["attr"] or img["src"], why))
                 broken_images.add(img["src"])
+
+        # The same picture twice on one page (a figure shown by its cell and again where
+        # it is glued) is found by content: the two copies are different files.
+        seen: dict[str, str] = {}
+        for img in data["images"]:
+            site = self._site_rel(img["src"]) if img["src"] and not img["src"].startswith("data:") else None
+            path = _resolve_file(self.root, site) if site else None
+            if path is None or img["src"] in broken_images:
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in seen and seen[digest] != img["src"]:
+                problems.append(Problem(rel, "figure", img["attr"], f"same picture as {seen[digest]} on this page"))
+            seen.setdefault(digest, img["src"])
+        for why in data.get("wideTables", []):
+            problems.append(Problem(rel, "table", "table", f"wider than the content column ({why})"))
 
         links = 0
         checked: set[str] = set()

@@ -146,7 +146,8 @@ def test_plot_performance_rows_and_reference_lines(metrics, tmp_path):
     fig = plots.plot_performance(metrics)
     (ax,) = fig.axes
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["rgenima_mri+snp", "rgenima_mri", "baseline_logistic"]  # references are lines, not rows
+    # Human names; references are lines, not rows.
+    assert labels == ["R-GenIMA (MRI + SNP)", "R-GenIMA (MRI only)", "Logistic regression"]
     assert ax.get_yticklabels()[0].get_fontweight() == "bold"
     vertical = [line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1
                 and len(line.get_xdata()) == 2 and tuple(line.get_ydata()) == (0, 1)]
@@ -206,7 +207,7 @@ def test_plot_roc_curves_one_panel_per_stage(predictions, tmp_path):
     assert len(fig.axes) == len(STAGES)
     for ax in fig.axes:
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert len(legend) == 2 and legend[0].startswith("rgenima_mri+snp (")
+        assert len(legend) == 2 and legend[0].startswith("R-GenIMA (MRI + SNP) (")
     main_line = fig.axes[0].get_lines()[1]
     assert main_line.get_linewidth() > fig.axes[0].get_lines()[2].get_linewidth()
     _save(fig, tmp_path)
@@ -459,8 +460,8 @@ def test_plot_batch_summary_default_and_custom_columns(tmp_path):
     fig = plots.plot_batch_summary(summary)
     (ax,) = fig.axes
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["rgenima_mri+snp, modalities=mri+snp", "rgenima_mri+snp, modalities=mri",
-                      "baseline_logistic, modalities=mri+snp"]
+    assert labels == ["R-GenIMA (MRI + SNP), modalities=mri+snp", "R-GenIMA (MRI + SNP), modalities=mri",
+                      "Logistic regression, modalities=mri+snp"]
     assert any("(n=3)" in t.get_text() for t in ax.texts)
     _save(fig, tmp_path)
     custom = summary.rename(columns={"balanced_accuracy_mean": "ba", "balanced_accuracy_sd": "ba_sd",

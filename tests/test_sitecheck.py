@@ -205,3 +205,23 @@ def test_broken_image_link_and_anchor_are_reported(built_book: Path, tmp_path: P
     assert not report.ok
     with pytest.raises(sitecheck.SiteCheckError, match="no-such-chapter.html"):
         report.raise_for_problems()
+
+
+def test_a_figure_shown_twice_and_a_table_too_wide_are_reported(built_book: Path, tmp_path: Path) -> None:
+    require_browser()
+    html = tmp_path / "html"
+    shutil.copytree(built_book, html)
+    page = html / "chapters" / "one.html"
+    original = next(p for p in (html / "_images").iterdir() if p.suffix == ".png")
+    shutil.copy(original, html / "_images" / "copy-of-the-figure.png")  # same picture, another file
+    row = "".join(f"<td>column_{k}_with_a_long_unbreakable_value</td>" for k in range(40))
+    planted = f'<img src="../_images/copy-of-the-figure.png" alt="again"><table id="wide"><tr>{row}</tr></table>'
+    text = page.read_text(encoding="utf-8")
+    body = text.index(">", text.index("<article")) + 1  # inside the chapter's content column
+    page.write_text(text[:body] + planted + text[body:], encoding="utf-8")
+
+    report = sitecheck.check_site(html)
+    kinds = {(p.page, p.kind) for p in report.problems}
+    assert kinds == {("chapters/one.html", "figure"), ("chapters/one.html", "table")}, report.summary()
+    # The tiny book itself (one figure, no table) has neither problem.
+    assert sitecheck.check_site(built_book).ok
