@@ -1274,7 +1274,9 @@ def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[s
 
     Grouped bars: −log10 q (Benjamini-Hochberg q-value of the one-sided hypergeometric
     test, within the method) for each cut-off k (x) and stage (colour); the dashed line
-    is q = ``alpha``. Above each bar: the overlap (locus genes in the top k).
+    is q = ``alpha``. Above each bar: the overlap (locus genes in the top k). Bars are
+    outlined, so that a q-value near 1 still shows as a bar of height about 0, and when
+    no bar crosses the line the axes say so: a null result reads as one.
 
     Parameters
     ----------
@@ -1307,8 +1309,9 @@ def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[s
         q = part[q_column].astype(float).clip(lower=1e-300)
         height = -np.log10(q.to_numpy())
         x = np.arange(len(ks)) - 0.4 + width * (i + 0.5)
-        ax.bar(x, np.nan_to_num(height), width=width * 0.92, color=STAGE_COLORS.get(stage, _CB[5]), label=stage,
-               zorder=2)
+        color = STAGE_COLORS.get(stage, _CB[5])
+        ax.bar(x, np.nan_to_num(height), width=width * 0.92, color=color, edgecolor=color, linewidth=1.5,
+               label=stage, zorder=2)
         for xi, h, ov in zip(x, height, part["overlap"]):
             if np.isfinite(h) and pd.notna(ov):
                 ax.text(xi, h, f"{int(ov)}", ha="center", va="bottom", fontsize=7)
@@ -1320,8 +1323,13 @@ def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[s
     ax.set_xlabel("top k genes")
     ax.set_ylabel(f"−log10 {q_column.replace('_', ' ')}")
     ax.set_ylim(0, top * 1.18 + 0.05)
-    ax.legend(title="stage", fontsize=8, title_fontsize=8, frameon=False, loc="upper left")
-    ax.set_title(f"GWAS AD-locus enrichment among top-ranked genes ({method})\n"
+    ax.legend(title="stage", fontsize=8, title_fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if not (sub[sub["stage"].isin(stages)][q_column].astype(float) < alpha).any():
+        ax.text(0.5, 0.62, f"no stage reaches q < {alpha:g} at any k", transform=ax.transAxes, ha="center",
+                va="center", fontsize=10, color="0.25", bbox={"facecolor": "white", "edgecolor": "0.6", "pad": 4})
+    from rgenima.display import display_name
+
+    ax.set_title(f"GWAS AD-locus enrichment among top-ranked genes ({display_name(method)})\n"
                  "numbers: locus genes in the top k", fontsize=10)
     sns.despine(ax=ax)
     return fig

@@ -442,6 +442,10 @@ def test_plot_enrichment_bars_line_and_overlaps(tmp_path):
     assert any(math.isclose(y, -math.log10(0.05)) for y in hlines)
     texts = [t.get_text() for t in ax.texts]
     assert texts.count("4") == 3 and texts.count("1") == 3
+    assert not any(t.startswith("no stage reaches") for t in texts)  # q = 0.025 at k = 20
+    null = plots.plot_enrichment(table, "rollout")  # q = 1: a null result says so
+    assert "no stage reaches q < 0.05 at any k" in [t.get_text() for t in null.axes[0].texts]
+    assert "Attention rollout" in null.axes[0].get_title()
     with pytest.raises(ValueError, match="'method' must be one of"):
         plots.plot_enrichment(table, "nope")
     _save(fig, tmp_path)

@@ -435,7 +435,8 @@ else:
                   "ci_high": r["ci"][1]} for s in repeated[cohort] for ref, r in s.get("ratio", {}).items()]
         display(Markdown(f"R-GenIMA MRI+SNP minus its ablations and the best baseline of each seed "
                          f"(paired bootstrap, 95% CI), and its ratio to the synthetic references, {label}:"))
-        display(study.publish(pd.DataFrame(rows).round(4), f"repeated {cohort} comparisons"))
+        display(study.publish(pd.DataFrame(rows).set_index(["seed", "versus"]).round(4),
+                              f"repeated {cohort} comparisons"))
     display(study.publish(plots.plot_learning_curve(curve), "learning curve"))
     display(Markdown(
         "Balanced accuracy on the external cohort against the number of training subjects "
@@ -726,7 +727,7 @@ from rgenima.enrich import enrich_run
 enrichment = enrich_run(study.run_dir, n_permutations=int(n_permutations), seed=study.seed, gsea=bool(gsea))
 main_methods = ["integrated_gradients", "attention", "rollout"]
 shown = enrichment[enrichment["method"].isin(main_methods)]
-study.publish(shown.round(4), "enrichment table")
+study.publish(shown.set_index(["method", "stage", "k"]).round(4), "enrichment table")
 """),
 ("code", """
 for method in ("integrated_gradients", "attention"):
