@@ -312,6 +312,7 @@ def test_plot_top_rois_marks_planted(tmp_path):
     assert [name for _, name in top_down[:3]] == top3  # rank 1 on top
     bold = [t.get_text() for t in labels if t.get_fontweight() == "bold"]
     assert bold == [top3[1]]
+    assert ax.get_title() == "AD: top 10 ROIs (Attention)"  # the method's human name
     _save(fig, tmp_path)
 
 
