@@ -83,3 +83,22 @@ def test_citation_cff_validates_against_the_cff_1_2_schema():
     # The schema is enforced: a file without its authors does not validate.
     broken = {k: v for k, v in citation.items() if k != "authors"}
     assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_readable_table_names_models_methods_and_columns_keeping_values():
+    import pandas as pd
+
+    from rgenima.display import readable_table
+
+    table = pd.DataFrame({"role": ["main", "baseline"], "balanced_accuracy": [0.61, 0.55],
+                          "p_mcnemar_holm": [1.0, 0.02], "n10": [3, 4]},
+                         index=pd.Index(["rgenima_mri+snp", "baseline_svm_roi"], name="configuration"))
+    shown = readable_table(table)
+    assert list(shown.index) == ["R-GenIMA (MRI + SNP)", "SVM (ROI means, Clinica)"]
+    assert shown.index.name == "model"
+    assert list(shown.columns) == ["role", "balanced accuracy", "p (McNemar, Holm)", "only R-GenIMA right"]
+    assert shown.to_numpy().tolist() == table.to_numpy().tolist()
+    assert list(table.index) == ["rgenima_mri+snp", "baseline_svm_roi"]  # the input is not changed
+    keyed = pd.DataFrame({"q": [0.5, 0.01]}, index=pd.MultiIndex.from_tuples(
+        [("integrated_gradients", "AD", 5), ("rollout", "MCI", 10)], names=["method", "stage", "k"]))
+    assert readable_table(keyed).index.tolist() == [("Integrated Gradients", "AD", 5), ("Attention rollout", "MCI", 10)]

@@ -319,11 +319,12 @@ below include it, with and without APOE, and Clinica's region-based SVM.
 external_manifest: str = ""  # manifest of an external validation cohort (empty: none)
 """),
 ("code", SETUP + """
+from rgenima.display import readable_table
 from rgenima.evaluate import comparison_table, evaluate_run, load_predictions, metrics_table
 
 metrics = evaluate_run(study.run_dir, main=study.configuration, seed=study.seed)
 table = metrics_table(metrics)
-study.publish(table.round(3), "metrics table")
+study.publish(readable_table(table.round(3)), "metrics table")
 """),
 ("code", """
 main = metrics["configurations"][study.configuration]["metrics"]
@@ -355,7 +356,7 @@ disagree when the models differ on the large classes. Holm-adjusted p-values cor
 the number of comparisons.
 """),
 ("code", """
-study.publish(comparison_table(metrics).round(4), "comparison table")
+study.publish(readable_table(comparison_table(metrics).round(4)), "comparison table")
 """),
 ("md", """
 ## Model card
@@ -390,13 +391,13 @@ if external_manifest:
     info = external["external"]
     display(Markdown(f"External cohort **{info['cohort']}**: {info['n_subjects']} subjects "
                      f"({', '.join(f'{k} {v}' for k, v in info['class_counts'].items())})."))
-    display(study.publish(metrics_table(external).round(3), "external metrics table"))
+    display(study.publish(readable_table(metrics_table(external).round(3)), "external metrics table"))
     fig = plots.plot_performance(external, title=f"External cohort {info['cohort']}")
     display(study.publish(fig, "external performance figure"))
     display(Markdown("Balanced accuracy on the external cohort (95% bootstrap CI over its subjects). "
                      "Paired comparisons of the main configuration with every other model, on the "
                      "external subjects:"))
-    display(study.publish(comparison_table(external).round(4), "external comparison table"))
+    display(study.publish(readable_table(comparison_table(external).round(4)), "external comparison table"))
 else:
     print("No external cohort: pass -p external_manifest FILE to `rgenima run` (make book does it "
           "for the synthetic default).")
@@ -427,7 +428,7 @@ else:
         summary = summary.drop(columns="values").rename_axis("configuration")
         label = "cross-validation (400 subjects)" if cohort == "cv" else "external cohort (2,000 subjects)"
         display(Markdown(f"**{label}**, mean and SD over split seeds {repeated['seeds']}:"))
-        display(study.publish(summary.round(4), f"repeated {cohort} table"))
+        display(study.publish(readable_table(summary.round(4)), f"repeated {cohort} table"))
         display(study.publish(plots.plot_batch_summary(summary), f"repeated {cohort} figure"))
         rows = [{"seed": s["seed"], "versus": other, **d} for s in repeated[cohort]
                 for other, d in s["comparisons"].items()]
@@ -435,7 +436,7 @@ else:
                   "ci_high": r["ci"][1]} for s in repeated[cohort] for ref, r in s.get("ratio", {}).items()]
         display(Markdown(f"R-GenIMA MRI+SNP minus its ablations and the best baseline of each seed "
                          f"(paired bootstrap, 95% CI), and its ratio to the synthetic references, {label}:"))
-        display(study.publish(pd.DataFrame(rows).set_index(["seed", "versus"]).round(4),
+        display(study.publish(readable_table(pd.DataFrame(rows).set_index(["seed", "versus"]).round(4)),
                               f"repeated {cohort} comparisons"))
     display(study.publish(plots.plot_learning_curve(curve), "learning curve"))
     display(Markdown(
@@ -722,12 +723,13 @@ anything about the gene.
 gsea: bool = False  # also run a preranked GSEA (gseapy) of the locus set
 """),
 ("code", SETUP + """
+from rgenima.display import readable_table
 from rgenima.enrich import enrich_run
 
 enrichment = enrich_run(study.run_dir, n_permutations=int(n_permutations), seed=study.seed, gsea=bool(gsea))
 main_methods = ["integrated_gradients", "attention", "rollout"]
 shown = enrichment[enrichment["method"].isin(main_methods)]
-study.publish(shown.set_index(["method", "stage", "k"]).round(4), "enrichment table")
+study.publish(readable_table(shown.set_index(["method", "stage", "k"]).round(4)), "enrichment table")
 """),
 ("code", """
 for method in ("integrated_gradients", "attention"):
