@@ -722,7 +722,7 @@ anything about the gene.
 ("parameters", PARAMETERS + """n_permutations: int = 10000  # permutations of the gene labels
 gsea: bool = False  # also run a preranked GSEA (gseapy) of the locus set
 """),
-("code", SETUP + """
+("code_scroll", SETUP + """
 from rgenima.display import readable_table
 from rgenima.enrich import enrich_run
 
