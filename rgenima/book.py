@@ -252,24 +252,29 @@ def build_book(root: Path, strict: bool = True, output: Path | None = None,
     return index
 
 
-def check_built_book(html_dir: Path, manifest: Path) -> None:
-    """For a restricted cohort, refuse a built book that contains any subject identifier."""
+def check_built_book(html_dir: Path, manifest: Path, advice: str = "see `rgenima check-privacy`"):
+    """For a restricted cohort, refuse a built book that contains any subject identifier.
+
+    ``advice`` ends the refusal (what to do). Returns the loaded manifest.
+    """
     from rgenima.data.manifest import load_manifest
     from rgenima.errors import PrivacyError
     from rgenima.privacy import cohort_identifiers, scan_directory
 
     m = load_manifest(manifest)
     if not m.cohort.restricted:
-        return
+        return m
     findings = scan_directory(html_dir, cohort_identifiers(m))
     if findings:
         files = sorted({str(Path(f.file).relative_to(html_dir)) for f in findings})
         error = PrivacyError(
             f"the built book of restricted cohort {m.cohort.name!r} contains {len(findings)} subject "
-            f"identifier(s) in {', '.join(files)}; it was not published (see `rgenima check-privacy`)"
+            f"identifier(s) in {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}; "
+            f"it was not published: {advice}"
         )
         error.findings = findings
         raise error
+    return m
 
 
 def _restore_interrupted(root: Path) -> None:

@@ -111,9 +111,7 @@ def publish_book(
     """
     from ghp_import import GhpError, ghp_import
 
-    from rgenima.data.manifest import load_manifest
-    from rgenima.errors import PrivacyError
-    from rgenima.privacy import cohort_identifiers, scan_directory
+    from rgenima.book import check_built_book
 
     html_dir = Path(html_dir).resolve()
     if not (html_dir / "index.html").is_file():
@@ -124,20 +122,10 @@ def publish_book(
             f"no record of the manifest the book in {html_dir} was built from "
             f"({html_dir.parent / BOOK_RECORD}); give it with --manifest"
         )
-    m = load_manifest(manifest)
+    m = check_built_book(html_dir, Path(manifest), advice=(
+        f"rebuild it (`make book`) and check it with `rgenima check-privacy {html_dir} --manifest {manifest}`"))
     files = [p for p in html_dir.rglob("*") if p.is_file()]
     if m.cohort.restricted:
-        findings = scan_directory(html_dir, cohort_identifiers(m))
-        if findings:
-            where = sorted({str(Path(f.file).relative_to(html_dir)) for f in findings})
-            error = PrivacyError(
-                f"not published: the book in {html_dir} of restricted cohort {m.cohort.name!r} contains "
-                f"{len(findings)} subject identifier(s) in {', '.join(where[:5])}"
-                f"{' ...' if len(where) > 5 else ''}; rebuild it (`make book`) and check it with "
-                f"`rgenima check-privacy {html_dir} --manifest {manifest}`"
-            )
-            error.findings = findings
-            raise error
         logger.info("privacy scan of %d files: no identifier of restricted cohort %r", len(files), m.cohort.name)
     repo = _git_root(Path(repository).resolve() if repository is not None else html_dir)
     message = message or f"Publish the rgenima book (cohort {m.cohort.name!r})"
