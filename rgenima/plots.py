@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import ScaledTranslation
 
 from rgenima import STAGES
+from rgenima.display import display_name
 from rgenima.errors import DataContractError
 
 __all__ = [
@@ -130,16 +131,7 @@ def _boxplot(**kwargs):
         return sns.boxplot(**kwargs)
 
 
-def _method_name(method: str) -> str:
-    """An attribution method's human name ("integrated_gradients" -> "Integrated Gradients")."""
-    from rgenima.display import display_name
-
-    return display_name(method)
-
-
 def _pretty_configuration(name: str) -> str:
-    from rgenima.display import display_name
-
     return _REFERENCE_LABELS.get(name) or display_name(name)
 
 
@@ -992,7 +984,7 @@ def plot_top_rois(roi_attribution: pd.DataFrame, stage: str, method: str, top: i
     if planted & set(rows["name"]):
         handles.append(Line2D([], [], marker="*", color="black", ls="", ms=10, label="planted region"))
     ax.legend(handles=handles, fontsize=8, loc="lower right", frameon=False)
-    ax.set_title(f"{stage}: top {len(rows)} ROIs ({_method_name(method)})", fontsize=10)
+    ax.set_title(f"{stage}: top {len(rows)} ROIs ({display_name(method)})", fontsize=10)
     return fig
 
 
@@ -1082,7 +1074,7 @@ def plot_gene_signature(gene_attribution: pd.DataFrame, panel, stage: str, metho
     colors = [LOCUS_COLORS[str(n) in loci] for n in rows["name"]]
     _ranked_bars(ax, rows, colors, planted)
     n_loci = sum(str(n) in loci for n in rows["name"])
-    ax.set_title(f"{stage}: top {len(rows)} genes ({_method_name(method)})\n{n_loci} GWAS AD loci", fontsize=10)
+    ax.set_title(f"{stage}: top {len(rows)} genes ({display_name(method)})\n{n_loci} GWAS AD loci", fontsize=10)
     if legend:
         ax.legend(handles=_gene_legend_handles(bool(planted & set(rows["name"]))), fontsize=8, loc="lower right",
                   frameon=False)
@@ -1334,7 +1326,7 @@ def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[s
     if not (sub[sub["stage"].isin(stages)][q_column].astype(float) < alpha).any():
         ax.text(0.5, 0.62, f"no stage reaches q < {alpha:g} at any k", transform=ax.transAxes, ha="center",
                 va="center", fontsize=10, color="0.25", bbox={"facecolor": "white", "edgecolor": "0.6", "pad": 4})
-    ax.set_title(f"GWAS AD-locus enrichment among top-ranked genes ({_method_name(method)})\n"
+    ax.set_title(f"GWAS AD-locus enrichment among top-ranked genes ({display_name(method)})\n"
                  "numbers: locus genes in the top k", fontsize=10)
     sns.despine(ax=ax)
     return fig
