@@ -676,8 +676,7 @@ def explain_run(
     """
     from rgenima.model.inputs import PreparedData
     from rgenima.progress import progress_bar
-    from rgenima.train import model_sequences
-    from rgenima.train import _tensors
+    from rgenima.train import _tensors, model_sequences
 
     if ig_target not in ("pred", "true"):
         raise ValueError(f"'ig_target' must be one of ('pred', 'true'); got {ig_target!r}.")

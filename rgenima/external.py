@@ -88,10 +88,11 @@ def rgenima_external_proba(run_dir: Path, configuration: str, data, batch_size: 
     summary = json.loads((run_dir / "models" / configuration / "training.json").read_text())
     modalities = tuple(summary["modalities"])
     idx = np.arange(len(data.subjects))
-    probas = []
+    probas, seq = [], None
     for fold in range(int(summary["n_folds"])):
         model, tokenizer = load_fold_model(run_dir, configuration, fold, attn_implementation="sdpa")
-        seq = model_sequences(model, tokenizer, data)
+        if seq is None:  # the same layout for every fold of a configuration (one backbone)
+            seq = model_sequences(model, tokenizer, data)
         probas.append(predict_proba(model, idx, seq, data, torch.device("cpu"), modalities, batch_size))
     return np.mean(probas, axis=0)
 
