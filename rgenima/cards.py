@@ -36,19 +36,30 @@ def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _main_configuration(names: list[str]) -> str | None:
+    """The run's main configuration as the evaluation picks it, else the first trained one."""
+    from rgenima.errors import DataContractError
+    from rgenima.evaluate import find_main_configuration
+
+    try:
+        return find_main_configuration(names)
+    except DataContractError:
+        return names[0] if names else None
+
+
 def model_card_markdown(run_dir: str | Path) -> str:
     """The model card of a run directory as Markdown (see :func:`write_model_card`)."""
+    from rgenima.data.cohort import read_prepare_record
     from rgenima.display import display_name
 
     run_dir = Path(run_dir)
-    prepared = _read_json(run_dir / "prepared" / "prepare.json") or {}
+    prepared = read_prepare_record(run_dir / "prepared") or {}
     manifest = prepared.get("manifest", {})
     cohort = manifest.get("cohort", {})
     restricted = bool(cohort.get("restricted"))
     metrics = _read_json(run_dir / "metrics.json")
     trainings = sorted((run_dir / "models").glob("*/training.json")) if (run_dir / "models").is_dir() else []
-    main = (metrics or {}).get("main") or next((p.parent.name for p in trainings if "mri+snp" in p.parent.name),
-                                               trainings[0].parent.name if trainings else None)
+    main = (metrics or {}).get("main") or _main_configuration([p.parent.name for p in trainings])
     training = _read_json(run_dir / "models" / main / "training.json") if main else None
     lines = [f"# Model card: {display_name(main) if main else 'R-GenIMA'}", ""]
     lines += ["## Model details", "",
