@@ -144,14 +144,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         out = explain_run(args.run, configuration=args.configuration, ig_steps=args.ig_steps, seed=args.seed,
                           batch_size=args.batch_size, ig_target=args.ig_target,
                           sanity_subjects=None if args.sanity_subjects < 0 else args.sanity_subjects,
-                          force=args.force)
+                          label_randomisation=not args.no_label_randomisation,
+                          link_subjects=None if args.link_subjects < 0 else args.link_subjects, force=args.force)
     except (FileNotFoundError, ValueError) as exc:
         print(f"rgenima explain: {exc}", file=sys.stderr)
         return 1
     timings = json.loads((out / "explain.json").read_text())["timings"]
-    print(f"attributions: {out / 'attributions.npz'} ({timings['total_seconds']:.1f} s; per subject: attention "
-          f"{timings['attention_seconds_per_subject']:.3f} s, integrated gradients "
-          f"{timings['integrated_gradients_seconds_per_subject']:.3f} s)")
+    per_subject = ", ".join(f"{k.removesuffix('_seconds_per_subject').replace('_', ' ')} {v:.3f} s"
+                            for k, v in timings.items() if k.endswith("_seconds_per_subject") and "random" not in k)
+    print(f"attributions: {out / 'attributions.npz'} ({timings['total_seconds']:.1f} s; per subject: {per_subject})")
     from rgenima.signatures import signatures_run
 
     try:
@@ -258,10 +259,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def _cmd_enrich(args: argparse.Namespace) -> int:
     from rgenima.enrich import enrich_run
+    from rgenima.signatures import find_truth
 
     try:
         table = enrich_run(args.run, ks=args.k, n_permutations=args.permutations, seed=args.seed,
-                           gsea=args.gsea)
+                           gsea=args.gsea, truth=find_truth(args.run))
     except (ValueError, ImportError) as exc:  # DataContractError is a ValueError
         print(f"rgenima enrich: {exc}", file=sys.stderr)
         return 1
@@ -269,6 +271,12 @@ def _cmd_enrich(args: argparse.Namespace) -> int:
         f"enrichment: {int(table['significant_fdr05'].sum())} of {len(table)} (stage, method, k) "
         f"rows significant at FDR 0.05; wrote {args.run / 'enrichment.csv'}"
     )
+    controls = table.attrs.get("enrichment_controls")
+    if controls:
+        positive = controls.get("positive") or {}
+        print(f"controls: positive (planted genes first) passed: {positive.get('passed')}; negative (random "
+              f"rankings) calibrated: {controls['negative']['calibrated']}; wrote "
+              f"{table.attrs.get('enrichment_controls_path')}")
     return 0
 
 
@@ -461,17 +469,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "(-> RUNDIR/external/<cohort>/metrics.json)")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("explain", parents=[common], help="attention, rollout and Integrated Gradients attributions on held-out folds")
+    p = sub.add_parser("explain", parents=[common], help="attention, rollout, relevance, Integrated Gradients and occlusion attributions on held-out folds")
     p.add_argument("--run", type=Path, required=True, help="run directory (rgenima train --out)")
     p.add_argument("--configuration", default=None,
                    help="model folder under RUNDIR/models (default: the rgenima_mri+snp* configuration)")
     p.add_argument("--ig-steps", type=_int_at_least(1), default=32, help="Integrated Gradients integration points")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomised models (sanity check)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=8, help="subjects per forward pass")
-    p.add_argument("--ig-target", default="pred", choices=["pred", "true"],
-                   help="class whose logit IG explains: predicted or true")
+    p.add_argument("--ig-target", default="true", choices=["true", "pred"],
+                   help="class explained by relevance, IG and occlusion: true (default) or predicted")
     p.add_argument("--sanity-subjects", type=int, default=64,
-                   help="subjects explained again by randomised models for the sanity check (-1: all)")
+                   help="subjects explained again by randomised models for the sanity checks (-1: all)")
+    p.add_argument("--no-label-randomisation", action="store_true",
+                   help="skip the label-randomisation check (retraining fold 0 on permuted labels)")
+    p.add_argument("--link-subjects", type=int, default=64,
+                   help="subjects of the occlusion ROI x gene link map (-1: all)")
     p.add_argument("--force", action="store_true", help="recompute even if the outputs are up to date")
     p.set_defaults(func=_cmd_explain)
 

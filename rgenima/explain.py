@@ -3,98 +3,111 @@
 Every subject is explained by the model of the cross-validation fold in which it was a
 **test** subject (``RUNDIR/folds.csv``), so no attribution comes from a model that saw
 the subject during training; :func:`explain_run` checks this against each fold's
-``predictions.csv`` before computing anything.
+``predictions.csv`` before computing anything. The methods themselves live in
+:mod:`rgenima.attribution`; this module runs them over a run's folds, aggregates them and
+checks them.
 
-Methods (``METHODS``), each a score per input token, aggregated to ROIs (one token each),
-SNPs (the tokens of the SNP's span) and genes (the tokens of the gene's span):
+Methods (``METHODS``). Token-level scores are aggregated to ROIs (one token each), SNPs
+(the tokens of the SNP's span) and genes (the tokens of the gene's span); feature-level
+ones are computed per ROI and per gene directly. The explained class (``ig_target``) is
+the subject's **true stage** by default.
 
 ``attention``
-    Attention weight from the **answer position** (where the class is read) to each
-    token, averaged over heads, then over layers. Per layer: ``attention_L{l}``. Rows of
-    a softmax: over ROI and prompt tokens they sum to at most 1 (the rest goes to
-    [BOS], [SEP] and the question).
+    Raw attention from the **answer position** (where the class is read) to each token,
+    averaged over heads, then over layers (per layer: ``attention_L{l}``): where the
+    model reads, not how a token changes its answer.
 ``rollout``
-    Attention rollout (Abnar & Zuidema 2020): per layer ``A' = 0.5 * A + 0.5 * I`` with
-    ``A`` the head-averaged attention, rows renormalised, multiplied through the layers
-    (``A'_L ... A'_1``); the answer position's row is a probability vector over tokens.
+    Attention rollout (Abnar & Zuidema 2020): per layer ``A' = 0.5 * A + 0.5 * I``, rows
+    renormalised, multiplied through the layers; the answer's row. With a causal
+    backbone it is shaped by token position and fails the randomisation tests.
+``relevance``
+    Gradient-weighted attention relevance (Chefer, Gur & Wolf 2021) of the explained
+    class's logit.
 ``integrated_gradients``
-    Integrated Gradients (Sundararajan et al. 2017; captum, Gauss-Legendre rule with
-    ``ig_steps`` points) of the **logit of the predicted class** (``ig_target="pred"``;
-    ``"true"`` takes the true class) with respect to the input embeddings (the
-    ``inputs_embeds`` of the backbone). Baseline: ROI tokens are replaced by the ROI
-    tokens of the *average training anatomy* (the fold's ``cube_mean`` inside each
-    ROI, i.e. a standardised cube of zeros, run through the RiT and projector), prompt
-    tokens by the embedding of the ``[PAD]`` token; every other token ([BOS], [SEP],
-    question, padding) keeps its own embedding, so it gets no attribution. A token's
-    score is the **signed sum over the hidden dimension** of its attributions (the main
-    score: by completeness, the scores of a subject sum to ``logit(input) -
-    logit(baseline)`` up to the convergence delta); the L2 norm over the hidden
-    dimension is stored too (``integrated_gradients_l2``, sums of token norms).
+    Integrated Gradients (captum, Gauss-Legendre, ``ig_steps`` points) of the explained
+    class's logit w.r.t. the input embeddings, from the reference input; a token's score
+    is the signed sum over the hidden dimension (completeness: a subject's scores sum to
+    ``logit(input) - logit(reference)`` up to the convergence delta); the L2 norm is
+    stored as ``integrated_gradients_l2``.
+``occlusion``
+    Per ROI and gene: ``log p(class | x) - log p(class | x with the feature replaced by
+    its reference)``.
+``occlusion_contrast``
+    Per ROI and gene: the drop of ``logit_class - logit_NC`` when the feature is
+    replaced (0 for NC subjects): how much it moves the subject from NC to its stage.
+``atrophy_sensitivity``
+    Per ROI only: the rise of ``logit_class - logit_NC`` per unit relative loss of
+    intensity in the ROI (voxel-level gradient x input summed over the ROI, sign flipped;
+    0 for NC subjects). It keeps the direction of a region's effect, which occlusion
+    loses once intensities are normalised (an unaffected region is relatively brighter in
+    AD, and a model may read that too).
+
+The **reference input** of IG and occlusion (:func:`rgenima.attribution.reference_embeddings`):
+ROI tokens of the fold's average training anatomy (its ``cube_mean``), genotype tokens of
+the training fold's most common genotype at every SNP (:func:`modal_genotype_ids`), every
+other token unchanged.
 
 A gene's span runs from its symbol to its last genotype, so it contains its SNPs' spans;
-with the default tokenizer (one token per genotype, the symbol riding on the first
-SNP's token) a gene's score is exactly the sum of its SNPs' scores. With a subword
-tokenizer the gene span also holds the symbol and separator tokens.
+with the default tokenizer a gene's token-level score is exactly the sum of its SNPs'.
 
-ROI x gene association (``roi_gene__*``), from the attention matrices averaged over
-heads and layers, both directions:
+**Closed prompts.** A two-modality fold model whose fusion gates are all exactly closed
+(:func:`prompt_closed`, e.g. a fold that kept its MRI-only start) cannot be changed by its
+genetic prompt: it is explained on the sequences without the genetic segment (the same
+outputs, the positions follow the full layout), and every gene- and SNP-level array,
+including the raw-attention ROI x gene maps, is exactly 0 for it.
 
-- ``gene_to_roi[r, g]``: mean over the tokens of gene ``g``'s span of their attention to
-  ROI token ``r``;
-- ``roi_to_gene[r, g]``: sum over gene ``g``'s span of the attention from ROI token ``r``.
+ROI x gene arrays (``roi_gene__*``, (n, R, G)):
 
-With the default causal (LLaMA) backbone the ROI tokens come first, so a ROI token
-cannot attend to a later gene token: ``roi_to_gene`` is structurally zero and
-``gene_to_roi`` is the informative direction. A bidirectional user backbone fills both.
+- ``gene_to_roi[r, g]``: mean over gene ``g``'s tokens of their raw attention to ROI ``r``
+  (heads and layers averaged); ``roi_to_gene[r, g]`` the reverse direction, structurally
+  zero with a causal backbone (ROI tokens come first);
+- ``occlusion[r, g]``: the change of ROI ``r``'s relevance (gradient x (input - reference)
+  of the explained logit) when gene ``g`` is replaced by its reference
+  (:func:`rgenima.attribution.roi_relevance_under_gene_occlusion`): non-zero only when
+  what the model reads from the ROI depends on the gene. G + 1 forward and backward
+  passes per subject, so it is computed on ``link_subjects`` subjects (NaN for others).
 
-Sanity check (Adebayo et al. 2018, model-parameter randomisation): the same
-attributions are computed with a copy of each fold model whose **trainable** parameters
-are re-initialised (fresh RiT, projector and head as the constructor draws them; the
-default backbone drawn afresh from its config; LoRA adapters afresh for a pretrained
-backbone), keeping the frozen genotype input embeddings, the frozen pretrained weights
-and the cube statistics; the randomised model explains the same class as the trained
-one. ``sanity.json`` reports, per method, the Spearman rank correlation between trained
-and randomised scores of each subject (median and IQR over subjects). Attributions that
-reflect what the model learned should correlate weakly with those of the randomised
-model. The check runs on ``sanity_subjects`` subjects (default 64, a seeded draw with
-equal numbers per fold; None: all), since it costs as much per subject as the main run.
+Sanity checks: the two randomisation tests of Adebayo et al. 2018, on the same target
+class. *Model-parameter randomisation*: each fold model with its trainable parameters
+re-initialised (:func:`randomized_model`), on ``sanity_subjects`` subjects drawn equally
+from every fold. *Label randomisation*: fold 0 retrained from scratch on permuted labels
+(:func:`label_randomised_model`), on up to ``sanity_subjects`` of fold 0's held-out
+subjects. ``sanity.json`` reports, per method and level, the median and IQR over subjects
+of the Spearman correlation between trained and randomised scores (``levels`` and
+``label_randomisation``); a constant row (e.g. the contrast of an NC subject) gives no
+correlation.
 
-With a causal backbone, rollout is shaped by token position (every later token attends
-to the earlier ones), so it can rank ROIs alike for trained and randomised models: read
-its row of ``sanity.json`` before trusting it.
-
-Cost. IG takes ``ig_steps`` forward and backward passes of the whole sequence per
-subject (on the sdpa kernel; the attention pass uses eager) and dominates. Measured at
-the default size (400 subjects, 765 tokens, 2 layers, ``ig_steps=32``, 64 sanity
-subjects): on 2 otherwise idle CPU cores about 0.05 s per subject for attention and
-0.6 s for IG, about 5 minutes in all; on one H200 GPU about 20 s. ``explain.json``
-records the timings of each run.
+Cost (default cohort, 400 subjects, 2 CPU cores; ``benchmarks/bench_explain.py`` measures
+it): the main pass over every method is about 1 min for the two-modality model whose
+prompt is closed and about 5 min for the SNP-only model (768 and 647 tokens); the
+randomisation checks, dominated by occlusion on the randomised models, add about 5 and
+3 min. ``explain.json`` records the timings of each run.
 
 Outputs, in ``RUNDIR/explain/<configuration>/`` (written atomically):
 
 ``attributions.npz`` (``np.load(..., allow_pickle=False)``)
     ``ptid`` (n,) str; ``label`` (n,) int, true stage index (rgenima.STAGES order NC, SMC,
-    MCI, AD); ``pred`` (n,) int; ``target`` (n,) int, class whose logit IG explains;
-    ``proba`` (n, 4); ``fold`` (n,) int, the fold whose model explained the subject
-    (its test fold); ``roi_names`` (R,); ``gene_names`` (G,); ``snp_names`` (S,);
-    ``snp_gene`` (S,); for every method ``m`` in ``METHODS``, ``integrated_gradients_l2``
-    and ``attention_L{l}`` (l = 0 .. n_layers - 1): ``roi__{m}`` (n, R), ``gene__{m}``
-    (n, G), ``snp__{m}`` (n, S), NaN where a subject's prompt lacks the gene or SNP;
-    ``roi_gene__gene_to_roi`` and ``roi_gene__roi_to_gene`` (n, R, G); the randomised
-    model's ``random__roi__{m}``, ``random__gene__{m}``, ``random__snp__{m}`` for ``m``
-    in ``METHODS`` (NaN rows for subjects outside the sanity subset); the per-subject
-    correlations ``sanity__{roi|gene}__{m}`` (n,), NaN outside the subset; and
-    the IG bookkeeping ``ig_logit_input``, ``ig_logit_baseline``, ``ig_total`` (sum of
-    all token scores) and ``ig_delta`` (captum's convergence delta), each (n,).
-    An SNP-only configuration has R = 0 (``roi_names`` empty, ROI arrays of shape (n, 0)
-    and (n, 0, G)); an MRI-only configuration has G = S = 0 (likewise for genes and SNPs).
+    MCI, AD); ``pred`` (n,) int; ``target`` (n,) int, the explained class; ``proba``
+    (n, 4); ``fold`` (n,) int, the fold whose model explained the subject; ``roi_names``
+    (R,); ``gene_names`` (G,); ``snp_names`` (S,); ``snp_gene`` (S,); ``roi__{m}`` (n, R)
+    for every method; ``gene__{m}`` (n, G) for every method but ``atrophy_sensitivity``;
+    ``snp__{m}`` (n, S) for the token-level methods, ``integrated_gradients_l2`` and
+    ``attention_L{l}``; NaN where a subject's prompt lacks the gene or SNP; the ROI x gene
+    arrays; ``random__{level}__{m}`` and ``label_random__{level}__{m}`` (NaN outside the
+    checked subjects) and the per-subject correlations ``sanity__{level}__{m}`` and
+    ``sanity_label__{level}__{m}``; the IG bookkeeping ``ig_logit_input``,
+    ``ig_logit_baseline``, ``ig_total``, ``ig_delta``, each (n,). An SNP-only
+    configuration has R = 0; an MRI-only one G = S = 0.
 ``sanity.json``
-    Spearman correlations trained vs randomised, per level (roi, gene) and method.
+    The two randomisation tests, per level (roi, gene) and method, and the permuted-label
+    model's training record.
 ``explain.json``
-    configuration, methods, ig_steps, ig_target, seed, batch size, ``seconds`` (wall
-    time of the run) and ``timings`` (per phase and per subject), n_subjects
-    and the digest of the inputs (checkpoints, folds, prepared data, parameters): a
-    rerun with the same digest reuses the files.
+    configuration, methods, settings, ``closed_prompt_folds``, ``seconds`` and
+    ``timings`` (per method and per subject), n_subjects and the digest of the inputs
+    (checkpoints, folds, prepared data, parameters): a rerun with the same digest reuses
+    the files.
+``label_randomised/fold_0/``
+    The permuted-label model (reused while its seed is unchanged).
 """
 
 from __future__ import annotations
@@ -117,9 +130,12 @@ from rgenima.fileio import atomic_write_bytes, atomic_write_text
 logger = logging.getLogger(__name__)
 
 #: Attribution methods, in the order of the output arrays.
-METHODS: tuple[str, ...] = ("attention", "rollout", "integrated_gradients")
+METHODS: tuple[str, ...] = ("attention", "rollout", "relevance", "integrated_gradients", "occlusion",
+                             "occlusion_contrast", "atrophy_sensitivity")
+#: Methods scored on ROIs only (no gene or SNP arrays).
+ROI_ONLY_METHODS: tuple[str, ...] = ("atrophy_sensitivity",)
 #: Bumped when the meaning of an output changes, so that cached results are recomputed.
-EXPLAIN_VERSION = 1
+EXPLAIN_VERSION = 3
 
 
 # ---------------------------------------------------------------------------------
@@ -298,15 +314,6 @@ def _trainable_flags(model) -> list[tuple[str, bool]]:
     return [(n, p.requires_grad) for n, p in model.named_parameters()]
 
 
-def _set_attn(model, implementation: str) -> None:
-    """Switch the backbone's attention kernel ("eager" or "sdpa"); a backbone that cannot
-    switch keeps its own (eager, as loaded: IG is then slower but the same)."""
-    try:
-        model.set_attention_implementation(implementation)
-    except (ValueError, ImportError, AttributeError) as exc:
-        logger.debug("backbone keeps its attention kernel (%s)", exc)
-
-
 # ---------------------------------------------------------------------------------
 # Held-out subjects
 # ---------------------------------------------------------------------------------
@@ -370,111 +377,80 @@ def _aggregate(scores: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------
-# Attention and rollout
+# Reference genotypes and closed prompts
 # ---------------------------------------------------------------------------------
-def answer_attention(attentions, answer_positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Attention from the answer position, per layer and rolled out.
+def modal_dosage(dosage: np.ndarray) -> np.ndarray:
+    """(n_snps,) most common dosage (0, 1 or 2) of each SNP over the given subjects'
+    (n_subjects, n_snps) calls, missing calls ignored; ties go to the lower dosage."""
+    counts = np.stack([(np.round(dosage) == d).sum(0) for d in (0, 1, 2)])
+    return counts.argmax(0).astype(np.float32)
 
-    Parameters
-    ----------
-    attentions : sequence of Tensor of shape (B, heads, L, L)
-        One per layer, rows = queries (``output_attentions=True``, eager kernel).
-    answer_positions : Tensor of shape (B,)
+
+def modal_genotype_ids(tokenizer, seq, data, train_idx: np.ndarray) -> np.ndarray:
+    """Input ids with every genotype replaced by the training subjects' most common one.
+
+    The reference of a gene for IG and occlusion: the prompt a subject would have with the
+    training fold's modal genotype at every SNP (:func:`modal_dosage`), token for token. A
+    SNP whose modal tokens differ in number from the subject's (a subword tokenizer can
+    split genotypes unevenly) gets ``[PAD]`` tokens instead.
 
     Returns
     -------
-    per_layer : Tensor of shape (B, n_layers, L)
-        Head-averaged attention of the answer position to every token.
-    rollout : Tensor of shape (B, L)
-        Answer row of ``A'_L ... A'_1`` with ``A'_l = rownorm(0.5 * A_l + 0.5 * I)``
-        (Abnar & Zuidema 2020); a probability vector.
-    mean : Tensor of shape (B, L, L)
-        Attention averaged over heads and layers (for ROI x gene blocks).
+    ndarray of shape (n_subjects, sequence_length)
     """
-    rows = torch.arange(answer_positions.shape[0], device=answer_positions.device)
-    avg = [a.float().mean(dim=1) for a in attentions]  # (B, L, L) per layer
-    per_layer = torch.stack([a[rows, answer_positions] for a in avg], dim=1)
-    # v^T (A'_L ... A'_1) computed right to left as a row vector: O(L^2) per layer.
-    v = torch.zeros_like(per_layer[:, 0])
-    v[rows, answer_positions] = 1.0
-    for a in reversed(avg):
-        s = 0.5 * a.sum(-1) + 0.5  # row sums of 0.5 A + 0.5 I
-        w = v / s
-        v = 0.5 * torch.bmm(w.unsqueeze(1), a).squeeze(1) + 0.5 * w
-    mean = torch.stack(avg).mean(0)
-    return per_layer, v, mean
+    from rgenima.data.prompt import build_prompt, prompt_layout, token_spans
+
+    ids = seq.input_ids.copy()
+    if not any(s.kind == "snp" for spans in seq.spans for s in spans):
+        return ids
+    order = [sp["name"] for sp in data.prompts[0]["spans"] if sp["kind"] == "gene"]
+    prompt = build_prompt(modal_dosage(data.dosage[train_idx]), data.snps, prompt_layout(data.snps, order))
+    enc = tokenizer(prompt.text, add_special_tokens=False, return_offsets_mapping=True)
+    modal = {s.name: enc["input_ids"][s.start:s.end] for s in token_spans(enc["offset_mapping"], prompt.spans)
+             if s.kind == "snp"}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    uneven = 0
+    for i, spans in enumerate(seq.spans):
+        for s in spans:
+            if s.kind == "snp" and s.name in modal:
+                tokens = modal[s.name]
+                if len(tokens) == s.end - s.start:
+                    ids[i, s.start:s.end] = tokens
+                else:
+                    ids[i, s.start:s.end] = pad
+                    uneven += 1
+    if uneven:
+        logger.info("%d SNP spans tokenised unevenly: their reference is [PAD]", uneven)
+    return ids
 
 
-# ---------------------------------------------------------------------------------
-# Integrated Gradients
-# ---------------------------------------------------------------------------------
-@torch.no_grad()
-def roi_baseline_tokens(model) -> torch.Tensor | None:
-    """(n_rois, hidden) ROI tokens of the average training anatomy: cubes equal to the
-    fold's ``cube_mean`` (zero after standardisation) inside every ROI; None without MRI."""
-    if model.vision_tower is None:
-        return None
-    return model.get_image_features(model.average_cubes().unsqueeze(0))[0]
-
-
-@torch.no_grad()
-def ig_baselines(model, inputs_embeds: torch.Tensor, input_ids: torch.Tensor,
-                 prompt_mask: torch.Tensor) -> torch.Tensor:
-    """The IG baseline of each sequence: average-anatomy ROI tokens, [PAD] prompt tokens
-    (zeros for a backbone whose config names no pad token), every other token unchanged.
-    Shape of ``inputs_embeds`` (B, L, hidden)."""
-    base = inputs_embeds.clone()
-    roi_tokens = roi_baseline_tokens(model)
-    if roi_tokens is not None:
-        roi_mask = input_ids == model.config.roi_token_id
-        base[roi_mask] = roi_tokens.to(base.dtype).repeat(inputs_embeds.shape[0], 1)
-    pad_id = model.language_model.config.pad_token_id
-    if prompt_mask.any():
-        table = model.language_model.get_input_embeddings().weight
-        pad = table[pad_id] if pad_id is not None else torch.zeros_like(table[0])
-        base[prompt_mask] = pad.to(base.dtype)
-    return base
-
-
-def integrated_gradients(model, inputs_embeds, baselines, attention_mask, answer_positions, target,
-                         n_steps: int = 32, internal_batch_size: int | None = None, position_ids=None,
-                         prompt_mask=None):
-    """IG of ``logits[:, target]`` w.r.t. the input embeddings (captum).
-
-    ``position_ids`` and ``prompt_mask`` (batch_size, sequence_length), when given, are
-    passed to the model as in training (layout positions, the prompt's attention bias).
-
-    Returns
-    -------
-    attributions : Tensor of shape (B, L, hidden)
-    delta : Tensor of shape (B,)
-        captum's convergence delta ``sum(attributions) - (f(input) - f(baseline))``.
-    """
-    from captum.attr import IntegratedGradients
-
-    def forward(embeds, mask, answer, positions, prompt):
-        return model(None, mask, answer, position_ids=positions, prompt_mask=prompt, inputs_embeds=embeds).logits.float()
-
-    ig = IntegratedGradients(forward)
-    attr, delta = ig.attribute(
-        inputs_embeds, baselines=baselines, target=target,
-        additional_forward_args=(attention_mask, answer_positions, position_ids, prompt_mask),
-        n_steps=n_steps, internal_batch_size=internal_batch_size, return_convergence_delta=True,
-    )
-    return attr.detach(), delta.detach()
+def prompt_closed(model) -> bool:
+    """Whether the genetic prompt cannot change the model's output: a two-modality model
+    whose fusion gates are all exactly closed (tanh(g) = 0, e.g. a fold that kept its
+    MRI-only start). Its genes and SNPs get an attribution of exactly 0."""
+    gate = getattr(model, "prompt_gate", None)
+    return gate is not None and bool((torch.tanh(gate.detach()) == 0).all())
 
 
 # ---------------------------------------------------------------------------------
 # One batch
 # ---------------------------------------------------------------------------------
-def _ig_chunk(length: int, total: int) -> int:
-    """Sequences per IG forward/backward: about 48k tokens (~0.6 GB of activations for
-    the default backbone), at least one."""
-    return max(1, min(total, 49152 // max(length, 1)))
+def _feature_mask(length: int, roi_positions, gene_member: torch.Tensor) -> torch.Tensor:
+    """(B, L) feature index of every token: ROI r -> r, gene g -> R + g, other -> -1."""
+    b, n_genes = gene_member.shape[0], gene_member.shape[1]
+    mask = torch.full((b, length), -1, dtype=torch.long, device=gene_member.device)
+    n_r = 0 if roi_positions is None else len(roi_positions)
+    if n_r:
+        mask[:, roi_positions] = torch.arange(n_r, device=mask.device)
+    if n_genes:
+        in_gene = gene_member.sum(1) > 0
+        mask = torch.where(in_gene, n_r + gene_member.argmax(1), mask)
+    return mask
 
 
 def explain_batch(model, batch: dict, roi_positions, gene_member, snp_member, ig_steps: int,
-                  target: torch.Tensor | None = None, timings: dict | None = None) -> dict[str, np.ndarray]:
+                  target: torch.Tensor | None = None, reference_ids: torch.Tensor | None = None,
+                  links: bool = False, timings: dict | None = None) -> dict[str, np.ndarray]:
     """Every score of one batch of subjects for one model.
 
     Parameters
@@ -482,29 +458,53 @@ def explain_batch(model, batch: dict, roi_positions, gene_member, snp_member, ig
     model : RGenIMAForStaging
         In eval mode, loaded with ``attn_implementation="eager"``.
     batch : dict of Tensor
-        ``input_ids``, ``attention_mask``, ``answer_positions``, ``prompt_mask`` and
-        ``cubes`` (with MRI), as rgenima.train builds them, on the model's device.
+        ``input_ids``, ``attention_mask``, ``answer_positions``, ``position_ids``,
+        ``prompt_mask`` and ``cubes`` (with MRI), as rgenima.train builds them, on the
+        model's device.
     roi_positions : Tensor of shape (R,) or None
     gene_member, snp_member : Tensor of shape (B, G, L) and (B, S, L)
         Span membership (:func:`span_membership`).
     ig_steps : int
     target : Tensor of shape (B,), optional
-        Class whose logit IG explains; default: the model's predicted class.
+        Class explained by relevance, IG and occlusion; default: the predicted class.
+    reference_ids : Tensor of shape (B, L), optional
+        Input ids of the reference (:func:`modal_genotype_ids`); default ``input_ids``.
+    links : bool
+        Also compute the occlusion ROI x gene link map (``roi_gene__occlusion``; G + 1
+        forward and backward passes per subject).
     timings : dict, optional
-        Seconds spent are added under "attention" and "integrated_gradients".
+        Seconds spent are added under each method's name.
 
     Returns
     -------
     dict of ndarray
-        ``{level}__{score}`` for level in roi, gene, snp and score in METHODS,
-        ``integrated_gradients_l2``, ``attention_L{l}``; ``roi_gene__gene_to_roi``,
-        ``roi_gene__roi_to_gene``; ``pred``, ``target``, ``proba`` and the IG
-        bookkeeping (``ig_logit_input``, ``ig_logit_baseline``, ``ig_total``, ``ig_delta``).
+        ``{level}__{score}`` for level in roi, gene, snp and the token-level scores
+        (``attention``, ``rollout``, ``relevance``, ``integrated_gradients``,
+        ``integrated_gradients_l2``, ``attention_L{l}``); ``roi__`` and ``gene__`` for
+        the feature-level ``occlusion`` and ``occlusion_contrast``; the ROI x gene
+        arrays; ``pred``, ``target``, ``proba`` and the IG bookkeeping.
     """
+    from rgenima.attribution import (
+        answer_attention,
+        atrophy_sensitivity,
+        chunk_size,
+        integrated_gradients,
+        occlusion_logits,
+        occlusion_scores,
+        reference_embeddings,
+        relevance,
+        roi_relevance_under_gene_occlusion,
+        set_attention,
+    )
+
     timings = {} if timings is None else timings
+
+    def tick(name: str, t0: float) -> None:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
     out: dict[str, torch.Tensor] = {}
     t0 = time.perf_counter()
-    _set_attn(model, "eager")
+    set_attention(model, "eager")
     with torch.no_grad():
         res = model(**batch, output_attentions=True)
     if not res.attentions or res.attentions[0] is None:
@@ -517,7 +517,8 @@ def explain_batch(model, batch: dict, roi_positions, gene_member, snp_member, ig
     scores["attention"] = per_layer.mean(1)
     scores["rollout"] = rollout
     n_r = 0 if roi_positions is None else len(roi_positions)
-    if n_r and gene_member.shape[1]:
+    n_g = gene_member.shape[1]
+    if n_r and n_g:
         gm = gene_member / gene_member.sum(-1, keepdim=True).clamp_min(1)
         to_roi = mean[:, :, roi_positions]  # (B, L, R): attention of each token to each ROI
         from_roi = mean[:, roi_positions, :]  # (B, R, L): attention of each ROI to each token
@@ -526,35 +527,62 @@ def explain_batch(model, batch: dict, roi_positions, gene_member, snp_member, ig
         out["roi_gene__gene_to_roi"] = torch.bmm(gm, to_roi).transpose(1, 2).masked_fill(absent, nan)
         out["roi_gene__roi_to_gene"] = torch.bmm(from_roi, gene_member.transpose(1, 2)).masked_fill(absent, nan)
     else:
-        out["roi_gene__gene_to_roi"] = torch.zeros(b, n_r, gene_member.shape[1])
-        out["roi_gene__roi_to_gene"] = torch.zeros(b, n_r, gene_member.shape[1])
+        out["roi_gene__gene_to_roi"] = torch.zeros(b, n_r, n_g)
+        out["roi_gene__roi_to_gene"] = torch.zeros(b, n_r, n_g)
     del mean
-    timings["attention"] = timings.get("attention", 0.0) + time.perf_counter() - t0
+    tick("attention", t0)
 
-    t0 = time.perf_counter()
     pred = logits.argmax(-1)
     target = pred if target is None else target.to(pred.device)
     rows = torch.arange(b, device=pred.device)
     embeds = res.inputs_embeds.detach()
-    mask, answer = batch["attention_mask"], batch["answer_positions"]
-    # Genotype tokens (those of a SNP span; not the genetic segment's closing [SEP]).
-    base = ig_baselines(model, embeds, batch["input_ids"], snp_member.sum(1) > 0)
-    _set_attn(model, "sdpa")  # IG needs no attention weights: the fused kernel is faster
+
+    t0 = time.perf_counter()
+    scores["relevance"] = relevance(model, batch, embeds, target)
+    tick("relevance", t0)
+
+    t0 = time.perf_counter()
+    reference = reference_embeddings(model, batch, batch["input_ids"] if reference_ids is None else reference_ids)
+    set_attention(model, "sdpa")  # IG needs no attention weights: the fused kernel is faster
     try:
+        mask, answer = batch["attention_mask"], batch["answer_positions"]
         positions, prompt = batch.get("position_ids"), batch.get("prompt_mask")
-        attr, delta = integrated_gradients(model, embeds, base, mask, answer, target, n_steps=ig_steps,
-                                           internal_batch_size=_ig_chunk(length, b * ig_steps),
+        attr, delta = integrated_gradients(model, embeds, reference, mask, answer, target, n_steps=ig_steps,
+                                           internal_batch_size=chunk_size(length, b * ig_steps),
                                            position_ids=positions, prompt_mask=prompt)
         with torch.no_grad():
             f_base = model(None, mask, answer, position_ids=positions, prompt_mask=prompt,
-                           inputs_embeds=base).logits.float()
+                           inputs_embeds=reference).logits.float()
     finally:
-        _set_attn(model, "eager")
+        set_attention(model, "eager")
     scores["integrated_gradients"] = attr.sum(-1)
     scores["integrated_gradients_l2"] = attr.norm(dim=-1)
     out.update(ig_logit_input=logits[rows, target], ig_logit_baseline=f_base[rows, target],
                ig_total=attr.sum(dim=(1, 2)), ig_delta=delta)
-    timings["integrated_gradients"] = timings.get("integrated_gradients", 0.0) + time.perf_counter() - t0
+    tick("integrated_gradients", t0)
+
+    t0 = time.perf_counter()
+    occluded = occlusion_logits(model, batch, embeds, reference, _feature_mask(length, roi_positions, gene_member),
+                                n_r + n_g)
+    log_probability, contrast = occlusion_scores(logits, occluded, target)
+    gene_absent = gene_member.sum(-1) == 0  # (B, G)
+    for name, value in (("occlusion", log_probability), ("occlusion_contrast", contrast)):
+        out[f"roi__{name}"] = value[:, :n_r]
+        out[f"gene__{name}"] = value[:, n_r:].masked_fill(gene_absent, float("nan"))
+    tick("occlusion", t0)
+    if n_r:  # ROI level only: the cubes carry the intensities
+        t0 = time.perf_counter()
+        out["roi__atrophy_sensitivity"] = atrophy_sensitivity(model, batch, target)
+        tick("atrophy_sensitivity", t0)
+    if links:
+        t0 = time.perf_counter()
+        if n_r and n_g:
+            link = roi_relevance_under_gene_occlusion(model, batch, embeds, reference, roi_positions, gene_member,
+                                                      target)
+            out["roi_gene__occlusion"] = link.masked_fill(gene_absent.unsqueeze(1), float("nan"))
+        else:
+            out["roi_gene__occlusion"] = torch.zeros(b, n_r, n_g)
+        tick("links", t0)
 
     for name, s in scores.items():
         s = s.float()
@@ -628,14 +656,163 @@ def _sanity_subset(by_fold: dict[int, np.ndarray], n: int, size: int | None, see
     return chosen
 
 
+def label_randomised_model(run_dir: str | Path, configuration: str, fold: int = 0, seed: int = 0,
+                           attn_implementation: str = "eager"):
+    """The fold model retrained on permuted labels (Adebayo et al. 2018's label randomisation).
+
+    Trains the configuration's fold ``fold`` once, from scratch (no warm start), with its
+    profile, on its training subjects with their stage labels permuted among them
+    (seeded; class counts unchanged); the model is kept in
+    ``RUNDIR/explain/<configuration>/label_randomised/fold_<fold>/`` and reused while
+    its ``done.json`` records the same seed.
+
+    Returns
+    -------
+    model : RGenIMAForStaging
+        In eval mode.
+    info : dict
+        ``fold``, ``seed``, ``seconds`` (training), ``best_epoch``, ``test_balanced_accuracy``
+        (on the fold's held-out subjects, true labels: near chance by construction).
+    """
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from rgenima.model.inputs import PreparedData
+    from rgenima.model.rgenima import pool_cubes
+    from rgenima.train import build_model, make_accelerator, model_sequences, train_fold
+
+    run_dir = Path(run_dir)
+    summary = _training_summary(run_dir, configuration)
+    modalities = tuple(summary["modalities"])
+    profile = replace(_profile(summary), warm_start=False)
+    out_dir = run_dir / "explain" / configuration / "label_randomised" / f"fold_{fold}"
+    done = out_dir / "done.json"
+    shape = _model_shape(summary)
+    backbone = _backbone_path(run_dir, summary)
+    n_rois, cube = _n_rois(run_dir), _cube_size(run_dir)
+
+    def factory(implementation: str = "sdpa"):
+        return build_model(backbone, n_rois, cube, modalities, profile, seed, attn_implementation=implementation,
+                           **shape)
+
+    record = json.loads(done.read_text()) if done.is_file() else {}
+    if record.get("seed") != seed or record.get("permuted") != "training subjects":
+        if out_dir.exists():  # another permutation's model and its resume state
+            import shutil
+
+            shutil.rmtree(out_dir)
+        data = PreparedData.load(run_dir / "prepared")
+        folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+        # Permuted among the training subjects only: the training set keeps its class
+        # counts (and its inner split its strata); the held-out subjects are not trained on.
+        subjects = data.subjects.copy()
+        labels = subjects["label"].to_numpy().copy()
+        train = folds.set_index("PTID").loc[subjects["PTID"], "fold"].to_numpy() != fold
+        labels[train] = np.random.default_rng(seed).permutation(labels[train])
+        subjects["label"] = labels
+        data = dataclasses.replace(data, subjects=subjects)
+        if "mri" in modalities:
+            data.cubes = pool_cubes(data.cubes, profile.rit.input_pool)
+        first, tokenizer = factory()
+        seq = model_sequences(first, tokenizer, data)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        logger.info("%s: retraining fold %d on permuted labels (label randomisation check)", configuration, fold)
+        result = train_fold(data, seq, folds, fold, lambda: factory()[0], out_dir, profile, modalities,
+                            seed + 1000 * fold, make_accelerator(), label=f"{configuration} permuted labels")
+        truth = PreparedData.load(run_dir / "prepared").labels[result.test_idx]
+        info = {"fold": fold, "seed": seed, "permuted": "training subjects", "seconds": round(result.seconds, 2),
+                "best_epoch": result.best_epoch,
+                "test_balanced_accuracy": _balanced_accuracy(truth, result.proba.argmax(1))}
+        atomic_write_text(done, json.dumps(info, indent=1))
+    info = json.loads(done.read_text())
+    model, _ = factory(attn_implementation)
+    model.load_state_dict(load_file(str(out_dir / "best.safetensors")))
+    model.eval()
+    return model, info
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(y, pred))
+
+
+def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: dict, ig_steps: int,
+                  ig_target: str, batch_size: int, device, cache: dict, train_idx: np.ndarray,
+                  links: bool, timings: dict, desc: str, target: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every score of ``rows`` by one model, batched; arrays of shape (len(rows), ...).
+
+    A model whose prompt is closed (:func:`prompt_closed`) is run on the sequences
+    without the genetic segment (the same outputs, the positions follow the full
+    layout) and its gene and SNP scores are set to exactly 0 where the subject has the
+    gene or SNP (NaN where not), as its prompt cannot change its output.
+    """
+    from rgenima.progress import progress_bar
+    from rgenima.train import _tensors
+
+    closed = prompt_closed(model)
+    key = "closed" if closed else "full"
+    if key not in cache:
+        from rgenima.model.inputs import build_sequences
+
+        seq_modalities = ("mri",) if closed else modalities
+        cache[key] = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], seq_modalities,
+                                     n_covariates=len(model.config.covariates))
+    seq, full = cache[key], cache.get("full")
+    if full is None:
+        full = cache["full"] = build_sequences_for(model, tokenizer, data, modalities)
+    reference_ids = modal_genotype_ids(tokenizer, seq, data, train_idx)
+    length = seq.input_ids.shape[1]
+    roi_pos = torch.from_numpy(seq.roi_positions).to(device) if seq.roi_positions is not None else None
+    gene_names, snp_names = list(names["gene"]), list(names["snp"])
+    parts_all: dict[str, list] = {}
+    for start in progress_bar(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
+        sel = rows[start : start + batch_size]
+        batch = _tensors(sel, seq, data, device, modalities)
+        spans = [seq.spans[i] for i in sel]
+        gm = torch.from_numpy(span_membership(spans, gene_names, "gene", length)).to(device)
+        sm = torch.from_numpy(span_membership(spans, snp_names, "snp", length)).to(device)
+        if target is not None:
+            tgt = torch.from_numpy(target[start : start + batch_size]).to(device)
+        else:
+            tgt = torch.from_numpy(data.labels[sel]).to(device) if ig_target == "true" else None
+        parts = explain_batch(model, batch, roi_pos, gm, sm, ig_steps, target=tgt,
+                              reference_ids=torch.from_numpy(reference_ids[sel]).to(device), links=links,
+                              timings=timings)
+        if closed:  # the prompt cannot change the output: genes and SNPs score exactly 0
+            full_spans = [full.spans[i] for i in sel]
+            present = {level: span_membership(full_spans, level_names, level, full.input_ids.shape[1]).sum(-1) > 0
+                       for level, level_names in (("gene", gene_names), ("snp", snp_names))}
+            for k in list(parts):
+                level = k.split("__")[0]
+                if level in present:
+                    parts[k] = np.where(present[level], 0.0, np.nan).astype(np.float32)
+                elif level == "roi_gene":
+                    shape = (len(sel), parts[k].shape[1], len(gene_names))
+                    parts[k] = np.where(present["gene"][:, None, :], 0.0, np.nan).astype(np.float32) * np.ones(shape)
+        for k, v in parts.items():
+            parts_all.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts_all.items()}
+
+
+def build_sequences_for(model, tokenizer, data, modalities):
+    from rgenima.model.inputs import build_sequences
+
+    return build_sequences(tokenizer, data.prompts, data.cubes.shape[1], tuple(modalities),
+                           n_covariates=len(model.config.covariates))
+
+
 def explain_run(
     run_dir: str | Path,
     configuration: str | None = None,
     ig_steps: int = 32,
     seed: int = 0,
     batch_size: int = 8,
-    ig_target: str = "pred",
+    ig_target: str = "true",
     sanity_subjects: int | None = 64,
+    label_randomisation: bool = True,
+    link_subjects: int | None = 64,
     device: str | None = None,
     force: bool = False,
 ) -> Path:
@@ -650,20 +827,24 @@ def explain_run(
     ig_steps : int
         Integration points of Integrated Gradients (Gauss-Legendre).
     seed : int
-        Seed of the randomised models of the sanity check (fold k uses seed + 1000 k)
-        and of the sanity subset.
+        Seed of the randomised models (fold k uses seed + 1000 k), of the label
+        permutation and of the checked subsets.
     batch_size : int
-        Subjects per forward pass; IG runs their ``batch_size * ig_steps`` interpolated
+        Subjects per forward pass; IG and occlusion run their interpolated or occluded
         sequences in chunks of about 48k tokens.
-    ig_target : {"pred", "true"}
-        Class whose logit IG explains: the trained model's predicted class or the true
-        class. The randomised model explains the same class.
+    ig_target : {"true", "pred"}
+        Class explained by relevance, IG and occlusion: the true stage (default) or the
+        trained model's predicted class. The randomised models explain the same class.
     sanity_subjects : int or None
         Subjects (a seeded draw, equal numbers from every fold) explained again by the
-        randomised models; the ``random__*`` arrays are NaN for the others. The check
-        is a statistic over subjects (median, IQR): a subset keeps its cost, dominated
-        by IG (``ig_steps`` forward and backward passes per subject), a fraction of the
-        main run's. None: all subjects.
+        parameter-randomised models; also the number of fold-0 subjects explained by
+        the label-randomised model. None: all.
+    label_randomisation : bool
+        Retrain fold 0 on permuted labels and compare (:func:`label_randomised_model`).
+    link_subjects : int or None
+        Subjects (seeded, equal numbers per fold) of the occlusion ROI x gene link map
+        (``roi_gene__occlusion``, NaN for the others); None: all. Skipped (0) for a
+        model whose prompt is closed.
     device : str, optional
         Torch device; default CUDA when available, else CPU.
     force : bool
@@ -675,8 +856,6 @@ def explain_run(
         ``RUNDIR/explain/<configuration>/`` (attributions.npz, sanity.json, explain.json).
     """
     from rgenima.model.inputs import PreparedData
-    from rgenima.progress import progress_bar
-    from rgenima.train import _tensors, model_sequences
 
     if ig_target not in ("pred", "true"):
         raise ValueError(f"'ig_target' must be one of ('pred', 'true'); got {ig_target!r}.")
@@ -684,8 +863,9 @@ def explain_run(
         raise ValueError(f"'ig_steps' must be a positive integer; got {ig_steps!r}.")
     if int(batch_size) < 1:
         raise ValueError(f"'batch_size' must be a positive integer; got {batch_size!r}.")
-    if sanity_subjects is not None and int(sanity_subjects) < 0:
-        raise ValueError(f"'sanity_subjects' must be None or >= 0; got {sanity_subjects!r}.")
+    for name, value in (("sanity_subjects", sanity_subjects), ("link_subjects", link_subjects)):
+        if value is not None and int(value) < 0:
+            raise ValueError(f"'{name}' must be None or >= 0; got {value!r}.")
     run_dir = Path(run_dir)
     configuration = find_configuration(run_dir, configuration)
     out_dir = run_dir / "explain" / configuration
@@ -694,7 +874,8 @@ def explain_run(
     data = PreparedData.load(run_dir / "prepared")
     by_fold = held_out_indices(run_dir, configuration, data.subjects)
     params = {"configuration": configuration, "ig_steps": int(ig_steps), "seed": int(seed), "ig_target": ig_target,
-              "sanity_subjects": sanity_subjects}
+              "sanity_subjects": sanity_subjects, "label_randomisation": bool(label_randomisation),
+              "link_subjects": link_subjects}
     digest = _digest(run_dir, configuration, list(by_fold), params)
     if not force and (out_dir / "explain.json").is_file() and (out_dir / "attributions.npz").is_file():
         if json.loads((out_dir / "explain.json").read_text()).get("inputs_sha256") == digest:
@@ -708,48 +889,64 @@ def explain_run(
     snp_names = _str_array(data.snps["snp"] if "snp" in modalities else [])
     snp_gene = _str_array(data.snps["gene"] if "snp" in modalities else [])
     gene_names = _str_array(pd.unique(snp_gene))
+    names = {"gene": gene_names, "snp": snp_names}
     R, G, S = len(roi_names), len(gene_names), len(snp_names)
     in_sanity = _sanity_subset(by_fold, n, sanity_subjects, seed)
+    in_links = _sanity_subset(by_fold, n, link_subjects, seed + 1)
     results: dict[str, np.ndarray] = {}
-    timings = {"attention": 0.0, "integrated_gradients": 0.0}
-    random_timings = {"attention": 0.0, "integrated_gradients": 0.0}
-    seq = None
+    timings: dict[str, float] = {}
+    random_timings: dict[str, float] = {}
+    label_timings: dict[str, float] = {}
     fold_of = np.full(n, -1)
+    closed_folds = []
+    cache: dict = {}
+    logger.info("%s: explaining %d subjects on %s, %d ROIs, %d genes, %d SNPs", configuration, n, device, R, G, S)
+    common = {"data": data, "modalities": modalities, "names": names, "ig_steps": ig_steps, "ig_target": ig_target,
+              "batch_size": batch_size, "device": device}
     for k, idx in by_fold.items():
         model, tokenizer = load_fold_model(run_dir, configuration, k)
         rnd = randomized_model(run_dir, configuration, model, seed=seed + 1000 * k)
         for m in (model, rnd):
-            m.requires_grad_(False)  # IG needs gradients w.r.t. the inputs only
+            m.requires_grad_(False)  # the attributions need gradients w.r.t. the inputs only
             m.to(device)
-        if seq is None:
-            seq = model_sequences(model, tokenizer, data)
-            length = seq.input_ids.shape[1]
-            roi_pos = torch.from_numpy(seq.roi_positions).to(device) if seq.roi_positions is not None else None
-            logger.info("%s: explaining %d subjects on %s, sequence length %d, %d ROIs, %d genes, %d SNPs",
-                        configuration, n, device, length, R, G, S)
+        train_idx = np.setdiff1d(np.arange(n), idx)
+        if prompt_closed(model):
+            closed_folds.append(k)
         fold_of[idx] = k
-        logger.info("%s: explaining fold %d/%d (%d held-out subjects)", configuration, k + 1, len(by_fold), len(idx))
-        for start in progress_bar(range(0, len(idx), batch_size), desc=f"explain fold {k + 1}/{len(by_fold)}",
-                                  unit="batch", leave=False):
-            sel = idx[start : start + batch_size]
-            batch = _tensors(sel, seq, data, device, modalities)
-            spans = [seq.spans[i] for i in sel]
-            gm = torch.from_numpy(span_membership(spans, list(gene_names), "gene", length)).to(device)
-            sm = torch.from_numpy(span_membership(spans, list(snp_names), "snp", length)).to(device)
-            labels = torch.from_numpy(data.labels[sel]).to(device)
-            parts = explain_batch(model, batch, roi_pos, gm, sm, ig_steps,
-                                  target=labels if ig_target == "true" else None, timings=timings)
-            _store(results, parts, sel, n)
-            rows = np.flatnonzero(in_sanity[sel])
-            if rows.size:  # the randomised model explains the same class as the trained one
-                r = torch.from_numpy(rows).to(device)
-                random_parts = explain_batch(rnd, {key: v[r] for key, v in batch.items()}, roi_pos, gm[r], sm[r],
-                                             ig_steps, target=torch.from_numpy(parts["target"][rows]).to(device),
-                                             timings=random_timings)
-                _store(results, {f"random__{key}": v for key, v in random_parts.items()}, sel[rows], n)
+        logger.info("%s: explaining fold %d/%d (%d held-out subjects%s)", configuration, k + 1, len(by_fold), len(idx),
+                    "; prompt closed: genes score 0" if prompt_closed(model) else "")
+        for rows, links in ((idx[in_links[idx]], True), (idx[~in_links[idx]], False)):
+            if rows.size:
+                parts = _explain_rows(model, tokenizer, rows, cache=cache, train_idx=train_idx, links=links,
+                                      timings=timings, desc=f"explain fold {k + 1}/{len(by_fold)}", **common)
+                _store(results, parts, rows, n)
+        rows = idx[in_sanity[idx]]
+        if rows.size:  # the randomised model explains the same class as the trained one
+            parts = _explain_rows(rnd, tokenizer, rows, cache=cache, train_idx=train_idx, links=False,
+                                  timings=random_timings, desc=f"randomised model {k + 1}/{len(by_fold)}",
+                                  target=results["target"][rows].astype(np.int64), **common)
+            _store(results, {f"random__{key}": v for key, v in parts.items()}, rows, n)
         del model, rnd
     if (fold_of < 0).any():
         raise RuntimeError(f"{int((fold_of < 0).sum())} subjects were not explained")
+
+    label_info = None
+    if label_randomisation:
+        first = min(by_fold)
+        idx = by_fold[first]
+        size = len(idx) if sanity_subjects is None else min(int(sanity_subjects), len(idx))
+        rows = np.sort(np.random.default_rng(seed + 2).choice(idx, size=size, replace=False))
+        t0 = time.perf_counter()
+        lab, label_info = label_randomised_model(run_dir, configuration, first, seed)
+        lab.requires_grad_(False)
+        lab.to(device)
+        _, tokenizer = load_fold_model(run_dir, configuration, first)
+        train_idx = np.setdiff1d(np.arange(n), idx)
+        parts = _explain_rows(lab, tokenizer, rows, cache=cache, train_idx=train_idx, links=False,
+                              timings=label_timings, desc="label-randomised model",
+                              target=results["target"][rows].astype(np.int64), **common)
+        _store(results, {f"label_random__{key}": v for key, v in parts.items()}, rows, n)
+        label_info = {**label_info, "n_checked": int(size), "seconds_with_training": round(time.perf_counter() - t0, 2)}
 
     arrays: dict[str, np.ndarray] = {
         "ptid": _str_array(data.subjects["PTID"]),
@@ -763,51 +960,62 @@ def explain_run(
         "snp_names": snp_names,
         "snp_gene": snp_gene,
     }
-    random_keep = {f"random__{level}__{m}" for level in ("roi", "gene", "snp") for m in METHODS}
+    methods = _methods(results)
+    keep = {f"{prefix}{level}__{m}" for prefix in ("random__", "label_random__") for level in ("roi", "gene", "snp")
+            for m in methods}
     for key in sorted(results):
-        if not key.startswith("random__") or key in random_keep:
+        if not key.startswith(("random__", "label_random__")) or key in keep:
             arrays[key] = results[key]
     sanity: dict = {
         "definition": (
-            "Spearman rank correlation, per subject, between the scores of the trained fold model and of a copy "
+            "Spearman rank correlation, per subject, between the scores of the trained fold model and of (i) a copy "
             "whose trainable parameters are re-initialised (frozen genotype embeddings, frozen pretrained weights "
-            "and cube statistics kept), for the same target class; model-parameter randomisation test of "
-            "Adebayo et al. 2018. Attributions that depend on what the model learned correlate weakly."),
+            "and cube statistics kept; model-parameter randomisation) and (ii) the fold-0 model retrained from "
+            "scratch on permuted labels (label randomisation), for the same target class: the two randomisation "
+            "tests of Adebayo et al. 2018. Attributions that depend on what the model learned correlate weakly."),
         "n_subjects": n,
         "n_checked": int(in_sanity.sum()),
         "levels": {},
+        "label_randomisation": {},
+        "label_randomisation_model": label_info,
     }
     for level, size in {"roi": R, "gene": G}.items():
         sanity["levels"][level] = {}
-        for m in METHODS if size else ():
+        sanity["label_randomisation"][level] = {}
+        for m in methods if size else ():
+            if f"{level}__{m}" not in arrays:  # a ROI-only method
+                continue
             r = rowwise_spearman(arrays[f"{level}__{m}"], arrays[f"random__{level}__{m}"])
             arrays[f"sanity__{level}__{m}"] = r.astype(np.float32)
             sanity["levels"][level][m] = _summary(r[in_sanity])
+            if label_info is not None:
+                r = rowwise_spearman(arrays[f"{level}__{m}"], arrays[f"label_random__{level}__{m}"])
+                arrays[f"sanity_label__{level}__{m}"] = r.astype(np.float32)
+                sanity["label_randomisation"][level][m] = _summary(r[np.isfinite(arrays[f"label_random__{level}__{m}"]).any(1)])
     total = time.perf_counter() - t_start
-    n_random = max(int(in_sanity.sum()), 1)
-    timings_out = {
-        "total_seconds": round(total, 2),
-        "attention_seconds": round(timings["attention"], 2),
-        "integrated_gradients_seconds": round(timings["integrated_gradients"], 2),
-        "random_model_attention_seconds": round(random_timings["attention"], 2),
-        "random_model_integrated_gradients_seconds": round(random_timings["integrated_gradients"], 2),
-        "attention_seconds_per_subject": round(timings["attention"] / n, 4),
-        "integrated_gradients_seconds_per_subject": round(timings["integrated_gradients"] / n, 4),
-        "random_model_seconds_per_subject": round(
-            (random_timings["attention"] + random_timings["integrated_gradients"]) / n_random, 4),
-    }
+    timings_out = {"total_seconds": round(total, 2)}
+    for label, table, count in (("", timings, n), ("random_model_", random_timings, max(int(in_sanity.sum()), 1)),
+                                ("label_random_model_", label_timings, max((label_info or {}).get("n_checked", 1), 1))):
+        for method, seconds in table.items():
+            timings_out[f"{label}{method}_seconds"] = round(seconds, 2)
+            timings_out[f"{label}{method}_seconds_per_subject"] = round(seconds / count, 4)
+    if label_info is not None:
+        timings_out["label_random_model_training_seconds"] = label_info.get("seconds")
     info = {
         "configuration": configuration,
-        "methods": list(METHODS),
+        "methods": list(methods),
         "extra_scores": ["integrated_gradients_l2"] + [f"attention_L{l}" for l in range(_n_layers(arrays))],
         "ig_steps": int(ig_steps),
         "ig_method": "gausslegendre",
         "ig_target": ig_target,
         "ig_score": "signed sum over the hidden dimension (integrated_gradients); L2 norm: integrated_gradients_l2",
-        "ig_baseline": {"roi": "ROI tokens of the average training anatomy (cube_mean)" if R else None,
-                        "prompt": "[PAD] token embedding" if G else None,
-                        "other": "unchanged (no attribution)"},
+        "reference": {"roi": "ROI tokens of the average training anatomy (cube_mean)" if R else None,
+                      "gene": "the training fold's most common genotype at every SNP" if G else None,
+                      "other": "unchanged (no attribution)"},
+        "closed_prompt_folds": closed_folds,
         "sanity_subjects": int(in_sanity.sum()),
+        "link_subjects": int(in_links.sum()) if R and G and len(closed_folds) < len(by_fold) else 0,
+        "label_randomisation": label_info,
         "seed": int(seed),
         "batch_size": int(batch_size),
         "device": str(device),
@@ -815,7 +1023,7 @@ def explain_run(
         "n_rois": R,
         "n_genes": G,
         "n_snps": S,
-        "sequence_length": int(seq.input_ids.shape[1]),
+        "sequence_length": int(cache["full"].input_ids.shape[1]),
         "folds": sorted(by_fold),
         "stages": list(STAGES),
         "torch_threads": torch.get_num_threads(),
@@ -826,11 +1034,14 @@ def explain_run(
     atomic_write_bytes(out_dir / "attributions.npz", _npz_bytes(arrays))
     atomic_write_text(out_dir / "sanity.json", json.dumps(sanity, indent=1))
     atomic_write_text(out_dir / "explain.json", json.dumps(info, indent=1))
-    logger.info("%s: %d subjects explained in %.1f s (attention %.3f s/subject, IG %.3f s/subject; randomised "
-                "model %.1f s)", configuration, n, total, timings_out["attention_seconds_per_subject"],
-                timings_out["integrated_gradients_seconds_per_subject"],
-                random_timings["attention"] + random_timings["integrated_gradients"])
+    logger.info("%s: %d subjects explained in %.1f s (%s)", configuration, n, total,
+                ", ".join(f"{m} {s:.0f} s" for m, s in timings.items()))
     return out_dir
+
+
+def _methods(results: dict) -> tuple[str, ...]:
+    """The methods present, in :data:`METHODS` order."""
+    return tuple(m for m in METHODS if f"roi__{m}" in results or f"gene__{m}" in results)
 
 
 def _store(results: dict[str, np.ndarray], parts: dict[str, np.ndarray], rows: np.ndarray, n: int) -> None:

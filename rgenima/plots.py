@@ -1430,28 +1430,33 @@ def plot_batch_summary(summary: pd.DataFrame, *, mean_column: str = "balanced_ac
 # ---------------------------------------------------------------------------------
 # 11. Sanity check (model-parameter randomisation)
 # ---------------------------------------------------------------------------------
-def load_sanity_correlations(attributions_npz: str | Path) -> dict[str, np.ndarray]:
+def load_sanity_correlations(attributions_npz: str | Path, test: str = "parameters") -> dict[str, np.ndarray]:
     """Per-subject sanity correlations from an ``attributions.npz`` of :mod:`rgenima.explain`.
 
     Parameters
     ----------
     attributions_npz : str or Path
-        File with arrays ``sanity__{roi|gene}__{method}`` of shape (n_subjects,).
+        File with arrays ``sanity__{roi|gene}__{method}`` (model-parameter randomisation)
+        or ``sanity_label__{roi|gene}__{method}`` (label randomisation) of shape (n_subjects,).
+    test : {"parameters", "labels"}
 
     Returns
     -------
     dict of str to ndarray
         ``"<level> · <method>"`` -> Spearman correlations (NaN where undefined).
     """
+    if test not in ("parameters", "labels"):
+        raise ValueError(f"'test' must be 'parameters' or 'labels'; got {test!r}.")
+    prefix = "sanity" if test == "parameters" else "sanity_label"
     path = Path(attributions_npz)
     with np.load(path, allow_pickle=False) as data:
         out = {}
         for key in sorted(data.files):
-            m = re.fullmatch(r"sanity__(roi|gene)__(.+)", key)
+            m = re.fullmatch(rf"{prefix}__(roi|gene)__(.+)", key)
             if m:
                 out[f"{m.group(1)} · {m.group(2)}"] = np.asarray(data[key], dtype=float)
     if not out:
-        raise DataContractError(f"{path}: no 'sanity__<level>__<method>' arrays")
+        raise DataContractError(f"{path}: no '{prefix}__<level>__<method>' arrays")
     return out
 
 

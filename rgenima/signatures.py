@@ -105,7 +105,7 @@ ROI_GENE_COLUMNS: tuple[str, ...] = ("stage", "direction", "roi", "gene", "score
 #: Suffix of the method name on mean-level rows (mean |attribution| per stage).
 MEAN_SUFFIX = "@mean_abs"
 #: Directions of the ROI x gene association arrays (``roi_gene__<direction>``).
-DIRECTIONS: tuple[str, ...] = ("gene_to_roi", "roi_to_gene")
+DIRECTIONS: tuple[str, ...] = ("gene_to_roi", "roi_to_gene", "occlusion")
 #: Reference group of the stage signatures, and the stages contrasted with it.
 REFERENCE_STAGE = "NC"
 CONTRAST_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s != REFERENCE_STAGE)
@@ -115,7 +115,8 @@ ALL = "all"
 _KINDS = ("roi", "gene", "snp")
 _NAME_KEYS = {"roi": ("roi_names",), "gene": ("gene_names",), "snp": ("snp_names", "snp_gene")}
 _SUBJECT_KEYS = ("ptid", "label", "pred", "fold")
-_PREFERRED_METHODS = ("attention", "rollout", "integrated_gradients")
+_PREFERRED_METHODS = ("attention", "rollout", "relevance", "integrated_gradients", "occlusion", "occlusion_contrast",
+                      "atrophy_sensitivity")
 _RANDOM = "random__"
 _DEFAULT_CONFIGURATION = "rgenima_mri+snp"
 
@@ -950,6 +951,7 @@ def signatures_run(
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    kinds: tuple[str, ...] = ("roi", "gene"),
 ) -> SignaturesResult:
     """Signatures, ROI x gene tables and (synthetic cohort) recovery of one run.
 
@@ -966,13 +968,18 @@ def signatures_run(
         Bootstrap resamples of subjects for the CIs.
     seed : int, default 0
     confidence : float, default 0.95
+    kinds : tuple of str, default ("roi", "gene")
+        Which signature tables to write; ``roi_gene.csv`` is written only with both (the
+        book takes the ROI tables from the main configuration and the gene tables from
+        the configuration that reads the genes, see rgenima.validation.gene_configuration).
 
     Returns
     -------
     SignaturesResult
 
     Writes (atomically) ``RUNDIR/roi_attribution.csv``, ``RUNDIR/gene_attribution.csv``,
-    ``RUNDIR/roi_gene.csv`` and, with a truth, ``RUNDIR/recovery.json`` (see the module
+    ``RUNDIR/roi_gene.csv`` and, with a truth, ``explain/<configuration>/recovery.json`` and
+    (with the ROI tables) ``RUNDIR/recovery.json`` (see the module
     docstring for their layout).
     """
     _check_boot(n_boot, confidence)
@@ -987,7 +994,13 @@ def signatures_run(
 
     tables = {}
     paths: dict[str, Path] = {}
+    unknown = [k for k in kinds if k not in ("roi", "gene")]
+    if unknown or not kinds:
+        raise ValueError(f"'kinds' must be a non-empty subset of ('roi', 'gene'); got {kinds!r}.")
     for kind in ("roi", "gene"):
+        if kind not in kinds:
+            tables[kind] = pd.DataFrame(columns=list(ATTRIBUTION_COLUMNS))
+            continue
         if attributions.has(kind):
             logger.info("%s signatures: methods %s", kind, attributions.methods(kind))
         else:
@@ -998,9 +1011,12 @@ def signatures_run(
                                                          table.to_csv(index=False, float_format="%.6g"))
         logger.info("wrote %s (%d rows)", paths[f"{kind}_attribution"], len(table))
 
-    roi_gene = roi_gene_table(attributions)
-    paths["roi_gene"] = atomic_write_text(run_dir / "roi_gene.csv", roi_gene.to_csv(index=False, float_format="%.6g"))
-    logger.info("wrote %s (%d rows)", paths["roi_gene"], len(roi_gene))
+    roi_gene = roi_gene_table(attributions) if set(kinds) == {"roi", "gene"} else \
+        pd.DataFrame(columns=list(ROI_GENE_COLUMNS))
+    if set(kinds) == {"roi", "gene"}:
+        paths["roi_gene"] = atomic_write_text(run_dir / "roi_gene.csv",
+                                              roi_gene.to_csv(index=False, float_format="%.6g"))
+        logger.info("wrote %s (%d rows)", paths["roi_gene"], len(roi_gene))
 
     result = None
     if truth_path is None:
@@ -1011,9 +1027,13 @@ def signatures_run(
         result = recovery(attributions, truth_path, sanity=sanity)
         result = {"configuration": npz.parent.name, "attributions": str(npz),
                   "sanity_file": str(sanity_path) if sanity is not None else None, **result}
-        paths["recovery"] = atomic_write_text(run_dir / "recovery.json",
-                                              json.dumps(_json_safe(result), indent=1, allow_nan=False) + "\n")
-        logger.info("wrote %s", paths["recovery"])
+        # RUNDIR/recovery.json belongs to the main configuration (the call with the ROI
+        # tables); every call also writes its own beside its attributions.
+        text = json.dumps(_json_safe(result), indent=1, allow_nan=False) + "\n"
+        atomic_write_text(npz.parent / "recovery.json", text)
+        if "roi" in kinds:
+            paths["recovery"] = atomic_write_text(run_dir / "recovery.json", text)
+            logger.info("wrote %s", paths["recovery"])
     return SignaturesResult(roi_attribution=tables["roi"], gene_attribution=tables["gene"], roi_gene=roi_gene,
                             recovery=result, paths=paths)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,13 +18,18 @@ from rgenima.cli import main
 from rgenima.data.genetics import read_gene_panel
 from rgenima.data.manifest import builtin_gene_panel_path
 from rgenima.enrich import (
+    CONTROLS_COLUMNS,
     ENRICHMENT_COLUMNS,
     GSEA_COLUMNS,
+    controls_table,
     enrich_run,
+    enrichment_controls,
     enrichment_table,
     gsea_prerank,
     hypergeometric_enrichment,
     permutation_enrichment,
+    positive_control_ranking,
+    random_ranking,
     rank_genes,
 )
 from rgenima.errors import DataContractError
@@ -270,3 +278,184 @@ def test_gsea_prerank_without_gseapy_raises_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gseapy", None)  # makes `import gseapy` fail
     with pytest.raises(ImportError, match="optional package gseapy"):
         gsea_prerank(pd.Series([1.0, 2.0], index=["a", "b"]), ["a"], tmp_path)
+
+
+# ---------------------------------------------------------------------------------
+# Controls
+# ---------------------------------------------------------------------------------
+# 200 ranked genes, 10 of them loci; 5 planted causal genes, 4 of them loci.
+GENES = [f"g{i:03d}" for i in range(200)]
+LOCI = [GENES[i] for i in (3, 17, 25, 48, 60, 91, 104, 133, 150, 187)]
+CAUSAL = ["g104", "g017", "g150", "g003", "g050"]  # g050 is not a locus
+
+
+def _no_nan(text: str) -> dict:
+    def reject(constant):
+        raise ValueError(f"non-JSON constant {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def test_positive_control_ranking_puts_present_causal_genes_first(caplog):
+    with caplog.at_level(logging.INFO, logger="rgenima.enrich"):
+        ranks = positive_control_ranking(GENES, CAUSAL + ["APOE", "g017"], seed=1)
+    assert "APOE" in caplog.text  # the missing planted gene is logged
+    assert list(ranks.index[:5]) == CAUSAL and list(ranks) == list(range(1, 201))
+    assert sorted(ranks.index) == GENES
+    rest = list(ranks.index[5:])
+    assert rest != sorted(rest)  # the other genes are shuffled ...
+    pd.testing.assert_series_equal(ranks, positive_control_ranking(GENES, CAUSAL, seed=1))  # ... by the seed
+    assert list(positive_control_ranking(GENES, CAUSAL, seed=2).index[5:]) != rest
+
+
+def test_random_ranking_is_a_seeded_permutation():
+    ranks = random_ranking(GENES, seed=4)
+    assert sorted(ranks.index) == GENES and list(ranks) == list(range(1, 201))
+    pd.testing.assert_series_equal(ranks, random_ranking(set(GENES), seed=4))  # a set is sorted first
+    assert list(random_ranking(GENES, seed=5).index) != list(ranks.index)
+    with pytest.raises(ValueError, match="duplicated genes: g000"):
+        random_ranking(GENES + ["g000"], seed=0)
+
+
+def test_positive_control_significant_when_causal_genes_are_loci():
+    controls = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=200, seed=0)
+    positive = controls["positive"]
+    assert controls["causal_present"] == CAUSAL and controls["causal_missing"] == []
+    assert (controls["n_background"], controls["n_locus"]) == (200, 10)
+    assert positive["causal_locus_genes"] == ["g104", "g017", "g150", "g003"]
+    assert positive["deciding_k"] == 5 and positive["passed"] is True and positive["note"] is None
+    ranking = positive_control_ranking(GENES, CAUSAL, seed=np.random.SeedSequence(0).spawn(2)[0])
+    for row in positive["rows"]:  # the same test as the main table
+        assert (row["overlap"], row["p"]) == hypergeometric_enrichment(ranking.index[: row["k"]], LOCI, GENES)
+        assert row["expected"] == pytest.approx(row["k"] * 10 / 200)
+        assert row["overlap"] >= 4
+    q = multipletests([r["p"] for r in positive["rows"]], method="fdr_bh")[1]
+    np.testing.assert_allclose([r["q"] for r in positive["rows"]], q, rtol=1e-12)
+    assert [r["significant_fdr05"] for r in positive["rows"]] == list(q <= 0.05)
+    assert positive["rows"][0]["q"] < 1e-3
+
+
+def test_positive_control_fails_when_causal_genes_are_not_loci():
+    not_loci = ["g001", "g002", "g050", "g070", "g199"]
+    positive = enrichment_controls(GENES, LOCI, not_loci, ks=(5, 10, 20), n_random=200, seed=0)["positive"]
+    assert positive["passed"] is False and positive["deciding_k"] == 5
+    assert positive["rows"][0]["overlap"] == 0 and positive["rows"][0]["p"] == 1.0
+    assert not any(r["significant_fdr05"] for r in positive["rows"])
+    assert "no planted causal gene is an AD locus" in positive["note"]
+
+
+def test_positive_control_absent_without_causal_genes():
+    controls = enrichment_controls(GENES, LOCI, None, ks=(5, 10), n_random=100, seed=0)
+    assert controls["positive"] is None and controls["causal_present"] == []
+    assert "positive control: no planted genes (real data)" in controls["notes"]
+    assert controls["negative"]["calibrated"] is True
+
+
+def test_negative_control_is_calibrated():
+    n_random = 2000
+    controls = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20, 50), n_random=n_random, seed=3)
+    negative = controls["negative"]
+    margin = 3 * math.sqrt(0.05 * 0.95 / n_random)
+    for row in negative["rows"]:
+        assert row["fraction_p_below_alpha"] <= 0.05 + margin
+        assert row["fraction_p_below_alpha"] <= row["fraction_upper95"]
+        assert row["exact_size"] <= 0.05  # the discrete test is conservative
+        assert row["calibrated"] is True and row["max_excess"] <= row["margin_at_max_excess"]
+        assert all(c["t"] <= 0.5 and c["within_margin"] for c in row["checks"])
+        null = row["null_distribution"]
+        assert sum(d["n_rankings"] for d in null) == n_random
+        assert sum(d["expected_fraction"] for d in null) == pytest.approx(1.0)
+    assert negative["calibrated"] is True
+    assert negative["fraction_any_significant_fdr05"] <= 0.05 + margin
+    # The null p-values are those of the main table's test on a random ranking.
+    ranking = random_ranking(GENES, seed=11)
+    for row in negative["rows"]:
+        overlap, p = hypergeometric_enrichment(ranking.index[: row["k"]], LOCI, GENES)
+        assert row["null_distribution"][overlap]["p"] == pytest.approx(p, rel=1e-12)
+
+
+def test_negative_control_flags_a_miscalibrated_test(monkeypatch):
+    import rgenima.enrich as enrich
+
+    # A broken test that reports p = 0.01 whatever the ranking.
+    monkeypatch.setattr(enrich, "_null_p_values", lambda overlaps, *_: np.full(len(overlaps), 0.01))
+    negative = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=2000, seed=0)["negative"]
+    assert negative["calibrated"] is False
+    for row in negative["rows"]:
+        assert row["fraction_p_below_alpha"] == 1.0 and row["calibrated"] is False
+        assert row["max_excess"] > row["margin_at_max_excess"]
+    assert negative["fraction_any_significant_fdr05"] == 1.0
+
+
+def test_enrichment_controls_is_deterministic_and_fast():
+    first = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=500, seed=7)
+    assert first == enrichment_controls(GENES, set(LOCI), CAUSAL, ks=[20, 10, 5],
+                                        n_random=500, seed=7)
+    other = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=500, seed=8)
+    assert other["negative"] != first["negative"]
+    many = [f"G{i}" for i in range(2000)]
+    start = time.perf_counter()
+    enrichment_controls(many, many[::20], many[:5], ks=(5, 10, 20, 50), n_random=1000, seed=0)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_enrichment_controls_rejects_bad_input():
+    with pytest.raises(ValueError, match="'ks' must be"):
+        enrichment_controls(GENES, LOCI, None, ks=(0, 5))
+    with pytest.raises(ValueError, match="'n_random' must be >= 1"):
+        enrichment_controls(GENES, LOCI, None, ks=(5,), n_random=0)
+    with pytest.raises(ValueError, match="'alpha' must be in"):
+        enrichment_controls(GENES, LOCI, None, ks=(5,), alpha=1.5)
+    with pytest.raises(TypeError, match="not a string"):
+        enrichment_controls(GENES, LOCI, "APOE", ks=(5,))
+
+
+def test_controls_table_one_row_per_control_and_k():
+    controls = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10), n_random=300, seed=0)
+    table = controls_table(controls)
+    assert list(table.columns) == list(CONTROLS_COLUMNS)
+    assert list(zip(table["control"], table["k"])) == [("positive", 5), ("positive", 10),
+                                                       ("negative", 5), ("negative", 10)]
+    positive, negative = table.iloc[:2], table.iloc[2:]
+    assert list(positive["significant_fdr05"]) == [r["significant_fdr05"] for r in controls["positive"]["rows"]]
+    assert negative["p"].isna().all() and negative["overlap"].isna().all()
+    assert list(negative["calibrated"]) == [True, True]
+    np.testing.assert_allclose(negative["rejection_rate"],
+                               [r["fraction_p_below_alpha"] for r in controls["negative"]["rows"]])
+    real = controls_table(enrichment_controls(GENES, LOCI, None, ks=(5, 10), n_random=300, seed=0))
+    assert list(real["control"]) == ["negative", "negative"]
+
+
+def test_enrich_run_writes_enrichment_controls(tmp_path, panel):
+    _attribution(panel, enriched=True).to_csv(tmp_path / "gene_attribution.csv", index=False)
+    scored = panel.iloc[10:]
+    planted = list(scored.loc[scored["ad_locus"], "symbol"][:10])
+    truth = {"causal_genes": [panel["symbol"].iloc[0], *planted]}  # the first panel gene is not scored
+    table = enrich_run(tmp_path, ks=(10, 20), n_permutations=100, seed=3, truth=truth, n_random=500)
+    path = tmp_path / "enrichment_controls.json"
+    assert table.attrs["enrichment_controls_path"] == str(path)
+    written = _no_nan(path.read_text())
+    assert written == table.attrs["enrichment_controls"]
+    assert not list(tmp_path.glob(".enrichment_controls.json.*"))
+    assert written["ks"] == [10, 20] and written["seed"] == 3 and written["n_random"] == 500
+    assert written["n_background"] == len(scored) == table["n_background"].iloc[0]
+    assert written["n_locus"] == table["n_locus"].iloc[0]
+    assert written["causal_present"] == planted and written["causal_missing"] == [panel["symbol"].iloc[0]]
+    assert written["background"]["identical_across_groups"] is True and written["background"]["n_groups"] == 4
+    assert written["truth"] == "dict"
+    assert written["positive"]["passed"] is True and written["positive"]["deciding_k"] == 10
+    assert written["negative"]["calibrated"] is True
+    assert [r["k"] for r in written["negative"]["rows"]] == [10, 20]
+
+    # The same truth as a file, then no truth (real data): the negative control only.
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    again = enrich_run(tmp_path, ks=(10, 20), n_permutations=100, seed=3, truth=tmp_path / "truth.json",
+                       n_random=500)
+    assert {k: v for k, v in again.attrs["enrichment_controls"].items() if k != "truth"} == {
+        k: v for k, v in written.items() if k != "truth"}
+    enrich_run(tmp_path, ks=(10, 20), n_permutations=100, seed=3, n_random=500)
+    real = _no_nan(path.read_text())
+    assert real["positive"] is None and "positive control: no planted genes (real data)" in real["notes"]
+    assert real["negative"] == written["negative"]
+    with pytest.raises(DataContractError, match="missing key 'causal_genes'"):
+        enrich_run(tmp_path, ks=(10,), n_permutations=10, truth={"planted_regions": []})

@@ -15,14 +15,17 @@ import torch
 from rgenima.data.cohort import PrepareConfig, prepare_cohort
 from rgenima.data.manifest import load_manifest
 from rgenima.data.synthetic import SynthConfig, write_synthetic_cohort
+from rgenima.attribution import answer_attention, reference_embeddings
 from rgenima.explain import (
     METHODS,
-    answer_attention,
+    ROI_ONLY_METHODS,
     explain_run,
     find_configuration,
     held_out_indices,
-    ig_baselines,
     load_fold_model,
+    modal_dosage,
+    modal_genotype_ids,
+    prompt_closed,
     randomized_model,
 )
 from rgenima.model.inputs import PreparedData
@@ -32,6 +35,7 @@ QUICK = replace(PROFILES["quick"], max_epochs=2, patience=2, batch_size=8)
 CONFIG = "rgenima_mri+snp__quick"
 IG_STEPS = 16
 SANITY = 8
+LINKS = 6
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def trained_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def explained(trained_run) -> tuple[Path, dict[str, np.ndarray]]:
-    out = explain_run(trained_run, ig_steps=IG_STEPS, sanity_subjects=SANITY)
+    out = explain_run(trained_run, ig_steps=IG_STEPS, sanity_subjects=SANITY, link_subjects=LINKS)
     with np.load(out / "attributions.npz", allow_pickle=False) as z:
         return out, {k: z[k] for k in z.files}
 
@@ -76,12 +80,18 @@ def test_explain_outputs_have_documented_shapes(trained_run, explained, data):
     assert set(z["snp_gene"]) == set(z["gene_names"])
     for score in (*METHODS, "integrated_gradients_l2", "attention_L0"):
         assert z[f"roi__{score}"].shape == (n, R)
+        if score in ROI_ONLY_METHODS:
+            assert f"gene__{score}" not in z
+            continue
         assert z[f"gene__{score}"].shape == (n, G)
-        assert z[f"snp__{score}"].shape == (n, S)
+        if not score.startswith("occlusion"):  # occlusion is per ROI and gene only
+            assert z[f"snp__{score}"].shape == (n, S)
+    assert "snp__occlusion" not in z
     assert "attention_L1" not in {k.split("__")[-1] for k in z}  # the quick backbone has one layer
     for m in METHODS:
-        assert z[f"random__roi__{m}"].shape == (n, R) and z[f"random__gene__{m}"].shape == (n, G)
-    for d in ("gene_to_roi", "roi_to_gene"):
+        assert z[f"random__roi__{m}"].shape == (n, R)
+        assert m in ROI_ONLY_METHODS or z[f"random__gene__{m}"].shape == (n, G)
+    for d in ("gene_to_roi", "roi_to_gene", "occlusion"):
         assert z[f"roi_gene__{d}"].shape == (n, R, G)
     info = json.loads((out / "explain.json").read_text())
     assert info["configuration"] == CONFIG and info["methods"] == list(METHODS)
@@ -176,7 +186,7 @@ def test_eager_probabilities_match_the_training_predictions(explained, trained_r
     proba = preds.loc[z["ptid"], ["p_NC", "p_SMC", "p_MCI", "p_AD"]].to_numpy()
     np.testing.assert_allclose(z["proba"], proba, atol=1e-4)  # eager here, sdpa during training
     np.testing.assert_array_equal(z["pred"], z["proba"].argmax(1))
-    np.testing.assert_array_equal(z["target"], z["pred"])
+    np.testing.assert_array_equal(z["target"], z["label"])  # the true class is explained by default
 
 
 def test_integrated_gradients_completeness(trained_run, explained, data):
@@ -194,7 +204,9 @@ def test_integrated_gradients_completeness(trained_run, explained, data):
             genotype_tokens = torch.zeros_like(batch["prompt_mask"])
             for span in seq.spans[i]:
                 genotype_tokens[0, span.start : span.end] = True
-            base = ig_baselines(model, embeds, batch["input_ids"], genotype_tokens)
+            train_idx = np.flatnonzero(z["fold"] != 1)
+            reference_ids = torch.from_numpy(modal_genotype_ids(tokenizer, seq, data, train_idx)[[i]])
+            base = reference_embeddings(model, batch, reference_ids)
             f_in = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=embeds,
                          **layout).logits
             f_base = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=base,
@@ -205,13 +217,20 @@ def test_integrated_gradients_completeness(trained_run, explained, data):
         assert abs(z["ig_delta"][i]) <= 0.05 * abs(difference) + 1e-3
         np.testing.assert_allclose(z["ig_logit_input"][i], f_in[0, t].item(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(z["ig_logit_baseline"][i], f_base[0, t].item(), rtol=1e-4, atol=1e-5)
-        # The baseline is the average anatomy on ROI tokens and [PAD] on the genotype tokens,
-        # the input elsewhere (covariates, separators, question).
+        # The reference is the average anatomy on ROI tokens and the training fold's most common
+        # genotype on every genotype token, the input elsewhere (covariates, separators, question).
         roi = batch["input_ids"][0] == model.config.roi_token_id
         prompt = genotype_tokens[0]
         torch.testing.assert_close(base[0, ~roi & ~prompt], embeds[0, ~roi & ~prompt])
-        pad = model.language_model.get_input_embeddings().weight[tokenizer.pad_token_id]
-        torch.testing.assert_close(base[0, prompt], pad.expand(int(prompt.sum()), -1))
+        table = model.language_model.get_input_embeddings().weight
+        torch.testing.assert_close(base[0, prompt], table[reference_ids[0, prompt]])
+        modal = modal_dosage(data.dosage[train_idx])
+        for span in (s for s in seq.spans[i] if s.kind == "snp"):
+            j = int(np.flatnonzero(data.snps["snp"] == span.name)[0])
+            (unit,) = tokenizer.convert_ids_to_tokens(reference_ids[0, span.start : span.end].tolist())
+            a1, a2 = data.snps.loc[j, ["a1", "a2"]]
+            expected = {2: f"{a1}/{a1}", 1: f"{a1}/{a2}", 0: f"{a2}/{a2}"}[int(modal[j])]
+            assert unit.endswith(f"{span.name} {expected}"), (unit, expected)
 
 
 def test_causal_backbone_gives_zero_roi_to_gene_attention(explained):
@@ -229,17 +248,79 @@ def test_randomisation_sanity_check(explained, trained_run):
     # The randomised models explained SANITY subjects, spread over both folds.
     checked = np.isfinite(z["random__roi__attention"]).all(1)
     assert checked.sum() == SANITY and set(z["fold"][checked]) == {0, 1}
+    nc = z["label"] == 0
     for level in ("roi", "gene"):
-        for m in METHODS:
+        for m in METHODS if level == "roi" else [m for m in METHODS if m not in ROI_ONLY_METHODS]:
             assert np.isfinite(z[f"random__{level}__{m}"][checked]).all()
             assert np.isnan(z[f"random__{level}__{m}"][~checked]).all()
             r = z[f"sanity__{level}__{m}"]
-            assert np.isfinite(r[checked]).all() and np.isnan(r[~checked]).all()
-            assert (np.abs(r[checked]) <= 1).all()
+            # Undefined for a constant row (e.g. the stage-vs-NC contrast of an NC subject is 0 everywhere).
+            varies = (np.ptp(z[f"{level}__{m}"], 1) > 0) & (np.ptp(z[f"random__{level}__{m}"], 1) > 0)
+            defined = checked & varies
+            assert defined.sum() >= SANITY - 3
+            if m in ("occlusion_contrast", "atrophy_sensitivity"):
+                assert not defined[nc].any()
+            assert np.isfinite(r[defined]).all() and np.isnan(r[~checked]).all()
+            assert (np.abs(r[defined]) <= 1).all()
             summary = sanity["levels"][level][m]
-            assert summary["n_subjects"] == SANITY
+            assert summary["n_subjects"] == defined.sum()
             assert -1 <= summary["q25"] <= summary["median"] <= summary["q75"] <= 1
             assert not np.allclose(z[f"{level}__{m}"][checked], z[f"random__{level}__{m}"][checked])
+
+
+def test_label_randomisation_check(explained, trained_run):
+    out, z = explained
+    sanity = json.loads((out / "sanity.json").read_text())
+    info = sanity["label_randomisation_model"]
+    assert info["fold"] == 0 and info["n_checked"] == min(SANITY, int((z["fold"] == 0).sum()))
+    done = out / "label_randomised" / "fold_0" / "done.json"
+    assert json.loads(done.read_text())["seed"] == 0
+    checked = np.isfinite(z["label_random__roi__attention"]).all(1)
+    assert checked.sum() == info["n_checked"] and set(z["fold"][checked]) == {0}  # its held-out subjects only
+    for level in ("roi", "gene"):
+        for m in METHODS if level == "roi" else [m for m in METHODS if m not in ROI_ONLY_METHODS]:
+            summary = sanity["label_randomisation"][level][m]
+            assert summary["n_subjects"] + summary["n_undefined"] == info["n_checked"]
+            assert not np.allclose(z[f"{level}__{m}"][checked], z[f"label_random__{level}__{m}"][checked])
+    # The permuted-label model is not the trained one.
+    from safetensors.torch import load_file
+
+    trained = load_file(str(trained_run / "models" / CONFIG / "fold_0" / "best.safetensors"))
+    permuted = load_file(str(done.parent / "best.safetensors"))
+    assert not torch.equal(trained["score.weight"], permuted["score.weight"])
+
+
+def test_occlusion_and_relevance_scores(explained):
+    _, z = explained
+    for level in ("roi", "gene"):
+        for m in ("relevance", "occlusion", "occlusion_contrast"):
+            assert np.isfinite(z[f"{level}__{m}"]).all(), (level, m)
+            assert np.abs(z[f"{level}__{m}"]).max() > 0, (level, m)
+    assert (z["roi__relevance"] >= 0).all()  # a sum of clipped products
+    for m in ("occlusion_contrast", "atrophy_sensitivity"):  # contrasts with NC: 0 for NC subjects
+        np.testing.assert_array_equal(z[f"roi__{m}"][z["label"] == 0], 0)
+    assert np.abs(z["roi__atrophy_sensitivity"]).max() > 0
+    links = z["roi_gene__occlusion"]
+    linked = np.isfinite(links).all((1, 2))
+    assert linked.sum() == LINKS and np.abs(links[linked]).max() > 0
+
+
+def test_a_closed_prompt_reads_like_the_mri_only_sequence(trained_run, data):
+    from rgenima.model.inputs import build_sequences
+
+    model, tokenizer = load_fold_model(trained_run, CONFIG, 0)
+    assert not prompt_closed(model)
+    with torch.no_grad():
+        model.prompt_gate.zero_()
+    assert prompt_closed(model)
+    full = model_sequences(model, tokenizer, data)
+    pruned = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri",),
+                             n_covariates=len(model.config.covariates))
+    idx = np.arange(6)
+    with torch.no_grad():
+        a = model(**_tensors(idx, full, data, torch.device("cpu"), ("mri", "snp"))).logits
+        b = model(**_tensors(idx, pruned, data, torch.device("cpu"), ("mri", "snp"))).logits
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_randomized_model_redraws_trainable_weights_only(trained_run):
@@ -263,7 +344,7 @@ def test_explain_cli_reuses_up_to_date_results(explained, trained_run, capsys):
     out, _ = explained
     mtime = (out / "attributions.npz").stat().st_mtime_ns
     assert main(["explain", "--run", str(trained_run), "--ig-steps", str(IG_STEPS),
-                 "--sanity-subjects", str(SANITY)]) == 0
+                 "--sanity-subjects", str(SANITY), "--link-subjects", str(LINKS)]) == 0
     assert "attributions.npz" in capsys.readouterr().out
     assert (out / "attributions.npz").stat().st_mtime_ns == mtime
     assert main(["explain", "--run", str(trained_run), "--configuration", "rgenima_mri"]) == 1
@@ -276,3 +357,18 @@ def test_find_configuration(trained_run, tmp_path):
         find_configuration(tmp_path)
     with pytest.raises(ValueError, match="'ig_target' must be one of"):
         explain_run(trained_run, ig_target="best")
+
+
+def test_label_randomised_model_retrains_for_another_seed(explained, trained_run):
+    from safetensors.torch import load_file
+
+    from rgenima.explain import label_randomised_model
+
+    out, _ = explained
+    folder = out / "label_randomised" / "fold_0"
+    first = load_file(str(folder / "best.safetensors"))["score.weight"]
+    _, info = label_randomised_model(trained_run, CONFIG, 0, seed=7)
+    assert info["seed"] == 7 and info["permuted"] == "training subjects"
+    # A fresh training for the new permutation, not a resume of the old one's state.
+    assert not torch.equal(first, load_file(str(folder / "best.safetensors"))["score.weight"])
+    assert json.loads((folder / "done.json").read_text())["seed"] == 7
