@@ -165,20 +165,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_parameter(value: str):
-    """A ``-p name value`` value: YAML scalars (numbers, booleans), else a string."""
-    import yaml
-
-    try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
-        return value
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
+    from rgenima._utils.params import parse_parameter
     from rgenima.book import STUDY_NOTEBOOKS, run_study
 
-    params = {name: _parse_parameter(value) for name, value in args.parameter}
+    params = {name: parse_parameter(value) for name, value in args.parameter}
     index = run_study(args.manifest, params, notebooks=tuple(args.notebook or STUDY_NOTEBOOKS))
     print(f"book built: {index}")
     return 0

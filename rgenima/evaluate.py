@@ -64,6 +64,8 @@ import numpy as np
 import pandas as pd
 
 from rgenima import STAGES
+from rgenima._utils.jsonsafe import json_safe
+from rgenima._utils.stats import bootstrap_indices, percentile_interval
 from rgenima.errors import DataContractError
 from rgenima.fileio import atomic_write_text
 
@@ -305,29 +307,6 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
 # ---------------------------------------------------------------------------------
 # Bootstrap
 # ---------------------------------------------------------------------------------
-def bootstrap_indices(n_subjects: int, n_boot: int = 2000, seed=0) -> np.ndarray:
-    """Subject indices of ``n_boot`` bootstrap resamples (with replacement).
-
-    Parameters
-    ----------
-    n_subjects : int
-    n_boot : int, default 2000
-    seed : int or numpy.random.Generator, default 0
-
-    Returns
-    -------
-    indices : ndarray of shape (n_boot, n_subjects), dtype int
-        Row ``b`` lists the subjects of resample ``b``. Reuse the same matrix for
-        every metric and configuration to keep comparisons paired.
-    """
-    if n_subjects < 1:
-        raise ValueError(f"'n_subjects' must be at least 1; got {n_subjects}")
-    if n_boot < 1:
-        raise ValueError(f"'n_boot' must be at least 1; got {n_boot}")
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n_subjects, size=(n_boot, n_subjects))
-
-
 def _resample_counts(indices: np.ndarray, n_subjects: int) -> np.ndarray:
     """How often each subject appears in each resample, shape (n_boot, n_subjects)."""
     indices = np.asarray(indices)
@@ -430,19 +409,6 @@ def bootstrap_metrics(y_true, y_pred, proba, indices: np.ndarray) -> dict[str, n
 
 _SCALAR_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auroc",
                 *(f"recall_{s}" for s in STAGES), *(f"auroc_{s}" for s in STAGES))
-
-
-def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap values, ignoring NaN (NaN, NaN if none is defined)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"'confidence' must lie in (0, 1); got {confidence}")
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return math.nan, math.nan
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def bootstrap_ci(y_true, y_pred, proba, *, n_boot: int = 2000, seed=0, confidence: float = 0.95,
@@ -657,7 +623,7 @@ def evaluate_predictions(predictions: dict[str, pd.DataFrame], main: str | None 
             "ratio": main_ba / ref_ba if ref_ba > 0 else math.nan,
             "ratio_ci": percentile_interval(ratio, confidence),
         }
-    return _jsonable({
+    return json_safe({
         "main": main,
         "n_subjects": len(y_true),
         "stages": list(STAGES),
@@ -680,19 +646,6 @@ def _add_holm(comparisons: dict) -> None:
         adjusted = multipletests([comparisons[n][test]["p_value"] for n in names], method="holm")[1]
         for name, p in zip(names, adjusted):
             comparisons[name][test]["p_value_holm"] = float(p)
-
-
-def _jsonable(value):
-    """Numpy values to Python ones, tuples to lists, NaN to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    return value
 
 
 def evaluate_run(run_dir: str | Path, main: str | None = None, n_boot: int = 2000, seed=0,

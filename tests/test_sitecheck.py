@@ -1,7 +1,7 @@
 """The built book checked in a real browser (headless Chromium via selenium).
 
 A tiny Jupyter Book (a root page and two chapters, one with a matplotlib PNG and
-cross-chapter links) is built once per module; :func:`rgenima.sitecheck.check_site`
+cross-chapter links) is built once per module; :func:`sitecheck.check_site`
 must find nothing wrong with it, and must find a broken image, link and anchor
 planted in a copy of it. The browser tests skip when Debian's chromium and
 chromium-driver are missing, unless RGENIMA_REQUIRE_BROWSER=1 (set by ``.ci/run``),
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rgenima import sitecheck
+import sitecheck
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -139,8 +139,10 @@ def test_torchrun_two_processes_end_with_identical_weights(easy_run, tmp_path):
         f"train_configuration({str(run)!r}, ('mri', 'snp'), n_folds=2, seed=0, profile=p)"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "rgenima._run_python", script],
-                            capture_output=True, text=True, env=env, timeout=600)
+    # --no-python: torchrun starts this interpreter with -c, so the package is imported from the
+    # current folder as the test's is.
+    command = [torchrun, "--standalone", "--nproc_per_node", "2", "--no-python", sys.executable, "-c", script]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for fold in (0, 1):
         done = json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{fold}" / "done.json").read_text())

@@ -26,7 +26,6 @@ Format (see ``manifests/adni.example.yaml`` for a commented example)::
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
 import os.path
 import re
@@ -38,6 +37,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from rgenima._utils.hashing import sha256_file
 from rgenima.errors import ManifestError
 
 __all__ = [
@@ -585,28 +585,6 @@ def _did_you_mean(value: str, options) -> str:
 
 # ---------------------------------------------------------------------------
 # Checksums
-
-
-def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
-    """sha256 hex digest of a file, read in chunks.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        File to hash.
-    chunk_size : int, default=1 MiB
-        Bytes read at a time.
-
-    Returns
-    -------
-    str
-        64 lowercase hexadecimal characters.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_checksums(manifest: Manifest) -> list[str]:

@@ -1,5 +1,8 @@
 """Check the built book in a real browser (headless Chromium driven by selenium).
 
+A test tool (tests/test_sitecheck.py, tests/test_book.py), kept out of the library: it
+needs selenium and a browser, which only the test extra installs.
+
 :func:`check_site` serves ``_build/html`` on ``127.0.0.1`` (:func:`serve_directory`),
 opens the index page and every chapter in headless Chromium and, on each page,
 
