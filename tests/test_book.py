@@ -122,12 +122,18 @@ def test_privacy_scan_passes_clean_book_and_finds_planted_id(built_study, restri
     assert Path(findings[0].file).name == "04_evaluation.html"
 
 
-def _write_tiny_notebook(root: Path, cells: list[str]) -> None:
-    from nbtools import write_notebook  # tools/ (see the tools_on_path fixture)
+def _write_notebook(path: Path, parameters: str, cells: list[str]) -> None:
+    """A chapter tagged as the study notebooks are: a title, the ``parameters`` cell, code cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "rgenima", "display_name": "rgenima (Python 3.11)", "language": "python"}
+    nb.cells.append(nbformat.v4.new_markdown_cell("# Tiny chapter"))
+    nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters", "hide-input"]}))
+    nb.cells += [nbformat.v4.new_code_cell(c, metadata={"tags": ["hide-input"]}) for c in cells]
+    nbformat.write(nb, str(path))
 
-    write_notebook(root / "notebooks" / "00_tiny.ipynb",
-                   [("md", "# Tiny chapter"), ("parameters", 'manifest: str = ""\nvalue: int = 0'),
-                    *[("code", c) for c in cells]])
+
+def _write_tiny_notebook(root: Path, cells: list[str]) -> None:
+    _write_notebook(root / "notebooks" / "00_tiny.ipynb", 'manifest: str = ""\nvalue: int = 0', cells)
 
 
 def _tiny_project(root: Path, cells: list[str]) -> Path:
@@ -142,12 +148,7 @@ def _tiny_project(root: Path, cells: list[str]) -> Path:
     return root
 
 
-@pytest.fixture()
-def tools_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "tools"))
-
-
-def test_failed_notebook_keeps_previous_book(tools_on_path, tmp_path, small_manifest):
+def test_failed_notebook_keeps_previous_book(tmp_path, small_manifest):
     import papermill as pm
 
     root = _tiny_project(tmp_path / "project", ["print('chapter value', value)"])
@@ -168,7 +169,7 @@ def test_failed_notebook_keeps_previous_book(tools_on_path, tmp_path, small_mani
     assert "chapter value 1" in str(executed.cells)
 
 
-def test_restricted_book_with_an_identifier_is_not_published(tools_on_path, tmp_path, restricted_manifest):
+def test_restricted_book_with_an_identifier_is_not_published(tmp_path, restricted_manifest):
     from rgenima.errors import PrivacyError
     from rgenima.privacy import cohort_identifiers
 
@@ -225,7 +226,7 @@ def test_injected_parameters_cell_is_hidden_from_the_reader(built_study):
         assert str(run_dir) not in page and str(root) not in page, name
 
 
-def test_a_slow_silent_cell_is_not_failed_by_a_time_limit(tools_on_path, tmp_path, small_manifest):
+def test_a_slow_silent_cell_is_not_failed_by_a_time_limit(tmp_path, small_manifest):
     from rgenima.book import execute_notebooks
 
     root = _tiny_project(tmp_path / "project", ["import time\ntime.sleep(4)\nprint('slow step finished')"])
@@ -238,8 +239,7 @@ def test_a_slow_silent_cell_is_not_failed_by_a_time_limit(tools_on_path, tmp_pat
                           notebooks=("00_tiny",), timeout_s=1)
 
 
-def test_a_dead_kernel_is_reported_in_one_short_message(tools_on_path, tmp_path, small_manifest, monkeypatch,
-                                                         capsys):
+def test_a_dead_kernel_is_reported_in_one_short_message(tmp_path, small_manifest, monkeypatch, capsys):
     from rgenima.cli import main
 
     root = _tiny_project(tmp_path / "project", ["import os\nos._exit(1)"])
@@ -266,16 +266,12 @@ print("trained", len(result), "subjects")"""
 
 
 def test_interrupted_run_ends_in_a_short_message_and_resumes_from_finished_folds(
-        tools_on_path, tmp_path, small_manifest, monkeypatch, capsys):
-    from nbtools import write_notebook
-
+        tmp_path, small_manifest, monkeypatch, capsys):
     from rgenima.cli import main
 
     root = _tiny_project(tmp_path / "project", [])
-    write_notebook(root / "notebooks" / "00_tiny.ipynb",
-                   [("md", "# Tiny chapter"),
-                    ("parameters", 'manifest: str = ""\nrun_dir: str = ""\nmax_epochs_this_run: int = 0'),
-                    ("code", _TRAINING_CELL)])
+    _write_notebook(root / "notebooks" / "00_tiny.ipynb",
+                    'manifest: str = ""\nrun_dir: str = ""\nmax_epochs_this_run: int = 0', [_TRAINING_CELL])
     run_dir = tmp_path / "run"
     monkeypatch.chdir(root)
     argv = ["run", "--manifest", str(small_manifest), "--notebook", "00_tiny", "-p", "run_dir", str(run_dir)]
