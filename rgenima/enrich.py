@@ -62,6 +62,7 @@ from statsmodels.stats.multitest import multipletests
 
 from rgenima.errors import DataContractError
 from rgenima.fileio import atomic_write_text
+from rgenima.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -957,13 +958,9 @@ def read_gene_attribution(path: str | Path) -> pd.DataFrame:
 def _run_panel_path(run_dir: Path) -> Path:
     """The panel the run was prepared with, else the built-in panel."""
     from rgenima.data.manifest import builtin_gene_panel_path
+    from rgenima.run import Run
 
-    prepare = run_dir / "prepared" / "prepare.json"
-    if prepare.is_file():
-        recorded = json.loads(prepare.read_text()).get("manifest", {}).get("gene_panel")
-        if recorded:
-            return Path(recorded)
-    return builtin_gene_panel_path()
+    return Run(run_dir).gene_panel() or builtin_gene_panel_path()
 
 
 def enrich_run(
@@ -1032,7 +1029,7 @@ def enrich_run(
 
     run_dir = Path(run_dir)
     ks = list(ks)
-    source = run_dir / "gene_attribution.csv"
+    source = Run(run_dir).gene_attribution_csv
     attribution = read_gene_attribution(source)
     panel_path = Path(panel_path) if panel_path is not None else _run_panel_path(run_dir)
     panel = read_gene_panel(panel_path)
@@ -1045,11 +1042,11 @@ def enrich_run(
                              source=str(source))
     if gsea:
         table = _add_gsea(table, attribution, panel, run_dir / "gsea", min(int(n_permutations), 1000), seed)
-    out = atomic_write_text(run_dir / "enrichment.csv", table.to_csv(index=False, float_format="%.6g"))
+    out = atomic_write_text(Run(run_dir).enrichment_csv, table.to_csv(index=False, float_format="%.6g"))
     logger.info("wrote %s (%d rows, %d significant at FDR 0.05)", out, len(table),
                 int(table["significant_fdr05"].sum()))
     controls = _run_controls(attribution, panel, truth, ks, n_random, seed)
-    controls_path = atomic_write_text(run_dir / "enrichment_controls.json",
+    controls_path = atomic_write_text(Run(run_dir).enrichment_controls_json,
                                       json.dumps(controls, indent=1, allow_nan=False) + "\n")
     positive = controls["positive"]
     logger.info("wrote %s (positive control %s, negative control %s)", controls_path,

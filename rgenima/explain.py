@@ -767,7 +767,11 @@ def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: d
     roi_pos = torch.from_numpy(seq.roi_positions).to(device) if seq.roi_positions is not None else None
     gene_names, snp_names = list(names["gene"]), list(names["snp"])
     parts_all: dict[str, list] = {}
+    last_log = time.perf_counter()
     for start in progress_bar(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
+        if time.perf_counter() - last_log > 30:  # a line in the run log at least every half minute
+            logger.info("%s: %d of %d subjects", desc, start, len(rows))
+            last_log = time.perf_counter()
         sel = rows[start : start + batch_size]
         batch = _tensors(sel, seq, data, device, modalities)
         spans = [seq.spans[i] for i in sel]
@@ -922,6 +926,8 @@ def explain_run(
                 _store(results, parts, rows, n)
         rows = idx[in_sanity[idx]]
         if rows.size:  # the randomised model explains the same class as the trained one
+            logger.info("%s: fold %d/%d, randomised model on %d subjects (parameter randomisation)", configuration,
+                        k + 1, len(by_fold), rows.size)
             parts = _explain_rows(rnd, tokenizer, rows, cache=cache, train_idx=train_idx, links=False,
                                   timings=random_timings, desc=f"randomised model {k + 1}/{len(by_fold)}",
                                   target=results["target"][rows].astype(np.int64), **common)
@@ -942,6 +948,8 @@ def explain_run(
         lab.to(device)
         _, tokenizer = load_fold_model(run_dir, configuration, first)
         train_idx = np.setdiff1d(np.arange(n), idx)
+        logger.info("%s: permuted-label model of fold %d on %d subjects (label randomisation)", configuration,
+                    first + 1, rows.size)
         parts = _explain_rows(lab, tokenizer, rows, cache=cache, train_idx=train_idx, links=False,
                               timings=label_timings, desc="label-randomised model",
                               target=results["target"][rows].astype(np.int64), **common)

@@ -63,9 +63,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,8 +72,10 @@ import numpy as np
 import pandas as pd
 
 from rgenima import STAGES
+from rgenima._utils.jsonsafe import json_safe
 from rgenima.errors import DataContractError
 from rgenima.fileio import atomic_write_text
+from rgenima.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ _SUBJECT_KEYS = ("ptid", "label", "pred", "fold")
 _PREFERRED_METHODS = ("attention", "rollout", "relevance", "integrated_gradients", "occlusion", "occlusion_contrast",
                       "atrophy_sensitivity")
 _RANDOM = "random__"
-_DEFAULT_CONFIGURATION = "rgenima_mri+snp"
 
 
 # ---------------------------------------------------------------------------------
@@ -380,14 +379,9 @@ def _weighted_nanmean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _percentile_ci(boot: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval per column of (B, F) bootstrap values, ignoring NaN."""
-    if boot.shape[0] == 0:
-        nan = np.full(boot.shape[1], np.nan)
-        return nan, nan.copy()
-    alpha = (1.0 - confidence) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        low, high = np.nanquantile(boot, [alpha, 1.0 - alpha], axis=0)
-    return low, high
+    from rgenima._utils.stats import percentile_interval
+
+    return percentile_interval(boot, confidence)
 
 
 def _check_boot(n_boot: int, confidence: float) -> None:
@@ -856,69 +850,15 @@ def _interaction_ranks(attributions: Attributions, truth: dict, stages: list[str
 # Run directory
 # ---------------------------------------------------------------------------------
 def find_truth(run_dir: str | Path) -> Path | None:
-    """``truth.json`` of a run's synthetic cohort, or None (real data or not found).
-
-    Looks beside the clinical table recorded in ``RUNDIR/prepared/prepare.json``
-    (``manifest.cohort.clinical``), where ``rgenima synth`` writes it.
-    """
-    prepare = Path(run_dir) / "prepared" / "prepare.json"
-    if not prepare.is_file():
-        return None
-    try:
-        clinical = json.loads(prepare.read_text()).get("manifest", {}).get("cohort", {}).get("clinical")
-    except (json.JSONDecodeError, AttributeError):
-        logger.warning("%s: unreadable; no truth.json looked up", prepare)
-        return None
-    if not clinical:
-        return None
-    candidate = Path(clinical).parent / "truth.json"
-    return candidate if candidate.is_file() else None
+    """``truth.json`` of a run's synthetic cohort, or None (real data or not found); see
+    :meth:`rgenima.run.Run.truth_path`."""
+    return Run(run_dir).truth_path()
 
 
 def find_attributions(run_dir: str | Path, configuration: str | None = None) -> Path:
-    """Path of ``RUNDIR/explain/<configuration>/attributions.npz``.
-
-    With ``configuration=None``: ``rgenima_mri+snp`` if explained, else the only
-    explained configuration.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing, or if several configurations exist and none is chosen.
-    """
-    explain = Path(run_dir) / "explain"
-    if configuration is not None:
-        path = explain / configuration / "attributions.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"attributions file not found: {path} (run the explain step for "
-                                    f"configuration {configuration!r} first).")
-        return path
-    found = sorted(p.parent.name for p in explain.glob("*/attributions.npz")) if explain.is_dir() else []
-    if not found:
-        raise FileNotFoundError(f"no attributions found under {explain} (expected "
-                                "explain/<configuration>/attributions.npz; run the explain step first).")
-    if _DEFAULT_CONFIGURATION in found:
-        return explain / _DEFAULT_CONFIGURATION / "attributions.npz"
-    if len(found) == 1:
-        return explain / found[0] / "attributions.npz"
-    raise FileNotFoundError(f"several explained configurations under {explain}: {found}; "
-                            "'configuration' must name one of them.")
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    return obj
+    """Path of ``RUNDIR/explain/<configuration>/attributions.npz``; see
+    :meth:`rgenima.run.Run.find_attributions`."""
+    return Run(run_dir).find_attributions(configuration)
 
 
 @dataclass
@@ -983,9 +923,9 @@ def signatures_run(
     docstring for their layout).
     """
     _check_boot(n_boot, confidence)
-    run_dir = Path(run_dir)
-    npz = find_attributions(run_dir, configuration)
-    truth_path = Path(truth) if truth is not None else find_truth(run_dir)
+    run = Run(run_dir)
+    npz = run.find_attributions(configuration)
+    truth_path = Path(truth) if truth is not None else run.truth_path()
     if truth_path is not None and not truth_path.is_file():
         raise FileNotFoundError(f"truth file not found: {truth_path}")
     attributions = load_attributions(npz)
@@ -1007,20 +947,21 @@ def signatures_run(
             logger.info("%s: no %s attributions; %s_attribution.csv has its header only", npz, kind, kind)
         table = attribution_table(attributions, kind, n_boot=n_boot, seed=seed, confidence=confidence)
         tables[kind] = table
-        paths[f"{kind}_attribution"] = atomic_write_text(run_dir / f"{kind}_attribution.csv",
+        target = run.roi_attribution_csv if kind == "roi" else run.gene_attribution_csv
+        paths[f"{kind}_attribution"] = atomic_write_text(target,
                                                          table.to_csv(index=False, float_format="%.6g"))
         logger.info("wrote %s (%d rows)", paths[f"{kind}_attribution"], len(table))
 
     roi_gene = roi_gene_table(attributions) if set(kinds) == {"roi", "gene"} else \
         pd.DataFrame(columns=list(ROI_GENE_COLUMNS))
     if set(kinds) == {"roi", "gene"}:
-        paths["roi_gene"] = atomic_write_text(run_dir / "roi_gene.csv",
+        paths["roi_gene"] = atomic_write_text(run.roi_gene_csv,
                                               roi_gene.to_csv(index=False, float_format="%.6g"))
         logger.info("wrote %s (%d rows)", paths["roi_gene"], len(roi_gene))
 
     result = None
     if truth_path is None:
-        logger.info("no truth.json for %s (not a synthetic cohort?): recovery skipped", run_dir)
+        logger.info("no truth.json for %s (not a synthetic cohort?): recovery skipped", run.path)
     else:
         sanity_path = npz.parent / "sanity.json"
         sanity = json.loads(sanity_path.read_text()) if sanity_path.is_file() else None
@@ -1029,10 +970,10 @@ def signatures_run(
                   "sanity_file": str(sanity_path) if sanity is not None else None, **result}
         # RUNDIR/recovery.json belongs to the main configuration (the call with the ROI
         # tables); every call also writes its own beside its attributions.
-        text = json.dumps(_json_safe(result), indent=1, allow_nan=False) + "\n"
+        text = json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n"
         atomic_write_text(npz.parent / "recovery.json", text)
         if "roi" in kinds:
-            paths["recovery"] = atomic_write_text(run_dir / "recovery.json", text)
+            paths["recovery"] = atomic_write_text(run.recovery_json, text)
             logger.info("wrote %s", paths["recovery"])
     return SignaturesResult(roi_attribution=tables["roi"], gene_attribution=tables["gene"], roi_gene=roi_gene,
                             recovery=result, paths=paths)

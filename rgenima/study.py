@@ -90,9 +90,12 @@ class Study:
 
     @property
     def truth_path(self) -> Path | None:
-        """``truth.json`` of a synthetic cohort (next to its clinical table), else None."""
+        """``truth.json`` of a synthetic cohort: the manifest's ``cohort.truth``, else the one
+        next to its clinical table; None for real data."""
         from rgenima.data.clinical import resolve_clinical_path
 
+        if self.manifest.cohort.truth is not None:
+            return self.manifest.cohort.truth if self.manifest.cohort.truth.is_file() else None
         path = resolve_clinical_path(self.manifest.cohort.clinical).parent / "truth.json"
         return path if path.is_file() else None
 

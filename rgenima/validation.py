@@ -201,11 +201,12 @@ __all__ = ["choose_method", "gene_configuration", "reads_prompt", "validate_run"
 def reads_prompt(run_dir, configuration: str) -> bool:
     """Whether any fold model of ``configuration`` lets its genetic prompt change its output
     (a fold whose fusion gates are all closed does not; a model without gates does)."""
-    from pathlib import Path
-
     from safetensors import safe_open
 
-    folds = sorted((Path(run_dir) / "models" / configuration).glob("fold_*/best.safetensors"))
+    from rgenima.run import Run
+
+    run = Run(run_dir)
+    folds = sorted(run.model_dir(configuration).glob("fold_*/best.safetensors"))
     for path in folds:
         with safe_open(str(path), "pt") as f:
             if "prompt_gate" not in f.keys() or bool((f.get_tensor("prompt_gate") != 0).any()):
@@ -217,12 +218,12 @@ def gene_configuration(run_dir, main: str) -> str:
     """The configuration whose gene attributions the gene chapters explain: ``main`` when
     its prompt is open in some fold (:func:`reads_prompt`), else the SNP-only
     configuration of the same profile (``rgenima_mri+snp__x`` -> ``rgenima_snp__x``)."""
-    from pathlib import Path
+    from rgenima.run import Run
 
     if "snp" not in main.split("__")[0] or reads_prompt(run_dir, main):
         return main
     snp_only = main.replace("rgenima_mri+snp", "rgenima_snp", 1)
-    if not (Path(run_dir) / "models" / snp_only / "training.json").is_file():
+    if not Run(run_dir).training_json(snp_only).is_file():
         raise FileNotFoundError(f"every fold of {main} kept its prompt closed and {snp_only} is not trained: "
                                 "no model of this run uses the genes.")
     return snp_only
@@ -231,19 +232,14 @@ def gene_configuration(run_dir, main: str) -> str:
 def validate_run(run_dir, configuration: str, truth=None) -> pd.DataFrame:
     """:func:`validation_table` of an explained configuration, with the univariate
     references on the same subjects; written to ``explain/<configuration>/validation.csv``."""
-    import json
-    from pathlib import Path
-
     from rgenima.fileio import atomic_write_text
     from rgenima.references import reference_scores
-    from rgenima.signatures import find_attributions, load_attributions
+    from rgenima.run import Run
+    from rgenima.signatures import load_attributions
 
-    run_dir = Path(run_dir)
-    npz = find_attributions(run_dir, configuration)
-    attributions = load_attributions(npz)
-    sanity_path = npz.parent / "sanity.json"
-    sanity = json.loads(sanity_path.read_text()) if sanity_path.is_file() else None
-    references = reference_scores(run_dir / "prepared", attributions.ptid) if truth is not None else None
-    table = validation_table(attributions, truth, sanity, references)
-    atomic_write_text(npz.parent / "validation.csv", table.to_csv(index=False, float_format="%.6g"))
+    run = Run(run_dir)
+    attributions = load_attributions(run.find_attributions(configuration))
+    references = reference_scores(run.prepared, attributions.ptid) if truth is not None else None
+    table = validation_table(attributions, truth, run.read_sanity(configuration), references)
+    atomic_write_text(run.validation_csv(configuration), table.to_csv(index=False, float_format="%.6g"))
     return table

@@ -307,3 +307,13 @@ def test_every_run_directory_of_the_book_has_a_model_card(built_study):
                     "## Limitations", "## Ethical considerations"):
         assert section in text
     assert "R-GenIMA (MRI + SNP)" in text and "[" in text.split("## Evaluation results")[1]
+
+
+def test_run_directory_owner_finds_every_file_the_book_reads(built_study):
+    from rgenima.run import Run
+
+    _, run_dir, _ = built_study
+    files = Run(run_dir).book_files()
+    missing = [name for name, path in files.items() if not path.is_file()]
+    assert not missing, missing
+    assert Run(run_dir).truth_path() is not None  # the synthetic cohort's planted truth, found for validation

@@ -71,7 +71,7 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "checksums",
 )
 _REQUIRED_KEYS = ("cohort",)
-_COHORT_KEYS = ("name", "restricted", "clinical", "mri", "genotypes")
+_COHORT_KEYS = ("name", "restricted", "clinical", "mri", "genotypes", "truth")
 _COHORT_REQUIRED = ("name", "clinical", "mri", "genotypes")
 _MRI_KEYS = ("bids_root", "pattern")
 _ATLAS_KEYS = ("name", "image", "labels")
@@ -131,6 +131,11 @@ class CohortSpec:
     genotypes : pathlib.Path
         PLINK 1 binary prefix: ``<prefix>.bed``, ``.bim`` and ``.fam`` (GRCh37,
         IID = PTID).
+    truth : pathlib.Path or None
+        A synthetic cohort's ``truth.json`` (planted effects), read only by the
+        validation of the attributions; None for real data. Without it, a
+        ``truth.json`` beside the clinical table is used (``rgenima synth`` writes it
+        there).
     """
 
     name: str
@@ -138,6 +143,7 @@ class CohortSpec:
     clinical: Path
     mri: MriSpec
     genotypes: Path
+    truth: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +260,7 @@ class Manifest:
                     else {"pattern": mri.pattern}
                 ),
                 "genotypes": str(self.cohort.genotypes),
+                **({"truth": str(self.cohort.truth)} if self.cohort.truth is not None else {}),
             },
             "atlas": atlas,
             "gene_panel": str(self.gene_panel),
@@ -410,6 +417,8 @@ def _parse_cohort(raw: Any, *, root: Path, label: str) -> CohortSpec:
         genotypes=_path_field(
             raw["genotypes"], "cohort.genotypes", root=root, label=label
         ),
+        truth=(_path_field(raw["truth"], "cohort.truth", root=root, label=label)
+               if raw.get("truth") is not None else None),
     )
 
 

@@ -1,0 +1,232 @@
+"""The run directory: one owner for its layout.
+
+Every step of the study writes into one run directory (``RUNDIR``; the layout is drawn in
+the book's Architecture page). :class:`Run` names each file once, so that a step reads
+what another wrote through the same path, and answers the questions several steps ask:
+which configurations were trained or explained, which one is the main one, what
+``prepare.json`` recorded, and where the synthetic cohort's ``truth.json`` is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: Prefix of the main configuration's folder (two modalities; a suffix names the profile).
+MAIN_PREFIX = "rgenima_mri+snp"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory and the paths of its files.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``RUNDIR`` (``rgenima prepare --out`` / ``rgenima train --out``).
+    """
+
+    path: Path
+
+    def __init__(self, path: str | Path):
+        object.__setattr__(self, "path", Path(path))
+
+    # -- preparation ---------------------------------------------------------------
+    @property
+    def prepared(self) -> Path:
+        return self.path / "prepared"
+
+    @property
+    def prepare_json(self) -> Path:
+        return self.prepared / "prepare.json"
+
+    def prepare_record(self) -> dict | None:
+        """``prepare.json`` (manifest, settings, input hashes), or None if absent or unreadable."""
+        from rgenima.data.cohort import read_prepare_record
+
+        return read_prepare_record(self.prepared)
+
+    def gene_panel(self) -> Path | None:
+        """The gene panel the run was prepared with (None: not recorded)."""
+        recorded = ((self.prepare_record() or {}).get("manifest") or {}).get("gene_panel")
+        return Path(recorded) if recorded else None
+
+    def truth_path(self) -> Path | None:
+        """The synthetic cohort's ``truth.json``, or None (real data, or not found).
+
+        The manifest's optional ``cohort.truth`` entry, as recorded in ``prepare.json``;
+        without it, ``truth.json`` beside the clinical table, where ``rgenima synth``
+        writes it.
+        """
+        cohort = ((self.prepare_record() or {}).get("manifest") or {}).get("cohort") or {}
+        if cohort.get("truth"):
+            path = Path(cohort["truth"])
+            if not path.is_file():
+                logger.warning("%s: the manifest's truth file %s is missing", self.prepare_json, path)
+                return None
+            return path
+        clinical = cohort.get("clinical")
+        candidate = Path(clinical).parent / "truth.json" if clinical else None
+        return candidate if candidate is not None and candidate.is_file() else None
+
+    # -- training ------------------------------------------------------------------
+    @property
+    def folds_csv(self) -> Path:
+        return self.path / "folds.csv"
+
+    @property
+    def models(self) -> Path:
+        return self.path / "models"
+
+    def model_dir(self, configuration: str) -> Path:
+        return self.models / configuration
+
+    def fold_dir(self, configuration: str, fold: int) -> Path:
+        return self.model_dir(configuration) / f"fold_{fold}"
+
+    def training_json(self, configuration: str) -> Path:
+        return self.model_dir(configuration) / "training.json"
+
+    def predictions_csv(self, configuration: str) -> Path:
+        return self.model_dir(configuration) / "predictions.csv"
+
+    def trained_configurations(self) -> list[str]:
+        """R-GenIMA configurations with a ``training.json``, sorted."""
+        return sorted(p.parent.name for p in self.models.glob("rgenima_*/training.json"))
+
+    def main_configuration(self, configuration: str | None = None) -> str:
+        """The configuration the study reports first: ``configuration`` if given (it must
+        be trained), else ``rgenima_mri+snp`` when trained, else the only
+        ``rgenima_mri+snp__*`` one.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the requested or default configuration is not trained.
+        ValueError
+            If several ``rgenima_mri+snp__*`` configurations exist and none is named.
+        """
+        trained = self.trained_configurations()
+        if configuration is not None:
+            if configuration not in trained:
+                raise FileNotFoundError(
+                    f"'configuration' must be one of the trained configurations in {self.models} {trained}; "
+                    f"got {configuration!r}.")
+            return configuration
+        main = [c for c in trained if c == MAIN_PREFIX or c.startswith(MAIN_PREFIX + "__")]
+        if MAIN_PREFIX in main:
+            return MAIN_PREFIX
+        if len(main) == 1:
+            return main[0]
+        if not main:
+            raise FileNotFoundError(
+                f"{self.models}: no trained {MAIN_PREFIX} configuration (training.json); found {trained}. "
+                "Train one with `rgenima train`, or pass --configuration.")
+        raise ValueError(f"{self.models}: several {MAIN_PREFIX} configurations {main}; pass 'configuration'.")
+
+    # -- evaluation ----------------------------------------------------------------
+    @property
+    def metrics_json(self) -> Path:
+        return self.path / "metrics.json"
+
+    def external_dir(self, cohort: str) -> Path:
+        return self.path / "external" / cohort
+
+    # -- interpretation ------------------------------------------------------------
+    def explain_dir(self, configuration: str) -> Path:
+        return self.path / "explain" / configuration
+
+    def attributions_npz(self, configuration: str) -> Path:
+        return self.explain_dir(configuration) / "attributions.npz"
+
+    def sanity_json(self, configuration: str) -> Path:
+        return self.explain_dir(configuration) / "sanity.json"
+
+    def explain_json(self, configuration: str) -> Path:
+        return self.explain_dir(configuration) / "explain.json"
+
+    def validation_csv(self, configuration: str) -> Path:
+        return self.explain_dir(configuration) / "validation.csv"
+
+    def read_sanity(self, configuration: str) -> dict | None:
+        path = self.sanity_json(configuration)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def explained_configurations(self) -> list[str]:
+        """Configurations with an ``attributions.npz``, sorted."""
+        folder = self.path / "explain"
+        return sorted(p.parent.name for p in folder.glob("*/attributions.npz")) if folder.is_dir() else []
+
+    def find_attributions(self, configuration: str | None = None) -> Path:
+        """``attributions.npz`` of ``configuration``; by default the main configuration's
+        if explained, else the only explained one.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file is missing, or several configurations exist and none is chosen.
+        """
+        if configuration is not None:
+            path = self.attributions_npz(configuration)
+            if not path.is_file():
+                raise FileNotFoundError(f"attributions file not found: {path} (run the explain step for "
+                                        f"configuration {configuration!r} first).")
+            return path
+        found = self.explained_configurations()
+        if not found:
+            raise FileNotFoundError(f"no attributions found under {self.path / 'explain'} (expected "
+                                    "explain/<configuration>/attributions.npz; run the explain step first).")
+        if MAIN_PREFIX in found:
+            return self.attributions_npz(MAIN_PREFIX)
+        if len(found) == 1:
+            return self.attributions_npz(found[0])
+        raise FileNotFoundError(f"several explained configurations under {self.path / 'explain'}: {found}; "
+                                "'configuration' must name one of them.")
+
+    @property
+    def roi_attribution_csv(self) -> Path:
+        return self.path / "roi_attribution.csv"
+
+    @property
+    def gene_attribution_csv(self) -> Path:
+        return self.path / "gene_attribution.csv"
+
+    @property
+    def roi_gene_csv(self) -> Path:
+        return self.path / "roi_gene.csv"
+
+    @property
+    def recovery_json(self) -> Path:
+        return self.path / "recovery.json"
+
+    @property
+    def enrichment_csv(self) -> Path:
+        return self.path / "enrichment.csv"
+
+    @property
+    def enrichment_controls_json(self) -> Path:
+        return self.path / "enrichment_controls.json"
+
+    def book_files(self) -> dict[str, Path]:
+        """Every file the book's chapters read, by name (for checks and tests)."""
+        main = self.main_configuration()
+        return {
+            "prepare.json": self.prepare_json,
+            "folds.csv": self.folds_csv,
+            "training.json": self.training_json(main),
+            "predictions.csv": self.predictions_csv(main),
+            "metrics.json": self.metrics_json,
+            "attributions.npz": self.attributions_npz(main),
+            "sanity.json": self.sanity_json(main),
+            "explain.json": self.explain_json(main),
+            "validation.csv": self.validation_csv(main),
+            "roi_attribution.csv": self.roi_attribution_csv,
+            "gene_attribution.csv": self.gene_attribution_csv,
+            "roi_gene.csv": self.roi_gene_csv,
+            "enrichment.csv": self.enrichment_csv,
+            "enrichment_controls.json": self.enrichment_controls_json,
+        }
