@@ -52,15 +52,16 @@ def model_card_markdown(run_dir: str | Path) -> str:
     from rgenima.data.cohort import read_prepare_record
     from rgenima.display import display_name
 
-    run_dir = Path(run_dir)
-    prepared = read_prepare_record(run_dir / "prepared") or {}
+    from rgenima.run import Run
+
+    run = Run(run_dir)
+    prepared = run.prepare_record() or {}
     manifest = prepared.get("manifest", {})
     cohort = manifest.get("cohort", {})
     restricted = bool(cohort.get("restricted"))
-    metrics = _read_json(run_dir / "metrics.json")
-    trainings = sorted((run_dir / "models").glob("*/training.json")) if (run_dir / "models").is_dir() else []
-    main = (metrics or {}).get("main") or _main_configuration([p.parent.name for p in trainings])
-    training = _read_json(run_dir / "models" / main / "training.json") if main else None
+    metrics = _read_json(run.metrics_json)
+    main = (metrics or {}).get("main") or _main_configuration(run.trained_configurations())
+    training = _read_json(run.training_json(main)) if main else None
     lines = [f"# Model card: {display_name(main) if main else 'R-GenIMA'}", ""]
     lines += ["## Model details", "",
               f"- Reproduces R-GenIMA ({PAPER}) with the `rgenima` library {__version__}.",

@@ -68,6 +68,7 @@ from rgenima._utils.jsonsafe import json_safe
 from rgenima._utils.stats import bootstrap_indices, percentile_interval
 from rgenima.errors import DataContractError
 from rgenima.fileio import atomic_write_text
+from rgenima.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,8 @@ def load_predictions(run_dir: str | Path) -> dict[str, pd.DataFrame]:
         to 1, or disagrees with the others on subjects, true labels or folds. The
         message names the file.
     """
-    models_dir = Path(run_dir) / "models"
-    paths = sorted(models_dir.glob("*/predictions.csv"))
+    models_dir = Run(run_dir).models
+    paths = Run(run_dir).all_predictions()
     if not paths:
         raise DataContractError(f"{models_dir}: no */predictions.csv found; train the models first")
     tables = {path.parent.name: _read_prediction_file(path) for path in paths}
@@ -672,7 +673,7 @@ def evaluate_run(run_dir: str | Path, main: str | None = None, n_boot: int = 200
     run_dir = Path(run_dir)
     metrics = evaluate_predictions(load_predictions(run_dir), main, n_boot=n_boot, seed=seed,
                                    confidence=confidence)
-    path = atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    path = atomic_write_text(Run(run_dir).metrics_json, json.dumps(metrics, indent=1) + "\n")
     logger.info("wrote %s", path)
     from rgenima.cards import write_model_card
 
@@ -682,7 +683,7 @@ def evaluate_run(run_dir: str | Path, main: str | None = None, n_boot: int = 200
 
 def load_metrics(run_dir: str | Path) -> dict:
     """Read ``RUNDIR/metrics.json`` written by :func:`evaluate_run`."""
-    path = Path(run_dir) / "metrics.json"
+    path = Run(run_dir).metrics_json
     if not path.is_file():
         raise DataContractError(f"{path}: not found; run `rgenima evaluate --run {run_dir}` first")
     return json.loads(path.read_text())

@@ -45,7 +45,9 @@ def data_hashes(run_dir: str | Path) -> pd.DataFrame:
         Index ``input`` (the manifest's role of the file), column ``sha256``; the row
         ``cache key`` is the hash over every input and setting.
     """
-    path = Path(run_dir) / "prepared" / "prepare.json"
+    from rgenima.run import Run
+
+    path = Run(run_dir).prepare_json
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; run the data-preparation chapter first.")
     info = json.loads(path.read_text())
@@ -71,17 +73,19 @@ def step_timings(run_dir: str | Path) -> pd.DataFrame:
     Rows: preparation sub-steps (``prepare.json``), each trained configuration and the
     baselines (``timings.json``), and each attribution run (``explain.json``).
     """
-    run_dir = Path(run_dir)
+    from rgenima.run import Run
+
+    run = Run(run_dir)
     rows = []
-    prepare = run_dir / "prepared" / "prepare.json"
+    prepare = run.prepare_json
     if prepare.is_file():
         for step, seconds in json.loads(prepare.read_text()).get("seconds", {}).items():
             rows.append({"step": f"prepare: {step}", "seconds": seconds})
-    timings = run_dir / "timings.json"
+    timings = run.timings_json
     if timings.is_file():
         for step, seconds in json.loads(timings.read_text()).items():
             rows.append({"step": f"train: {step}", "seconds": seconds})
-    for explain in sorted((run_dir / "explain").glob("*/explain.json")):
+    for explain in run.explain_records():
         seconds = json.loads(explain.read_text())["seconds"]
         rows.append({"step": f"explain: {explain.parent.name}", "seconds": seconds})
     table = pd.DataFrame(rows, columns=["step", "seconds"]).set_index("step")

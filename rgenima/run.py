@@ -94,6 +94,18 @@ class Run:
     def predictions_csv(self, configuration: str) -> Path:
         return self.model_dir(configuration) / "predictions.csv"
 
+    @property
+    def timings_json(self) -> Path:
+        return self.path / "timings.json"
+
+    def fold_states(self, configuration: str) -> list[Path]:
+        """``fold_<k>/state.json`` (training history) of every fold of ``configuration``, sorted."""
+        return sorted(self.model_dir(configuration).glob("fold_*/state.json"))
+
+    def all_predictions(self) -> list[Path]:
+        """``models/*/predictions.csv`` of every trained model (R-GenIMA and baselines), sorted."""
+        return sorted(self.models.glob("*/predictions.csv"))
+
     def trained_configurations(self) -> list[str]:
         """R-GenIMA configurations with a ``training.json``, sorted."""
         return sorted(p.parent.name for p in self.models.glob("rgenima_*/training.json"))
@@ -152,9 +164,16 @@ class Run:
     def validation_csv(self, configuration: str) -> Path:
         return self.explain_dir(configuration) / "validation.csv"
 
+    def configuration_recovery_json(self, configuration: str) -> Path:
+        return self.explain_dir(configuration) / "recovery.json"
+
     def read_sanity(self, configuration: str) -> dict | None:
         path = self.sanity_json(configuration)
         return json.loads(path.read_text()) if path.is_file() else None
+
+    def explain_records(self) -> list[Path]:
+        """``explain/*/explain.json`` of every explained configuration, sorted."""
+        return sorted((self.path / "explain").glob("*/explain.json"))
 
     def explained_configurations(self) -> list[str]:
         """Configurations with an ``attributions.npz``, sorted."""

@@ -963,15 +963,15 @@ def signatures_run(
     if truth_path is None:
         logger.info("no truth.json for %s (not a synthetic cohort?): recovery skipped", run.path)
     else:
-        sanity_path = npz.parent / "sanity.json"
-        sanity = json.loads(sanity_path.read_text()) if sanity_path.is_file() else None
+        sanity_path = run.sanity_json(npz.parent.name)
+        sanity = run.read_sanity(npz.parent.name)
         result = recovery(attributions, truth_path, sanity=sanity)
         result = {"configuration": npz.parent.name, "attributions": str(npz),
                   "sanity_file": str(sanity_path) if sanity is not None else None, **result}
         # RUNDIR/recovery.json belongs to the main configuration (the call with the ROI
         # tables); every call also writes its own beside its attributions.
         text = json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n"
-        atomic_write_text(npz.parent / "recovery.json", text)
+        atomic_write_text(run.configuration_recovery_json(npz.parent.name), text)
         if "roi" in kinds:
             paths["recovery"] = atomic_write_text(run.recovery_json, text)
             logger.info("wrote %s", paths["recovery"])

@@ -15,6 +15,7 @@ from rgenima._utils.params import Scalar
 from rgenima.batch.combination import DONE_FILE
 from rgenima.batch.grid import SEED_PARAMETER, combination_name
 from rgenima.fileio import atomic_write_text
+from rgenima.run import Run
 
 # One logger for the whole batch (its records are named as before the split into modules).
 logger = logging.getLogger("rgenima.batch")
@@ -70,12 +71,12 @@ def aggregate(
         name = combination_name(combo)
         run_dir = runs_root / name
         finished = (run_dir / DONE_FILE).is_file()
-        has_metrics = finished and (run_dir / "metrics.json").is_file()
+        has_metrics = finished and Run(run_dir).metrics_json.is_file()
         states.append({"name": name, "parameters": json_safe(combo), "finished": finished,
                        "metrics": has_metrics})
         if finished and not has_metrics:
             logger.warning("combination %s finished without %s; left out of the summary",
-                           name, run_dir / "metrics.json")
+                           name, Run(run_dir).metrics_json)
         if not has_metrics:
             continue
         metrics = load_metrics(run_dir)

@@ -285,9 +285,11 @@ def load_training_histories(run_dir: str | Path, configuration: str) -> tuple[di
     DataContractError
         If no ``fold_<k>/state.json`` is found, or one has no ``history``.
     """
-    base = Path(run_dir) / "models" / configuration
+    from rgenima.run import Run
+
+    base = Run(run_dir).model_dir(configuration)
     histories, best = {}, {}
-    for path in sorted(base.glob("fold_*/state.json")):
+    for path in Run(run_dir).fold_states(configuration):
         m = re.fullmatch(r"fold_(\d+)", path.parent.name)
         if not m:
             continue
