@@ -44,6 +44,14 @@ class Run:
     def prepare_json(self) -> Path:
         return self.prepared / "prepare.json"
 
+    @property
+    def snp_qc_tsv(self) -> Path:
+        return self.prepared / "snp_qc.tsv"
+
+    @property
+    def sample_qc_tsv(self) -> Path:
+        return self.prepared / "sample_qc.tsv"
+
     def prepare_record(self) -> dict | None:
         """``prepare.json`` (manifest, settings, input hashes), or None if absent or unreadable."""
         from rgenima.data.cohort import read_prepare_record

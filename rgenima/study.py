@@ -85,6 +85,13 @@ class Study:
         return configuration_name(self.modalities, self.profile, self.backbone)
 
     @property
+    def run(self):
+        """The run directory's files (:class:`rgenima.run.Run`)."""
+        from rgenima.run import Run
+
+        return Run(self.run_dir)
+
+    @property
     def restricted(self) -> bool:
         return bool(self.manifest.cohort.restricted)
 
