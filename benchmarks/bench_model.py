@@ -30,7 +30,6 @@ from rgenima.data.cohort import prepare_cohort
 from rgenima.data.manifest import load_manifest
 from rgenima.evaluate import evaluate_run
 from rgenima.external import validate_external
-from rgenima.model.rit import RiTConfig
 from rgenima.train import get_profile, train_study
 
 MAIN = "rgenima_mri+snp"

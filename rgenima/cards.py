@@ -49,9 +49,7 @@ def _main_configuration(names: list[str]) -> str | None:
 
 def model_card_markdown(run_dir: str | Path) -> str:
     """The model card of a run directory as Markdown (see :func:`write_model_card`)."""
-    from rgenima.data.cohort import read_prepare_record
     from rgenima.display import display_name
-
     from rgenima.run import Run
 
     run = Run(run_dir)

@@ -119,9 +119,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except DataContractError as exc:
         print(f"rgenima train: {exc}", file=sys.stderr)
         return 1
-    from rgenima.model.backbone import BackboneError
-
     from rgenima.data.clinical import resolve_clinical_path
+    from rgenima.model.backbone import BackboneError
 
     truth_dir = resolve_clinical_path(manifest.cohort.clinical).parent
     try:

@@ -21,8 +21,8 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 #: Environment variable that turns the bars off when set to ``0`` (``--quiet``).
 PROGRESS_ENV = "RGENIMA_PROGRESS"
@@ -172,7 +172,7 @@ class LogFollower:
         while not self._stop.wait(self.interval):
             self._read()
 
-    def __enter__(self) -> "LogFollower":
+    def __enter__(self) -> LogFollower:
         self._thread.start()
         return self
 

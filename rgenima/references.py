@@ -82,7 +82,7 @@ def _check_labels(labels, n: int, other: str) -> np.ndarray:
         raise ValueError(f"labels: expected integer stage indices 0..{len(STAGES) - 1}, got dtype {labels.dtype}")
     if labels.size and (not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))
                         or labels.min() < 0 or labels.max() >= len(STAGES)):
-        bad = sorted({str(v) for v in labels if not (v in range(len(STAGES)))})
+        bad = sorted({str(v) for v in labels if v not in range(len(STAGES))})
         raise ValueError(f"labels: expected stage indices 0..{len(STAGES) - 1} ({', '.join(STAGES)}), "
                          f"found {', '.join(bad[:5])}")
     return labels.astype(np.int64)

@@ -12,9 +12,10 @@ every axis has a different length; the atlas is a 3-ROI user atlas on the same g
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import nibabel as nib
 import numpy as np

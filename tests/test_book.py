@@ -92,7 +92,6 @@ def test_book_has_every_chapter_and_figure(built_study):
 
 def test_browser_loads_every_image_and_link(built_study, tmp_path):
     from sitecheck import check_site
-
     from test_sitecheck import require_browser  # skips (or fails in CI) without chromium
 
     require_browser()

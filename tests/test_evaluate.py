@@ -10,12 +10,14 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
-    auc as sklearn_auc,
     balanced_accuracy_score,
     confusion_matrix,
     f1_score,
     recall_score,
     roc_auc_score,
+)
+from sklearn.metrics import (
+    auc as sklearn_auc,
 )
 
 from rgenima import STAGES

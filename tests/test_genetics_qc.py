@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import plink_executable
+
 from rgenima.cli import main
 from rgenima.data.genetics import (
     SNP_QC_COLUMNS,

@@ -102,9 +102,8 @@ def test_token_spans_reject_uncovered_span():
 
 def test_prompt_lists_genes_in_genomic_order_not_panel_order():
     from rgenima.data.genetics import read_gene_panel
-    from rgenima.data.prompt import genomic_gene_order
-
     from rgenima.data.manifest import builtin_gene_panel_path
+    from rgenima.data.prompt import genomic_gene_order
 
     panel = read_gene_panel(builtin_gene_panel_path())
     order = genomic_gene_order(panel)

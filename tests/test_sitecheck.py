@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 import sitecheck
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

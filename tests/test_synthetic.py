@@ -11,8 +11,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_COHORT, plink_executable
+
 from rgenima import DX_BL_TO_STAGE, STAGES
 from rgenima.data import synthetic as syn
 from rgenima.data.discovery import participant_id

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from test_signatures import GENES, ROIS, TRUTH, make_arrays
 
 from rgenima.signatures import load_attributions
 from rgenima.validation import choose_method, validation_table
-from test_signatures import GENES, ROIS, TRUTH, make_arrays
 
 
 def _write(tmp_path, arrays):

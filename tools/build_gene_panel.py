@@ -473,7 +473,7 @@ def build(genes_parquet: Path, hapmap3: Path, out_dir: Path) -> dict:
     required_missing = sorted(set(required_missing))
     # where a missing required SNP is, for the report
     where = {}
-    for sym, rs in required_missing:
+    for _sym, rs in required_missing:
         hit = snps[snps["rsid"] == rs]
         where[rs] = (f"HapMap3 chr{hit.iloc[0]['chrom']}:{hit.iloc[0]['pos']}" if len(hit) else "not in HapMap3")
     report["required_snps_not_placed"] = [(s, r, where[r]) for s, r in required_missing]

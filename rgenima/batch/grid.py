@@ -7,8 +7,8 @@ import hashlib
 import itertools
 import json
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from rgenima._utils.params import Scalar, coerce_value
 

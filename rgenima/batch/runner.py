@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from rgenima._utils.hashing import sha256_file
 from rgenima._utils.jsonsafe import json_safe
 from rgenima._utils.params import Scalar
-from rgenima.batch.combination import (DONE_FILE, CombinationResult, _available_cores, _Plan, _rerun_reason,
-                                       _run_in_worker, run_combination)
-from rgenima.batch.grid import (BATCH_NOTEBOOKS, check_grid, check_parameter_name, combination_name, combinations,
-                                declared_parameters)
+from rgenima.batch.combination import (
+    DONE_FILE,
+    CombinationResult,
+    _available_cores,
+    _Plan,
+    _rerun_reason,
+    _run_in_worker,
+    run_combination,
+)
+from rgenima.batch.grid import (
+    BATCH_NOTEBOOKS,
+    check_grid,
+    check_parameter_name,
+    combination_name,
+    combinations,
+    declared_parameters,
+)
 from rgenima.batch.slurm import EXECUTORS, ClusterOptions, _run_on_cluster
 from rgenima.batch.summary import SUMMARY_CSV, aggregate
 
@@ -126,9 +140,8 @@ def run_batch(
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from rgenima.progress import progress_bar
-
     from rgenima.book import project_root
+    from rgenima.progress import progress_bar
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"'jobs' must be a positive integer; got {jobs!r}")

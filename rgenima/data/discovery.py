@@ -21,8 +21,8 @@ from __future__ import annotations
 import glob
 import os.path
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 

@@ -137,7 +137,7 @@ class RoiSampler:
         reference: nib.spatialimages.SpatialImage,
         cube_size: int = 16,
         warn: bool = True,
-    ) -> "RoiSampler":
+    ) -> RoiSampler:
         """Resample the atlas to ``reference``'s grid and precompute the cube samples.
 
         ``warn``: warn when ROIs are lost on this grid (else the caller reports them).

@@ -14,7 +14,6 @@ import seaborn as sns
 from rgenima import STAGES
 from rgenima.display import display_name
 
-
 _CB = sns.color_palette("colorblind").as_hex()
 #: One colour per stage (and grey for "all" subjects), used by every figure.
 STAGE_COLORS: dict[str, str] = {"NC": _CB[0], "SMC": _CB[2], "MCI": _CB[1], "AD": _CB[3], "all": _CB[7]}

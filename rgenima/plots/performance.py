@@ -16,8 +16,17 @@ from matplotlib.transforms import ScaledTranslation
 
 from rgenima import STAGES
 from rgenima.errors import DataContractError
-from rgenima.plots._style import (_CB, CHANCE_BALANCED_ACCURACY, ROLE_COLORS, STAGE_COLORS, _check_one_of, _fig_ax,
-                                  _grid, _pretty_configuration, _require_columns)
+from rgenima.plots._style import (
+    _CB,
+    CHANCE_BALANCED_ACCURACY,
+    ROLE_COLORS,
+    STAGE_COLORS,
+    _check_one_of,
+    _fig_ax,
+    _grid,
+    _pretty_configuration,
+    _require_columns,
+)
 
 
 def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY, ax=None,
@@ -52,7 +61,7 @@ def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY,
     refs = table[table["role"] == "reference"]
     fig, ax = _fig_ax(ax, (7.5, 0.42 * len(rows) + 1.6))
     y = np.arange(len(rows))[::-1]
-    for yi, (name, row) in zip(y, rows.iterrows()):
+    for yi, (_, row) in zip(y, rows.iterrows()):
         main = row["role"] == "main"
         color = ROLE_COLORS.get(row["role"], ROLE_COLORS["other"])
         ba, low, high = row["balanced_accuracy"], row["balanced_accuracy_ci_low"], row["balanced_accuracy_ci_high"]

@@ -13,9 +13,15 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from rgenima.errors import DataContractError
-from rgenima.plots._style import (_CB, CHANCE_BALANCED_ACCURACY, ROLE_COLORS, _boxplot, _fig_ax, _pretty_configuration,
-                                  _require_columns)
-
+from rgenima.plots._style import (
+    _CB,
+    CHANCE_BALANCED_ACCURACY,
+    ROLE_COLORS,
+    _boxplot,
+    _fig_ax,
+    _pretty_configuration,
+    _require_columns,
+)
 
 _METRIC_WORDS = ("accuracy", "f1", "auroc", "_mean", "_sd", "_se", "_std", "_ci", "seed", "loss", "seconds")
 

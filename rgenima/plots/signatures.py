@@ -14,8 +14,16 @@ from matplotlib import patches as mpatches
 from matplotlib.lines import Line2D
 
 from rgenima.display import display_name
-from rgenima.plots._style import (_CB, LOCUS_COLORS, STAGE_COLORS, _check_one_of, _fig_ax, _grid, _require_columns,
-                                  _stage_order)
+from rgenima.plots._style import (
+    _CB,
+    LOCUS_COLORS,
+    STAGE_COLORS,
+    _check_one_of,
+    _fig_ax,
+    _grid,
+    _require_columns,
+    _stage_order,
+)
 
 
 def _atlas_parts(atlas):

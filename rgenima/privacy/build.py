@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from rgenima.privacy.identifiers import IdentifierSet
 from rgenima.privacy.text import Finding, scan_text
-
 
 #: Suffixes of formats whose content is compressed in a way the scan does not undo
 #: (fonts, PDF streams, videos, other archives): only their raw bytes are searched.

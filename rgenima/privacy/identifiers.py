@@ -4,14 +4,14 @@ the compiled matcher that finds them in text (rules: see :mod:`rgenima.privacy`)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
 from rgenima.errors import DataContractError
-
 
 _L = r"(?<![A-Za-z0-9])"  # no letter or digit before
 _R = r"(?![A-Za-z0-9])"  # no letter or digit after

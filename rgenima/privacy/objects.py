@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from rgenima.errors import PrivacyError
-from rgenima.privacy.identifiers import _ANY_ADNI_RE, _RID_COLUMN_RE, IdentifierSet, _mask
 from rgenima.privacy.build import list_build_files, scan_files
+from rgenima.privacy.identifiers import _ANY_ADNI_RE, _RID_COLUMN_RE, IdentifierSet, _mask
 from rgenima.privacy.text import scan_text
-
 
 T = TypeVar("T")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rgenima.privacy.identifiers import IdentifierSet, _mask
 
-
 _CONTEXT_CHARS = 40
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # The test (Wigginton, Cutler & Abecasis 2005, AJHG 76:887) conditions on the number
 # of samples n and of rare alleles r. With j rare homozygotes there are h = r - 2j
 # heterozygotes and n - r + j common homozygotes, and
