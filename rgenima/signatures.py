@@ -63,23 +63,38 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rgenima import STAGES
 from rgenima._utils.jsonsafe import json_safe
-from rgenima.errors import DataContractError
+from rgenima.attribution_file import (
+    ALL,
+    ATTRIBUTION_COLUMNS,
+    CONTRAST_STAGES,
+    DIRECTIONS,
+    MEAN_SUFFIX,
+    REFERENCE_STAGE,
+    ROI_GENE_COLUMNS,
+    Attributions,
+    _group_masks,
+    _mean_matrix,
+    _nanmean,
+    load_attributions,
+)
 from rgenima.fileio import atomic_write_text
+from rgenima.recovery import recovery, recovery_tables
 from rgenima.run import Run
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ALL",
+    "CONTRAST_STAGES",
+    "REFERENCE_STAGE",
     "ATTRIBUTION_COLUMNS",
     "ROI_GENE_COLUMNS",
     "MEAN_SUFFIX",
@@ -93,256 +108,15 @@ __all__ = [
     "roi_gene_matrix",
     "roi_gene_table",
     "recovery",
+    "recovery_tables",
     "find_truth",
     "find_attributions",
     "signatures_run",
 ]
 
-#: Columns of ``roi_attribution.csv`` and ``gene_attribution.csv``, in order.
-ATTRIBUTION_COLUMNS: tuple[str, ...] = ("name", "stage", "method", "score", "ci_low", "ci_high", "rank")
-#: Columns of ``roi_gene.csv``, in order.
-ROI_GENE_COLUMNS: tuple[str, ...] = ("stage", "direction", "roi", "gene", "score", "rank")
-#: Suffix of the method name on mean-level rows (mean |attribution| per stage).
-MEAN_SUFFIX = "@mean_abs"
-#: Directions of the ROI x gene association arrays (``roi_gene__<direction>``).
-DIRECTIONS: tuple[str, ...] = ("gene_to_roi", "roi_to_gene", "occlusion")
-#: Reference group of the stage signatures, and the stages contrasted with it.
-REFERENCE_STAGE = "NC"
-CONTRAST_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s != REFERENCE_STAGE)
-#: Group label of "every subject" in level tables.
-ALL = "all"
-
-_KINDS = ("roi", "gene", "snp")
-_NAME_KEYS = {"roi": ("roi_names",), "gene": ("gene_names",), "snp": ("snp_names", "snp_gene")}
-_SUBJECT_KEYS = ("ptid", "label", "pred", "fold")
-_PREFERRED_METHODS = ("attention", "rollout", "relevance", "integrated_gradients", "occlusion", "occlusion_contrast",
-                      "atrophy_sensitivity")
-_RANDOM = "random__"
-
-
-# ---------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------
-def _method_order(method: str) -> tuple:
-    if method in _PREFERRED_METHODS:
-        return (0, _PREFERRED_METHODS.index(method), 0, method)
-    m = re.fullmatch(r"attention_L(\d+)", method)
-    if m:
-        return (1, 0, int(m.group(1)), method)
-    return (2, 0, 0, method)
-
-
-@dataclass(frozen=True)
-class Attributions:
-    """Per-subject attributions of one configuration (the content of ``attributions.npz``).
-
-    Attributes
-    ----------
-    path : Path
-        The file read (named in every error).
-    ptid : ndarray of str, shape (n_subjects,)
-    label : ndarray of int, shape (n_subjects,)
-        True stage index into :data:`rgenima.STAGES`.
-    pred : ndarray of int, shape (n_subjects,)
-    fold : ndarray of int, shape (n_subjects,)
-    roi_names : ndarray of str, shape (n_rois,) or None when there are no ROI arrays
-    gene_names : ndarray of str, shape (n_genes,) or None when there are no gene arrays
-    snp_names, snp_gene : ndarray of str, shape (n_snps,) or None
-    arrays : dict of str to ndarray
-        Every attribution array by its npz key: ``roi__<method>`` (n_subjects, n_rois),
-        ``gene__<method>`` (n_subjects, n_genes), ``snp__<method>`` (n_subjects, n_snps),
-        ``roi_gene__<direction>`` (n_subjects, n_rois, n_genes), and ``random__``
-        versions. NaN marks a missing value.
-    """
-
-    path: Path
-    ptid: np.ndarray
-    label: np.ndarray
-    pred: np.ndarray
-    fold: np.ndarray
-    roi_names: np.ndarray | None
-    gene_names: np.ndarray | None
-    snp_names: np.ndarray | None
-    snp_gene: np.ndarray | None
-    arrays: dict[str, np.ndarray] = field(repr=False)
-
-    @property
-    def n_subjects(self) -> int:
-        return int(self.label.shape[0])
-
-    @property
-    def stage(self) -> np.ndarray:
-        """Stage name of each subject, ndarray of str, shape (n_subjects,)."""
-        return np.asarray(STAGES, dtype=object)[self.label]
-
-    def stage_counts(self) -> dict[str, int]:
-        """Subjects per stage, in :data:`STAGES` order (0 for an absent stage)."""
-        return {s: int((self.label == k).sum()) for k, s in enumerate(STAGES)}
-
-    def names(self, kind: str) -> np.ndarray:
-        """Feature names of ``kind`` ('roi', 'gene' or 'snp')."""
-        self._check_kind(kind)
-        names = {"roi": self.roi_names, "gene": self.gene_names, "snp": self.snp_names}[kind]
-        if names is None:
-            raise DataContractError(
-                f"{self.path}: no {kind} attributions (no '{kind}__<method>' arrays; "
-                f"{'an SNP-only' if kind == 'roi' else 'an MRI-only'} configuration?)."
-            )
-        return names
-
-    def has(self, kind: str) -> bool:
-        """Whether any ``<kind>__<method>`` array is present."""
-        self._check_kind(kind)
-        return bool(self.methods(kind))
-
-    def methods(self, kind: str, random: bool = False) -> list[str]:
-        """Methods with a ``<kind>__<method>`` array (``random__<kind>__`` if ``random``),
-        ordered attention, rollout, integrated_gradients, attention_L0, L1, ..., others."""
-        self._check_kind(kind)
-        prefix = (_RANDOM if random else "") + f"{kind}__"
-        found = [k[len(prefix):] for k in self.arrays if k.startswith(prefix)]
-        return sorted(found, key=_method_order)
-
-    def get(self, kind: str, method: str, random: bool = False) -> np.ndarray:
-        """Attribution array of shape (n_subjects, n_features) as float64."""
-        available = self.methods(kind, random=random)
-        if not self.methods(kind):
-            self.names(kind)  # raises: no arrays of this kind at all
-        if method not in available:
-            key = (_RANDOM if random else "") + f"{kind}__{method}"
-            raise DataContractError(
-                f"{self.path}: no array '{key}'. 'method' must be one of {tuple(available)}; "
-                f"got {method!r}."
-            )
-        key = (_RANDOM if random else "") + f"{kind}__{method}"
-        return np.asarray(self.arrays[key], dtype=np.float64)
-
-    def directions(self) -> list[str]:
-        """Directions with a ``roi_gene__<direction>`` array."""
-        return [d for d in DIRECTIONS if f"roi_gene__{d}" in self.arrays]
-
-    def roi_gene(self, direction: str = "gene_to_roi") -> np.ndarray:
-        """ROI x gene association of shape (n_subjects, n_rois, n_genes), float64."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"'direction' must be one of {DIRECTIONS}; {direction!r} was provided.")
-        key = f"roi_gene__{direction}"
-        if key not in self.arrays:
-            raise DataContractError(f"{self.path}: missing array '{key}'.")
-        return np.asarray(self.arrays[key], dtype=np.float64)
-
-    def _check_kind(self, kind: str) -> None:
-        if kind not in _KINDS:
-            raise ValueError(f"'kind' must be one of {_KINDS}; {kind!r} was provided.")
-
-
-def load_attributions(path: str | Path) -> Attributions:
-    """Read and check an ``attributions.npz`` written by :mod:`rgenima.explain`.
-
-    Parameters
-    ----------
-    path : str or Path
-        The npz file (read with ``allow_pickle=False``: names must be stored as
-        fixed-width unicode arrays, never as pickled objects).
-
-    Returns
-    -------
-    Attributions
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    DataContractError
-        If a required array is missing (the message names the file and the key), an
-        array has the wrong shape, or a label is outside 0..3.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"attributions file not found: {path} (run the explain step first).")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except ValueError as exc:  # object arrays need pickle
-        raise DataContractError(f"{path}: cannot be read without unpickling ({exc}); names must be "
-                                "stored as unicode string arrays.") from exc
-    except Exception as exc:  # noqa: BLE001 - zip/format errors
-        raise DataContractError(f"{path}: not a readable npz file ({exc}).") from exc
-
-    def need(key: str, why: str | None = None) -> np.ndarray:
-        if key not in data:
-            reason = f" (needed by '{why}')" if why else ""
-            raise DataContractError(f"{path}: missing array '{key}'{reason}; found {sorted(data)}.")
-        return data[key]
-
-    subject = {k: need(k) for k in _SUBJECT_KEYS}
-    n = subject["label"].shape[0]
-    for k, v in subject.items():
-        if v.ndim != 1 or v.shape[0] != n:
-            raise DataContractError(f"{path}: array '{k}' must have shape ({n},) like 'label'; got {v.shape}.")
-    label = subject["label"]
-    if not np.issubdtype(label.dtype, np.integer):
-        if np.issubdtype(label.dtype, np.floating) and np.all(np.isfinite(label)) and np.all(label == np.round(label)):
-            label = label.astype(np.int64)
-        else:
-            raise DataContractError(f"{path}: array 'label' must hold integer stage indices; got dtype {label.dtype}.")
-    bad = (label < 0) | (label >= len(STAGES))
-    if bad.any():
-        raise DataContractError(f"{path}: array 'label' must lie in 0..{len(STAGES) - 1} (index into "
-                                f"{STAGES}); got {sorted(set(label[bad].tolist()))}.")
-
-    names: dict[str, np.ndarray | None] = {"roi_names": None, "gene_names": None,
-                                           "snp_names": None, "snp_gene": None}
-    sizes: dict[str, int] = {}
-    arrays: dict[str, np.ndarray] = {}
-    keys = [k for k in data if k not in _SUBJECT_KEYS and k not in names]
-    for kind in _KINDS:
-        users = [k for k in keys if k.startswith(f"{kind}__") or k.startswith(f"{_RANDOM}{kind}__")]
-        if not users:
-            continue
-        for nk in _NAME_KEYS[kind]:
-            names[nk] = np.asarray(need(nk, users[0])).astype(str)
-        sizes[kind] = names[_NAME_KEYS[kind][0]].shape[0]
-        for nk in _NAME_KEYS[kind][1:]:
-            if names[nk].shape != (sizes[kind],):
-                raise DataContractError(f"{path}: array '{nk}' must have shape ({sizes[kind]},) like "
-                                        f"'{_NAME_KEYS[kind][0]}'; got {names[nk].shape}.")
-        for k in users:
-            if data[k].shape != (n, sizes[kind]):
-                raise DataContractError(f"{path}: array '{k}' must have shape (n_subjects, n_{kind}s) = "
-                                        f"({n}, {sizes[kind]}); got {data[k].shape}.")
-            arrays[k] = data[k]
-    for direction in DIRECTIONS:
-        k = f"roi_gene__{direction}"
-        if k not in data:
-            continue
-        for nk in ("roi_names", "gene_names"):
-            if names[nk] is None:
-                names[nk] = np.asarray(need(nk, k)).astype(str)
-        shape = (n, names["roi_names"].shape[0], names["gene_names"].shape[0])
-        if data[k].shape != shape:
-            raise DataContractError(f"{path}: array '{k}' must have shape (n_subjects, n_rois, n_genes) = "
-                                    f"{shape}; got {data[k].shape}.")
-        arrays[k] = data[k]
-    return Attributions(
-        path=path,
-        ptid=subject["ptid"].astype(str),
-        label=label.astype(np.int64),
-        pred=subject["pred"],
-        fold=subject["fold"],
-        arrays=arrays,
-        **names,
-    )
-
-
 # ---------------------------------------------------------------------------------
 # Bootstrap helpers
 # ---------------------------------------------------------------------------------
-def _group_masks(label: np.ndarray) -> dict[str, np.ndarray]:
-    masks = {s: label == k for k, s in enumerate(STAGES)}
-    masks[ALL] = np.ones(label.shape[0], dtype=bool)
-    return masks
-
-
 def _bootstrap_counts(label: np.ndarray, n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """Resample counts per group: group -> float array (n_boot, n_group), rows sum to n_group.
 
@@ -357,15 +131,6 @@ def _bootstrap_counts(label: np.ndarray, n_boot: int, seed: int) -> dict[str, np
         else:
             counts[group] = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(np.float64)
     return counts
-
-
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    """Column means ignoring NaN, NaN where a column has no finite value; (n, F) -> (F,)."""
-    finite = np.isfinite(values)
-    total = np.where(finite, values, 0.0).sum(axis=0)
-    count = finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _weighted_nanmean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -559,12 +324,6 @@ def _stage_mask(attributions: Attributions, stage: str) -> np.ndarray:
     return masks[stage]
 
 
-def _mean_matrix(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """NaN-aware mean over the masked subjects of (n, R, G) -> (R, G)."""
-    sub = values[mask]
-    return _nanmean(sub.reshape(sub.shape[0], -1)).reshape(values.shape[1:])
-
-
 def roi_gene_matrix(attributions: Attributions, stage: str = ALL, direction: str = "gene_to_roi") -> pd.DataFrame:
     """Mean ROI x gene association over the subjects of ``stage``, for heatmaps.
 
@@ -624,226 +383,6 @@ def roi_gene_table(attributions: Attributions, stages: tuple[str, ...] = (*STAGE
             blocks.append(frame.sort_values("rank", kind="stable"))
     table = _concat(blocks, ROI_GENE_COLUMNS)
     return table.reset_index(drop=True)
-
-
-# ---------------------------------------------------------------------------------
-# Recovery of planted truth (synthetic cohort)
-# ---------------------------------------------------------------------------------
-def _load_truth(truth: str | Path | dict) -> tuple[dict, str | None]:
-    if isinstance(truth, dict):
-        source = None
-        data = truth
-    else:
-        source = str(truth)
-        path = Path(truth)
-        if not path.is_file():
-            raise FileNotFoundError(f"truth file not found: {path}")
-        data = json.loads(path.read_text())
-    for key in ("causal_genes", "planted_regions", "interactions"):
-        if key not in data:
-            raise DataContractError(f"{source or 'truth'}: missing key '{key}' (expected the truth.json "
-                                    "written by rgenima.data.synthetic).")
-    return data, source
-
-
-def _ranks_average(scores: np.ndarray) -> np.ndarray:
-    """Ranks by decreasing score, 1 = highest, ties share their average rank (NaN last)."""
-    from scipy.stats import rankdata
-
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    return rankdata(-filled, method="average")
-
-
-def _auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """AUROC of ``scores`` for ``positive`` (NaN scored lowest); None if one class is empty."""
-    from sklearn.metrics import roc_auc_score
-
-    if positive.all() or not positive.any():
-        return None
-    finite = np.isfinite(scores)
-    low = (np.min(scores[finite]) - 1.0) if finite.any() else 0.0
-    return float(roc_auc_score(positive.astype(int), np.where(finite, scores, low)))
-
-
-def _precision_at_k(scores: np.ndarray, positive: np.ndarray, k: int) -> float | None:
-    """Expected precision of the top ``k`` under random tie-breaking (NaN scored lowest)."""
-    if len(scores) < k:
-        return None
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    threshold = np.sort(filled)[::-1][k - 1]
-    above = filled > threshold
-    tie = filled == threshold
-    hits = positive[above].sum() + (k - above.sum()) * positive[tie].mean()
-    return float(hits / k)
-
-
-def _ranking_metrics(scores: np.ndarray, names: np.ndarray, planted: list[str], ks=(5, 10),
-                     focus: str | None = None) -> dict[str, Any]:
-    positive = np.isin(names, planted)
-    ranks = _ranks_average(scores)
-    out: dict[str, Any] = {"auroc": _auroc(scores, positive)}
-    for k in ks:
-        out[f"precision_at_{k}"] = _precision_at_k(scores, positive, k)
-    out["planted_ranks"] = {str(n): float(r) for n, r in zip(names[positive], ranks[positive])}
-    if focus is not None:
-        out[f"{focus.lower()}_rank"] = float(ranks[names == focus][0]) if focus in names else None
-    return out
-
-
-def _group_mean_abs(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return _nanmean(np.abs(values[mask]))
-
-
-def _contrast(values: np.ndarray, masks: dict[str, np.ndarray], stage: str) -> np.ndarray:
-    return _nanmean(values[masks[stage]]) - _nanmean(values[masks[REFERENCE_STAGE]])
-
-
-def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: dict | None = None) -> dict:
-    """How well the attributions recover the synthetic cohort's planted truth.
-
-    Scores used for ranking (higher = more important; ties get their average rank,
-    NaN ranks last):
-
-    - ``mean_abs``: mean |attribution| over the subjects of a group (all, or a stage);
-    - ``contrast``: mean attribution in the stage minus the mean in NC (signed).
-
-    Parameters
-    ----------
-    attributions : Attributions
-    truth : str, Path or dict
-        ``truth.json`` of :mod:`rgenima.data.synthetic` (keys ``causal_genes``,
-        ``causal_snps``, ``planted_regions``, ``interactions``), or its content.
-    sanity : dict, optional
-        Content of ``sanity.json`` (randomisation check of :mod:`rgenima.explain`); its
-        ``summary`` (or the whole dict if it has none) is copied under ``"sanity"``.
-
-    Returns
-    -------
-    dict
-        ``{"n_subjects": {stage: int}, "truth": str | None,
-        "genes": {"causal": [...], "causal_missing": [...], "n_genes": G, "methods":
-        {method: {"all": M, "NC"|"SMC"|"MCI"|"AD": {"mean_abs": M, "contrast": M}}}},
-        "snps": {"causal": [...], "causal_missing": [...], "n_snps": S, "methods":
-        {method: {"all": M}}},
-        "rois": {"n_rois": R, "methods": {method: {"SMC"|"MCI"|"AD": {"planted": [...],
-        "missing": [...], "mean_abs": M, "contrast": M}}}},
-        "interactions": [{"gene", "rsid", "roi", "stage", "direction", "score",
-        "rank", "n_pairs", "top_percent", "in_top_5_percent", "rank_within_gene",
-        "n_rois", "missing"}]`` (``missing`` is "gene" or "roi" when the pair is not in
-        the arrays, and then the scores are None; ``top_percent = 100 * rank /
-        n_pairs``),
-        "random": {"genes": {method: {"all": M}}, "rois": {method: {stage: {"mean_abs":
-        M, "contrast": M}}}},
-        "sanity": dict | None}`` where a metrics dict ``M`` is ``{"auroc",
-        "precision_at_5", "precision_at_10", "planted_ranks": {name: rank}}`` (gene
-        metrics add ``apoe_rank``). ``auroc`` is None when no planted item (or only
-        planted items) is present; ``contrast`` keys only exist for SMC, MCI, AD. A
-        section is empty when its kind is absent.
-    """
-    truth, source = _load_truth(truth)
-    masks = _group_masks(attributions.label)
-    present = [s for s in STAGES if masks[s].any()]
-    contrasts = [s for s in CONTRAST_STAGES if masks[s].any()] if masks[REFERENCE_STAGE].any() else []
-    out: dict[str, Any] = {"n_subjects": attributions.stage_counts(), "truth": source}
-
-    def gene_section(random: bool) -> dict:
-        section: dict[str, Any] = {}
-        names = attributions.gene_names
-        causal = list(truth["causal_genes"])
-        for method in attributions.methods("gene", random=random):
-            values = attributions.get("gene", method, random=random)
-            entry: dict[str, Any] = {
-                ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), names, causal, focus="APOE")}
-            if not random:
-                for stage in present:
-                    entry[stage] = {"mean_abs": _ranking_metrics(_group_mean_abs(values, masks[stage]), names,
-                                                                 causal, focus="APOE")}
-                    if stage in contrasts:
-                        entry[stage]["contrast"] = _ranking_metrics(_contrast(values, masks, stage), names,
-                                                                    causal, focus="APOE")
-            section[method] = entry
-        return section
-
-    def roi_section(random: bool) -> dict:
-        section: dict[str, Any] = {}
-        names = attributions.roi_names
-        for method in attributions.methods("roi", random=random):
-            values = attributions.get("roi", method, random=random)
-            entry = {}
-            for stage in CONTRAST_STAGES:
-                if not masks[stage].any():
-                    continue
-                planted = list(truth["planted_regions"].get(stage, []))
-                item: dict[str, Any] = {}
-                if not random:
-                    item["planted"] = [r for r in planted if r in names]
-                    item["missing"] = [r for r in planted if r not in names]
-                item["mean_abs"] = _ranking_metrics(_group_mean_abs(values, masks[stage]), names, planted)
-                if stage in contrasts:
-                    item["contrast"] = _ranking_metrics(_contrast(values, masks, stage), names, planted)
-                entry[stage] = item
-            section[method] = entry
-        return section
-
-    causal_genes = list(truth["causal_genes"])
-    if attributions.has("gene"):
-        names = set(attributions.gene_names.tolist())
-        out["genes"] = {"causal": causal_genes, "causal_missing": [g for g in causal_genes if g not in names],
-                        "n_genes": int(len(attributions.gene_names)), "methods": gene_section(False)}
-    else:
-        out["genes"] = {}
-    if attributions.has("snp"):
-        rsids = sorted({s["rsid"] for s in truth.get("causal_snps", [])})
-        names = attributions.snp_names
-        methods = {}
-        for method in attributions.methods("snp"):
-            values = attributions.get("snp", method)
-            methods[method] = {ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), names, rsids)}
-        out["snps"] = {"causal": rsids, "causal_missing": [r for r in rsids if r not in set(names.tolist())],
-                       "n_snps": int(len(names)), "methods": methods}
-    else:
-        out["snps"] = {}
-    out["rois"] = ({"n_rois": int(len(attributions.roi_names)), "methods": roi_section(False)}
-                   if attributions.has("roi") else {})
-    out["interactions"] = _interaction_ranks(attributions, truth, present)
-    out["random"] = {"genes": gene_section(True) if attributions.methods("gene", random=True) else {},
-                     "rois": roi_section(True) if attributions.methods("roi", random=True) else {}}
-    out["sanity"] = (sanity.get("summary", sanity) if isinstance(sanity, dict) else None)
-    return out
-
-
-def _interaction_ranks(attributions: Attributions, truth: dict, stages: list[str],
-                       direction: str = "gene_to_roi") -> list[dict]:
-    """Rank of each planted (ROI, gene) pair in each stage's mean association matrix."""
-    if direction not in attributions.directions():
-        return []
-    values = attributions.roi_gene(direction)
-    roi_names = list(attributions.roi_names)
-    gene_names = list(attributions.gene_names)
-    masks = _group_masks(attributions.label)
-    n_pairs = len(roi_names) * len(gene_names)
-    records = []
-    for stage in [*stages, ALL]:
-        matrix = _mean_matrix(values, masks[stage])
-        ranks = _ranks_average(matrix.ravel()).reshape(matrix.shape)
-        for inter in truth["interactions"]:
-            gene = inter["gene"]
-            for roi in inter.get("regions", []):
-                rec: dict[str, Any] = {"gene": gene, "rsid": inter.get("rsid"), "roi": roi, "stage": stage,
-                                       "direction": direction, "missing": None}
-                if gene not in gene_names or roi not in roi_names:
-                    rec.update(score=None, rank=None, n_pairs=n_pairs, top_percent=None,
-                               in_top_5_percent=None, rank_within_gene=None, n_rois=len(roi_names),
-                               missing="gene" if gene not in gene_names else "roi")
-                    records.append(rec)
-                    continue
-                i, j = roi_names.index(roi), gene_names.index(gene)
-                rank = float(ranks[i, j])
-                rec.update(score=float(matrix[i, j]), rank=rank, n_pairs=n_pairs,
-                           top_percent=100.0 * rank / n_pairs, in_top_5_percent=bool(rank <= 0.05 * n_pairs),
-                           rank_within_gene=float(_ranks_average(matrix[:, j])[i]), n_rois=len(roi_names))
-                records.append(rec)
-    return records
 
 
 # ---------------------------------------------------------------------------------
@@ -977,37 +516,3 @@ def signatures_run(
             logger.info("wrote %s", paths["recovery"])
     return SignaturesResult(roi_attribution=tables["roi"], gene_attribution=tables["gene"], roi_gene=roi_gene,
                             recovery=result, paths=paths)
-
-
-def recovery_tables(recovery_result: dict) -> dict[str, pd.DataFrame]:
-    """Readable tables of :func:`recovery`'s result, for the book.
-
-    Returns
-    -------
-    dict of DataFrame
-        ``"genes"``: per method, the planted-gene AUROC, precision@5/10 and APOE's rank
-        over all subjects (mean |attribution|); ``"rois"``: per method and stage, the
-        planted-region AUROC of the contrast with NC and of the mean |attribution|;
-        ``"interactions"``: per planted ROI x gene pair and stage, its rank and top
-        percent in the association matrix.
-    """
-    genes = []
-    for method, entry in recovery_result.get("genes", {}).get("methods", {}).items():
-        m = entry.get("all", {})
-        genes.append({"method": method, "AUROC": m.get("auroc"), "precision@5": m.get("precision_at_5"),
-                      "precision@10": m.get("precision_at_10"), "APOE rank": m.get("apoe_rank")})
-    rois = []
-    for method, stages in recovery_result.get("rois", {}).get("methods", {}).items():
-        for stage, entry in stages.items():
-            rois.append({"method": method, "stage": stage, "n planted": len(entry.get("planted", [])),
-                         "AUROC (stage - NC)": (entry.get("contrast") or {}).get("auroc"),
-                         "AUROC (mean |attribution|)": (entry.get("mean_abs") or {}).get("auroc")})
-    inter = [{k: r.get(k) for k in ("gene", "roi", "stage", "direction", "rank", "n_pairs", "top_percent",
-                                      "in_top_5_percent")} for r in recovery_result.get("interactions", [])]
-    return {
-        "genes": pd.DataFrame(genes, columns=["method", "AUROC", "precision@5", "precision@10", "APOE rank"]),
-        "rois": pd.DataFrame(rois, columns=["method", "stage", "n planted", "AUROC (stage - NC)",
-                                            "AUROC (mean |attribution|)"]),
-        "interactions": pd.DataFrame(inter, columns=["gene", "roi", "stage", "direction", "rank", "n_pairs",
-                                                     "top_percent", "in_top_5_percent"]),
-    }

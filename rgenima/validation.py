@@ -33,17 +33,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rgenima.signatures import (
+from rgenima.attribution_file import (
     ALL,
     CONTRAST_STAGES,
     REFERENCE_STAGE,
     Attributions,
-    _auroc,
     _group_masks,
-    _load_truth,
     _nanmean,
-    _ranks_average,
 )
+from rgenima.recovery import _auroc, _load_truth, _ranks_average
 
 #: Median Spearman correlation below which a method passes a randomisation test.
 RANDOMISATION_THRESHOLD = 0.5

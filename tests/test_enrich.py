@@ -375,10 +375,10 @@ def test_negative_control_is_calibrated():
 
 
 def test_negative_control_flags_a_miscalibrated_test(monkeypatch):
-    import rgenima.enrich as enrich
+    import rgenima.enrichment_controls as controls_module
 
     # A broken test that reports p = 0.01 whatever the ranking.
-    monkeypatch.setattr(enrich, "_null_p_values", lambda overlaps, *_: np.full(len(overlaps), 0.01))
+    monkeypatch.setattr(controls_module, "_null_p_values", lambda overlaps, *_: np.full(len(overlaps), 0.01))
     negative = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=2000, seed=0)["negative"]
     assert negative["calibrated"] is False
     for row in negative["rows"]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,7 @@ def _read_label_image(path: Path) -> nib.Nifti1Image:
     if not path.is_file():
         raise DataContractError(f"atlas image not found: {path}.")
     try:
-        return nib.load(path)
+        return typing.cast(nib.Nifti1Image, nib.load(path))
     except Exception as exc:  # nibabel raises many types on a bad file
         raise DataContractError(
             f"{path}: cannot read atlas image as NIfTI ({type(exc).__name__}: {exc})."

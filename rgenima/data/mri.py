@@ -17,6 +17,7 @@ is empty for some subjects only would be a silently wrong input to the model.
 from __future__ import annotations
 
 import logging
+import typing
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def load_mri(img: str | Path | nib.Nifti1Image, name: str | None = None) -> tupl
             f"{label}: every voxel of the MRI image is 0: the image is empty "
             "(a failed conversion or segmentation?); expected a T1w or grey-matter map in MNI space."
         )
-    return img, data
+    return typing.cast(nib.Nifti1Image, img), data
 
 
 def _grid_key(img: nib.spatialimages.SpatialImage) -> tuple:

@@ -400,7 +400,10 @@ def _calibrate_intercepts(
 
 def _liability(effect_doses: pd.DataFrame) -> np.ndarray:
     betas = {f"{c.rsid}_{c.effect_allele}": c.beta for c in default_causal_snps()}
-    return sum(effect_doses[name].to_numpy() * beta for name, beta in betas.items())
+    total = np.zeros(len(effect_doses))
+    for name, beta in betas.items():
+        total += effect_doses[name].to_numpy() * beta
+    return total
 
 
 def _causal_effect_doses(dosage: np.ndarray, snps: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ dropped silently.
 from __future__ import annotations
 
 import json
+import typing
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,9 +289,9 @@ def check_mri_header(path: str | Path) -> nib.Nifti1Image:
     """
     path = Path(path)
     try:
-        img = nib.load(path)
+        img = typing.cast(nib.Nifti1Image, nib.load(path))
         shape = tuple(int(n) for n in img.shape)
-        affine = np.asarray(img.affine, dtype=float)
+        affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # nibabel raises many types on a bad file
         raise DataContractError(
             f"{path}: cannot read MRI image as NIfTI ({type(exc).__name__}: {exc})."

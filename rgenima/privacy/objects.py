@@ -72,7 +72,7 @@ def _check_labels(
     labels: pd.Index, where: str, identifiers: IdentifierSet, rid_context: bool
 ) -> list[ObjectFinding]:
     """Text and (when ``rid_context``) RID checks of one column or index level."""
-    findings = []
+    findings: list[ObjectFinding] = []
     is_text = labels.dtype == object or isinstance(
         labels.dtype, (pd.CategoricalDtype, pd.StringDtype)
     )
@@ -240,7 +240,7 @@ def check_figure_for_identifiers(figure: Any, identifiers: IdentifierSet) -> lis
     list of ObjectFinding
     """
     texts = _figure_texts(figure)
-    findings = []
+    findings: list = []
     for pos, hits in _scan_values([t for _, t in texts], identifiers).items():
         where, value = texts[pos]
         findings.extend(ObjectFinding(where, None, value, i, k) for i, k in hits)

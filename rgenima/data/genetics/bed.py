@@ -122,7 +122,7 @@ def _bed_counts(
     # Padding bits of each SNP's last byte decode as 00; clear them in case a writer
     # left garbage there.
     last_mask = np.uint8((1 << (2 * (n - 4 * (width - 1)))) - 1)
-    masks = []
+    masks: list[np.ndarray] = []
     for subset in subsets:
         if subset is None or subset.all():
             masks.append(None)

@@ -204,11 +204,14 @@ def align_to_reference(geno: Genotypes, reference: pd.DataFrame, source: str = "
         if (b1, b2) == (a1, a2):
             out[:, j] = dose
         elif (b1, b2) == (a2, a1):
-            out[:, j], _ = 2.0 - dose, swapped.append(row.snp)
+            out[:, j] = 2.0 - dose
+            swapped.append(row.snp)
         elif (b1.translate(_COMPLEMENT), b2.translate(_COMPLEMENT)) == (a1, a2):
-            out[:, j], _ = dose, flipped.append(row.snp)
+            out[:, j] = dose
+            flipped.append(row.snp)
         elif (b1.translate(_COMPLEMENT), b2.translate(_COMPLEMENT)) == (a2, a1):
-            out[:, j], _ = 2.0 - dose, flipped.append(row.snp)
+            out[:, j] = 2.0 - dose
+            flipped.append(row.snp)
         else:
             raise DataContractError(
                 f"{source}: SNP {row.snp} has alleles {b1}/{b2}, but {a1}/{a2} in the training cohort; "
