@@ -223,10 +223,25 @@ def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
     tokenizer : transformers.PreTrainedTokenizerFast
         With ``[ROI]`` and ``[COV]`` placeholder tokens (added if missing).
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer
 
     if attn_implementation not in ("sdpa", "eager"):
         raise ValueError(f"'attn_implementation' must be one of ('sdpa', 'eager'); got {attn_implementation!r}.")
+    path = _check_backbone_dir(path)
+    try:
+        model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation=attn_implementation)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:
+        raise BackboneError(f"cannot load the transformer in {path}: {type(exc).__name__}: {exc}") from None
+    if add_placeholder_tokens(tokenizer, source=path):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return model, tokenizer
+
+
+def _check_backbone_dir(path: str | Path) -> Path:
+    """``path``, if it holds a transformer's config.json; else a BackboneError saying why."""
+    from transformers import AutoConfig
+
     path = Path(path)
     if not path.is_dir():
         raise BackboneError(f"backbone directory not found: {path}")
@@ -239,14 +254,7 @@ def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
         AutoConfig.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers raises ValueError/OSError/KeyError for bad configs
         raise BackboneError(f"{path}/config.json is not a transformer configuration: {exc}") from None
-    try:
-        model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation=attn_implementation)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except Exception as exc:
-        raise BackboneError(f"cannot load the transformer in {path}: {type(exc).__name__}: {exc}") from None
-    if add_placeholder_tokens(tokenizer, source=path):
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    return model, tokenizer
+    return path
 
 
 def load_backbone_tokenizer(path: str | Path):
@@ -254,7 +262,7 @@ def load_backbone_tokenizer(path: str | Path):
     ``[ROI]`` and ``[COV]``, the same ids), without loading the model's weights."""
     from transformers import AutoTokenizer
 
-    path = Path(path)
+    path = _check_backbone_dir(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:
