@@ -168,7 +168,13 @@ def find_configuration(run_dir: str | Path, configuration: str | None = None) ->
 
 
 def _known_fields(cls, values: dict) -> dict:
+    """The entries of ``values`` that ``cls`` has fields for; the others are logged (a
+    training.json written by another version of rgenima)."""
     names = {f.name for f in dataclasses.fields(cls)}
+    dropped = sorted(set(values) - names)
+    if dropped:
+        logger.warning("training.json: %s setting(s) %s are unknown to this version and ignored",
+                       cls.__name__, dropped)
     return {k: v for k, v in values.items() if k in names}
 
 
@@ -212,8 +218,21 @@ def _checkpoint(run_dir: Path, configuration: str, fold: int) -> Path:
     return path
 
 
+def fold_model_dir(run_dir: str | Path, configuration: str, fold: int) -> Path:
+    """``RUNDIR/models/<configuration>/fold_<k>/pretrained``: the fold's kept model as
+    written by :meth:`RGenIMAForStaging.save_pretrained` (config, weights, tokenizer)."""
+    return Path(run_dir) / "models" / configuration / f"fold_{fold}" / "pretrained"
+
+
 def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_implementation: str = "eager"):
-    """The trained model of one cross-validation fold (``best.safetensors``), in eval mode.
+    """The trained model of one cross-validation fold, in eval mode.
+
+    Read from the fold's ``pretrained/`` directory with
+    :meth:`RGenIMAForStaging.from_pretrained` and :func:`load_tokenizer` alone: neither
+    the training code nor the backbone directory is needed. Runs trained before folds
+    wrote that directory are still read, the old way: the model rebuilt from
+    ``training.json``, the backbone directory and the training code, then
+    ``best.safetensors`` loaded into it (retrain to get self-contained fold models).
 
     Parameters
     ----------
@@ -232,13 +251,25 @@ def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_imp
     model : RGenIMAForStaging
     tokenizer : transformers.PreTrainedTokenizerFast
     """
+    from rgenima.model.rgenima import RGenIMAForStaging, load_tokenizer
+
+    folder = fold_model_dir(run_dir, configuration, fold)
+    if (folder / "config.json").is_file():
+        return RGenIMAForStaging.from_pretrained(folder, attn_implementation=attn_implementation), \
+            load_tokenizer(folder)
+    return _load_legacy_fold_model(Path(run_dir), configuration, fold, attn_implementation)
+
+
+def _load_legacy_fold_model(run_dir: Path, configuration: str, fold: int, attn_implementation: str):
+    """A fold model of a run without ``pretrained/`` folders (see load_fold_model)."""
     from safetensors.torch import load_file
 
     from rgenima.train import build_model
 
-    run_dir = Path(run_dir)
     summary = _training_summary(run_dir, configuration)
     ckpt = _checkpoint(run_dir, configuration, fold)
+    logger.info("%s fold %d: no pretrained/ folder (a run from an older rgenima); rebuilt from training.json",
+                configuration, fold)
     model, tokenizer = build_model(
         _backbone_path(run_dir, summary), _n_rois(run_dir), _cube_size(run_dir), tuple(summary["modalities"]),
         _profile(summary), int(summary.get("seed", 0)), attn_implementation=attn_implementation,
@@ -273,29 +304,20 @@ def randomized_model(run_dir: str | Path, configuration: str, model, seed: int =
                      attn_implementation: str = "eager"):
     """A copy of ``model`` whose trainable parameters are freshly initialised.
 
-    RiT, projector and head are drawn by their constructors (seeded with ``seed``); a
-    default backbone (trained in full) is drawn afresh from its config; a pretrained
-    backbone keeps its frozen weights and gets fresh LoRA adapters. Frozen parameters
-    (the genotype input embeddings) and buffers (cube statistics) are copied from
-    ``model``. The fusion gates (if any) are drawn from N(0, 1), so that the random
-    model reads the genetic prompt.
+    Built from ``model.config`` alone (``run_dir`` and ``configuration`` are kept for
+    the callers; they are not read): RiT, projector, head and a default backbone
+    (trained in full, rebuilt from its ``text_config``) are drawn by their constructors,
+    seeded with ``seed``; a pretrained backbone keeps its frozen weights and gets fresh
+    LoRA adapters. Frozen parameters (the genotype input embeddings, a LoRA backbone's
+    base weights) and buffers (cube statistics) are copied from ``model``. The fusion
+    gates (if any) are drawn from N(0, 1), so that the random model reads the genetic
+    prompt.
     """
-    from transformers import AutoModel
+    from rgenima.model.rgenima import RGenIMAForStaging
 
-    from rgenima.model.backbone import is_pretrained
-    from rgenima.train import build_model
-
-    run_dir = Path(run_dir)
-    summary = _training_summary(run_dir, configuration)
-    backbone = _backbone_path(run_dir, summary)
-    rois = model.config.rit.n_rois if model.vision_tower is not None else _n_rois(run_dir)
-    fresh, _ = build_model(backbone, rois, model.config.rit.cube_size, tuple(model.config.modalities),
-                           _profile(summary), seed, attn_implementation=attn_implementation,
-                           **_model_shape(summary))
-    if not is_pretrained(backbone):
-        torch.manual_seed(seed + 1)
-        lm = AutoModel.from_config(fresh.language_model.config, attn_implementation=attn_implementation)
-        fresh.language_model.load_state_dict(lm.state_dict())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = RGenIMAForStaging(model.config, attn_implementation=attn_implementation)
     trained = model.state_dict()
     requires_grad = dict(_trainable_flags(fresh))
     keep = {k: v for k, v in trained.items() if not requires_grad.get(k, False)}
@@ -678,9 +700,10 @@ def label_randomised_model(run_dir: str | Path, configuration: str, fold: int = 
 
     from safetensors.torch import load_file
 
-    from rgenima.model.inputs import PreparedData
-    from rgenima.model.rgenima import pool_cubes
-    from rgenima.train import build_model, make_accelerator, model_sequences, train_fold
+    from rgenima.model.backbone import load_backbone_tokenizer
+    from rgenima.model.inputs import PreparedData, build_sequences
+    from rgenima.model.rgenima import RGenIMAForStaging, pool_cubes
+    from rgenima.train import PRETRAINED_DIR, build_model, make_accelerator, train_fold
 
     run_dir = Path(run_dir)
     summary = _training_summary(run_dir, configuration)
@@ -714,19 +737,23 @@ def label_randomised_model(run_dir: str | Path, configuration: str, fold: int = 
         data = dataclasses.replace(data, subjects=subjects)
         if "mri" in modalities:
             data.cubes = pool_cubes(data.cubes, profile.rit.input_pool)
-        first, tokenizer = factory()
-        seq = model_sequences(first, tokenizer, data)
+        tokenizer = load_backbone_tokenizer(backbone)
+        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], modalities,
+                              n_covariates=len(shape["covariates"]))
         out_dir.mkdir(parents=True, exist_ok=True)
         logger.info("%s: retraining fold %d on permuted labels (label randomisation check)", configuration, fold)
         result = train_fold(data, seq, folds, fold, lambda: factory()[0], out_dir, profile, modalities,
-                            seed + 1000 * fold, make_accelerator(), label=f"{configuration} permuted labels")
+                            seed + 1000 * fold, make_accelerator(), label=f"{configuration} permuted labels",
+                            tokenizer=tokenizer)
         truth = PreparedData.load(run_dir / "prepared").labels[result.test_idx]
         info = {"fold": fold, "seed": seed, "permuted": "training subjects", "seconds": round(result.seconds, 2),
                 "best_epoch": result.best_epoch,
                 "test_balanced_accuracy": _balanced_accuracy(truth, result.proba.argmax(1))}
         atomic_write_text(done, json.dumps(info, indent=1))
     info = json.loads(done.read_text())
-    model, _ = factory(attn_implementation)
+    if (out_dir / PRETRAINED_DIR / "config.json").is_file():
+        return RGenIMAForStaging.from_pretrained(out_dir / PRETRAINED_DIR, attn_implementation), info
+    model, _ = factory(attn_implementation)  # a model kept by an older rgenima
     model.load_state_dict(load_file(str(out_dir / "best.safetensors")))
     model.eval()
     return model, info

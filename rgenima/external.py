@@ -5,8 +5,10 @@ external cohort (another study, another ADNI phase, or for the synthetic default
 seed of the generator) shows whether the trained models themselves carry over. Nothing
 is retrained on the external cohort:
 
-- each R-GenIMA configuration: the fold models (``models/<name>/fold_<k>/best.safetensors``)
-  each predict every external subject, and their probabilities are averaged;
+- each R-GenIMA configuration: the fold models (``models/<name>/fold_<k>/pretrained/``,
+  read with :meth:`rgenima.model.rgenima.RGenIMAForStaging.from_pretrained`, without the
+  training code) each predict every external subject, and their probabilities are
+  averaged;
 - each baseline: refitted on the training cohort fold by fold, with the same folds and
   inner model selection as in :func:`rgenima.train.run_baselines`, and averaged the
   same way;
@@ -83,7 +85,7 @@ def rgenima_external_proba(run_dir: Path, configuration: str, data, batch_size: 
     import torch
 
     from rgenima.explain import load_fold_model
-    from rgenima.train import model_sequences, predict_proba
+    from rgenima.model.inputs import model_sequences, predict_proba
 
     summary = json.loads((run_dir / "models" / configuration / "training.json").read_text())
     modalities = tuple(summary["modalities"])

@@ -7,6 +7,10 @@ Layout of a run directory::
     RUNDIR/backbone/                      default backbone + tokenizer (save_pretrained)
     RUNDIR/models/<name>/fold_<k>/        last.safetensors, optimizer.safetensors, best.safetensors,
                                           state.json, predictions.csv, done.json
+    RUNDIR/models/<name>/fold_<k>/pretrained/
+                                          the kept model, loadable on its own with
+                                          RGenIMAForStaging.from_pretrained (config.json,
+                                          model.safetensors, tokenizer files)
     RUNDIR/models/<name>/predictions.csv  PTID, fold, y_true, y_pred, p_NC, p_SMC, p_MCI, p_AD
     RUNDIR/models/<name>/training.json    profile, config, per-fold history and timings
 
@@ -34,11 +38,16 @@ import torch
 from rgenima import STAGES
 from rgenima.fileio import atomic_write_text
 from rgenima.model.backbone import DefaultBackboneConfig
+from rgenima.model.inputs import batch_tensors, model_sequences, predict_proba  # noqa: F401 (re-exported)
 from rgenima.model.rit import RiTConfig
 
 logger = logging.getLogger(__name__)
 
 PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
+#: The batch helper's former name (benchmarks and explain import it from here).
+_tensors = batch_tensors
+#: Folder of a fold's kept model, written with RGenIMAForStaging.save_pretrained.
+PRETRAINED_DIR = "pretrained"
 
 
 #: What the warm-started two-modality model trains: every parameter, the language model
@@ -272,29 +281,33 @@ def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: in
     return path
 
 
-def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tuple[str, ...],
-                profile: TrainProfile, seed: int, attn_implementation: str = "sdpa",
-                covariates: tuple[str, ...] = (), prompt_length: int = 0):
-    """Fresh R-GenIMA (seeded) and its tokenizer; LoRA for a pretrained backbone.
+def model_config(profile: TrainProfile, backbone_path: Path, tokenizer, n_rois: int, cube_size: int,
+                 modalities: tuple[str, ...], covariates: tuple[str, ...] = (), prompt_length: int = 0,
+                 text_config: dict | None = None):
+    """The RGenIMAConfig of a profile on a cohort's shape: the one place where training
+    settings become architecture.
 
     Parameters
     ----------
+    backbone_path : Path
+        A pretrained backbone gets LoRA (``profile.lora_r``); rgenima's default backbone
+        is trained in full, with its input embeddings frozen when it says so.
+    tokenizer : transformers.PreTrainedTokenizerFast
+        The backbone's, with ``[ROI]`` and ``[COV]``.
+    n_rois, cube_size : int
+        ROIs and edge of the prepared cubes (samples).
     covariates : tuple of str
         Covariate tokens (PreparedData.covariate_names()).
     prompt_length : int
         Longest genetic prompt in tokens: size of the prompt's attention bias (with 'snp').
+    text_config : dict, optional
+        The language model's config (filled in by the model when None).
     """
-    from rgenima.model.backbone import COV, ROI, add_lora, backbone_info, is_pretrained, load_backbone
-    from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
+    from rgenima.model.backbone import COV, ROI, backbone_info, is_pretrained, lora_settings
+    from rgenima.model.rgenima import RGenIMAConfig
 
-    language_model, tokenizer = load_backbone(backbone_path, attn_implementation=attn_implementation)
-    if is_pretrained(backbone_path):
-        language_model = add_lora(language_model, r=profile.lora_r)
-    elif backbone_info(backbone_path).get("freeze_input_embeddings"):
-        # Structured genotype embeddings stay fixed (see backbone.genotype_embeddings).
-        language_model.get_input_embeddings().weight.requires_grad_(False)
-    torch.manual_seed(seed)
-    config = RGenIMAConfig(
+    pretrained = is_pretrained(backbone_path)
+    return RGenIMAConfig(
         rit=replace(profile.rit, n_rois=n_rois, cube_size=cube_size),
         modalities=modalities,
         roi_token_id=tokenizer.convert_tokens_to_ids(ROI),
@@ -305,17 +318,38 @@ def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tu
         prompt_length=prompt_length if profile.prompt_bias != "none" else 0,
         prompt_bias_init=profile.prompt_bias_init,
         prompt_gate=profile.prompt_gate,
+        text_config=text_config,
+        lora=lora_settings(r=profile.lora_r) if pretrained else None,
+        freeze_input_embeddings=not pretrained and bool(backbone_info(backbone_path).get("freeze_input_embeddings")),
     )
+
+
+def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tuple[str, ...],
+                profile: TrainProfile, seed: int, attn_implementation: str = "sdpa",
+                covariates: tuple[str, ...] = (), prompt_length: int = 0):
+    """Fresh R-GenIMA (seeded) and its tokenizer, from the backbone directory and
+    :func:`model_config`; LoRA for a pretrained backbone."""
+    from rgenima.model.backbone import load_backbone
+    from rgenima.model.rgenima import RGenIMAForStaging, text_config_of
+
+    language_model, tokenizer = load_backbone(backbone_path, attn_implementation=attn_implementation)
+    config = model_config(profile, backbone_path, tokenizer, n_rois, cube_size, modalities, covariates,
+                          prompt_length, text_config=text_config_of(language_model))
+    torch.manual_seed(seed)
     return RGenIMAForStaging(config, language_model), tokenizer
 
 
-def model_sequences(model, tokenizer, data):
-    """The token sequences of a prepared cohort laid out for ``model``'s configuration."""
-    from rgenima.model.inputs import build_sequences
+def save_pretrained_atomic(model, tokenizer, path: Path) -> Path:
+    """``model.save_pretrained(path, tokenizer)`` written beside and renamed into place, so
+    that ``path`` is either absent or complete."""
+    import shutil
 
-    config = model.config
-    return build_sequences(tokenizer, data.prompts, data.cubes.shape[1], tuple(config.modalities),
-                           n_covariates=len(config.covariates))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, tokenizer=tokenizer)
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    return path
 
 
 def prompt_length(tokenizer, prompts: list[dict]) -> int:
@@ -400,32 +434,6 @@ def _batches(indices: np.ndarray, batch_size: int, rank: int, world: int, rng: n
         if len(chunk) < world:  # every rank needs at least one sample
             chunk = np.resize(chunk, world)
         yield chunk[rank::world]
-
-
-def _tensors(idx, seq, data, device, modalities):
-    out = {
-        "input_ids": torch.from_numpy(seq.input_ids[idx]).to(device),
-        "attention_mask": torch.from_numpy(seq.attention_mask[idx]).to(device),
-        "position_ids": torch.from_numpy(seq.position_ids[idx]).to(device),
-        "answer_positions": torch.from_numpy(seq.answer_positions[idx]).to(device),
-        "prompt_mask": torch.from_numpy(seq.prompt_mask[idx]).to(device),
-    }
-    if len(seq.covariate_positions):
-        out["covariates"] = torch.from_numpy(data.covariates()[idx].astype(np.float32)).to(device)
-    if "mri" in modalities:
-        out["cubes"] = torch.from_numpy(np.asarray(data.cubes[idx], dtype=np.float32)).to(device)
-    return out
-
-
-@torch.no_grad()
-def predict_proba(model, idx: np.ndarray, seq, data, device, modalities, batch_size: int = 32) -> np.ndarray:
-    """(len(idx), 4) stage probabilities."""
-    model.eval()
-    out = []
-    for start in range(0, len(idx), batch_size):
-        batch = _tensors(idx[start : start + batch_size], seq, data, device, modalities)
-        out.append(torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(STAGES)))
 
 
 def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
@@ -520,6 +528,7 @@ def train_fold(
     max_epochs_this_run: int | None = None,
     init_weights: Path | None = None,
     label: str | None = None,
+    tokenizer=None,
 ) -> FoldResult | None:
     """Train on every fold but ``fold``, early-stop on an inner split, predict ``fold``.
 
@@ -537,6 +546,10 @@ def train_fold(
     ``label`` names the fold in the progress bar and the log lines (default
     ``fold <k>``); every epoch logs one line with its validation loss and balanced
     accuracy.
+
+    With ``tokenizer``, the kept model is also written to ``out_dir/pretrained/``
+    (:meth:`RGenIMAForStaging.save_pretrained`, with the tokenizer), which loads without
+    the training code.
     """
     from safetensors.torch import load_file
 
@@ -616,7 +629,7 @@ def train_fold(
             group["lr"] = learning_rate_at(profile, epoch, group["peak_lr"])
         total, n_seen = 0.0, 0
         for idx in _batches(fit_idx, profile.batch_size, rank, world, rng):
-            batch = _tensors(idx, seq, data, device, modalities)
+            batch = batch_tensors(idx, seq, data, device, modalities)
             y = torch.from_numpy(labels[idx]).to(device)
             with accelerator.autocast():
                 if profile.mixup_alpha > 0:
@@ -671,6 +684,9 @@ def train_fold(
     unwrapped = accelerator.unwrap_model(model)
     digests = gather_weight_digests(unwrapped, accelerator)
     unwrapped.load_state_dict(load_file(str(out_dir / "best.safetensors")))
+    if tokenizer is not None and accelerator.is_main_process:
+        save_pretrained_atomic(unwrapped, tokenizer, out_dir / PRETRAINED_DIR)
+    accelerator.wait_for_everyone()
     proba = predict_proba(unwrapped, test_idx, seq, data, device, modalities)
     return FoldResult(fold, proba, test_idx, state["history"], state["seconds"], state["best_epoch"], digests)
 
@@ -741,6 +757,7 @@ def train_configuration(
     DataFrame or None
         The configuration's predictions (None if interrupted by ``max_epochs_this_run``).
     """
+    from rgenima.model.backbone import load_backbone_tokenizer
     from rgenima.model.inputs import PreparedData, build_sequences
     from rgenima.progress import quiet_library_bars
 
@@ -768,8 +785,8 @@ def train_configuration(
     n_rois, cube = data.cubes.shape[1], data.cubes.shape[2] * (profile.rit.input_pool if "mri" in modalities else 1)
     covariates = data.covariate_names()
     # The tokenizer as the model sees it (with [ROI] and [COV]) lays out the sequences.
-    first, tokenizer = build_model(backbone_path, n_rois, cube, modalities, profile, seed, covariates=covariates)
-    seq = model_sequences(first, tokenizer, data)
+    tokenizer = load_backbone_tokenizer(backbone_path)
+    seq = build_sequences(tokenizer, data.prompts, n_rois, modalities, n_covariates=len(covariates))
     n_prompt = int(seq.prompt_mask.sum(axis=1).max())
 
     def factory():
@@ -801,7 +818,7 @@ def train_configuration(
         init = warm_from / f"fold_{fold}" / "best.safetensors" if warm_from is not None else None
         result = train_fold(data, seq, folds, fold, factory, fold_dir, fold_profile, modalities, seed + 1000 * fold,
                             accelerator, max_epochs_this_run, init_weights=init,
-                            label=f"{name} fold {fold + 1}/{n_folds}")
+                            label=f"{name} fold {fold + 1}/{n_folds}", tokenizer=tokenizer)
         if result is None:
             return None
         if accelerator.is_main_process:

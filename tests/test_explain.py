@@ -28,8 +28,9 @@ from rgenima.explain import (
     prompt_closed,
     randomized_model,
 )
-from rgenima.model.inputs import PreparedData
-from rgenima.train import PROFILES, _tensors, model_sequences, train_configuration
+from rgenima.model.inputs import PreparedData, model_sequences
+from rgenima.model.inputs import batch_tensors as _tensors
+from rgenima.train import PROFILES, train_configuration
 
 QUICK = replace(PROFILES["quick"], max_epochs=2, patience=2, batch_size=8)
 CONFIG = "rgenima_mri+snp__quick"

@@ -223,10 +223,25 @@ def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
     tokenizer : transformers.PreTrainedTokenizerFast
         With ``[ROI]`` and ``[COV]`` placeholder tokens (added if missing).
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer
 
     if attn_implementation not in ("sdpa", "eager"):
         raise ValueError(f"'attn_implementation' must be one of ('sdpa', 'eager'); got {attn_implementation!r}.")
+    path = _check_backbone_dir(path)
+    try:
+        model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation=attn_implementation)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:
+        raise BackboneError(f"cannot load the transformer in {path}: {type(exc).__name__}: {exc}") from None
+    if add_placeholder_tokens(tokenizer, source=path):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return model, tokenizer
+
+
+def _check_backbone_dir(path: str | Path) -> Path:
+    """``path``, if it holds a transformer's config.json; else a BackboneError saying why."""
+    from transformers import AutoConfig
+
     path = Path(path)
     if not path.is_dir():
         raise BackboneError(f"backbone directory not found: {path}")
@@ -239,20 +254,45 @@ def load_backbone(path: str | Path, attn_implementation: str = "sdpa"):
         AutoConfig.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers raises ValueError/OSError/KeyError for bad configs
         raise BackboneError(f"{path}/config.json is not a transformer configuration: {exc}") from None
+    return path
+
+
+def load_backbone_tokenizer(path: str | Path):
+    """The tokenizer of a backbone directory as :func:`load_backbone` returns it (with
+    ``[ROI]`` and ``[COV]``, the same ids), without loading the model's weights."""
+    from transformers import AutoTokenizer
+
+    path = _check_backbone_dir(path)
     try:
-        model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation=attn_implementation)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:
-        raise BackboneError(f"cannot load the transformer in {path}: {type(exc).__name__}: {exc}") from None
+        raise BackboneError(f"cannot load the tokenizer in {path}: {type(exc).__name__}: {exc}") from None
+    add_placeholder_tokens(tokenizer, source=path)
+    return tokenizer
+
+
+def add_placeholder_tokens(tokenizer, source: str | Path = "the backbone") -> bool:
+    """Add the ``[ROI]`` and ``[COV]`` placeholders (and a pad token) where missing.
+
+    Returns
+    -------
+    bool
+        True if tokens were added: the model's embedding table must then be resized.
+    """
     if not getattr(tokenizer, "is_fast", False):
-        raise BackboneError(f"{path}: the tokenizer must be a fast tokenizer (offsets are needed for spans).")
+        raise BackboneError(f"{source}: the tokenizer must be a fast tokenizer (offsets are needed for spans).")
     missing = [t for t in (ROI, COV) if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return model, tokenizer
+    return bool(missing)
+
+
+def lora_settings(r: int = 8, alpha: int = 16, dropout: float = 0.05, target_modules=("q_proj", "v_proj")) -> dict:
+    """LoRA settings as :class:`rgenima.model.rgenima.RGenIMAConfig` stores them: the
+    keyword arguments of :func:`add_lora`, JSON-ready."""
+    return {"r": int(r), "alpha": int(alpha), "dropout": float(dropout), "target_modules": list(target_modules)}
 
 
 def add_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.05, target_modules=("q_proj", "v_proj")):

@@ -3,7 +3,8 @@
 :class:`PreparedData` loads the arrays written by rgenima.data.cohort.prepare_cohort;
 :func:`build_sequences` turns prompts into token ids laid out as
 ``[BOS] [ROI]*R [SEP] prompt [SEP] question`` with, for every subject, the token
-positions of the ROI tokens and the token span of every gene and SNP.
+positions of the ROI tokens and the token span of every gene and SNP;
+:func:`batch_tensors` and :func:`predict_proba` feed them to a model.
 """
 
 from __future__ import annotations
@@ -178,3 +179,54 @@ def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tup
     roi_positions = np.arange(first_roi, first_roi + n_rois) if "mri" in modalities else None
     return Sequences(input_ids, mask, position_ids, mask.sum(axis=1) - 1, roi_positions,
                      np.arange(len(bos), len(bos) + n_covariates), all_spans, prompt_mask)
+
+
+def model_sequences(model, tokenizer, data: PreparedData) -> Sequences:
+    """The token sequences of a prepared cohort laid out for ``model``'s configuration
+    (its modalities and covariate tokens)."""
+    config = model.config
+    return build_sequences(tokenizer, data.prompts, data.cubes.shape[1], tuple(config.modalities),
+                           n_covariates=len(config.covariates))
+
+
+def batch_tensors(idx: np.ndarray, seq: Sequences, data: PreparedData, device, modalities: tuple[str, ...]) -> dict:
+    """Keyword arguments of ``RGenIMAForStaging.forward`` for the subjects ``idx``.
+
+    Returns
+    -------
+    dict of Tensor
+        ``input_ids``, ``attention_mask``, ``position_ids``, ``prompt_mask`` (len(idx), L),
+        ``answer_positions`` (len(idx),), ``covariates`` (len(idx), n_covariates) when the
+        sequences have covariate tokens, ``cubes`` (len(idx), n_rois, D, D, D) float32
+        with 'mri'.
+    """
+    import torch
+
+    out = {
+        "input_ids": torch.from_numpy(seq.input_ids[idx]).to(device),
+        "attention_mask": torch.from_numpy(seq.attention_mask[idx]).to(device),
+        "position_ids": torch.from_numpy(seq.position_ids[idx]).to(device),
+        "answer_positions": torch.from_numpy(seq.answer_positions[idx]).to(device),
+        "prompt_mask": torch.from_numpy(seq.prompt_mask[idx]).to(device),
+    }
+    if len(seq.covariate_positions):
+        out["covariates"] = torch.from_numpy(data.covariates()[idx].astype(np.float32)).to(device)
+    if "mri" in modalities:
+        out["cubes"] = torch.from_numpy(np.asarray(data.cubes[idx], dtype=np.float32)).to(device)
+    return out
+
+
+def predict_proba(model, idx: np.ndarray, seq: Sequences, data: PreparedData, device, modalities: tuple[str, ...],
+                  batch_size: int = 32) -> np.ndarray:
+    """(len(idx), 4) stage probabilities of ``model`` (put in eval mode) for the subjects ``idx``."""
+    import torch
+
+    from rgenima import STAGES
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(idx), batch_size):
+            batch = batch_tensors(idx[start : start + batch_size], seq, data, device, modalities)
+            out.append(torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(STAGES)))

@@ -55,11 +55,24 @@ zero-initialised attention). The two-modality model warm-started from the MRI-on
 weights therefore starts as exactly the MRI-only model, whatever the prompt bias, and the
 prompt adds to it only as far as training opens the gates. The attention weights returned
 for attributions are the same mixture of the two softmaxes.
+
+Saving and loading
+------------------
+As transformers' LLaVA composes its vision and text configs, :class:`RGenIMAConfig`
+holds everything needed to rebuild the model: the RiT config, the language model's own
+config (``text_config``), its LoRA settings and which of its embeddings are frozen.
+:meth:`RGenIMAForStaging.save_pretrained` writes ``config.json``, ``model.safetensors``
+(every parameter and buffer, the training fold's input statistics included) and, when
+given, the tokenizer; :meth:`RGenIMAForStaging.from_pretrained` and
+:func:`load_tokenizer` read them back with nothing else (no backbone directory, no
+training code, no download).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -202,6 +215,17 @@ class RGenIMAConfig:
         With both modalities, the probability that a training sample's genetic prompt is
         hidden from attention (0 by default: the two-modality model starts from the
         MRI-only one instead).
+    text_config : dict, optional
+        The language model's config (``PretrainedConfig.to_dict()``, LLaVA's
+        ``text_config``): enough to rebuild it without its directory. Filled from the
+        language model when the model is built from one.
+    lora : dict, optional
+        LoRA settings of the language model (``r``, ``alpha``, ``dropout``,
+        ``target_modules``: rgenima.model.backbone.lora_settings), or None for a
+        backbone trained in full.
+    freeze_input_embeddings : bool
+        Keep the language model's input embeddings fixed (the structured genotype
+        embeddings of the default backbone).
     """
 
     rit: RiTConfig | dict = field(default_factory=RiTConfig)
@@ -218,10 +242,21 @@ class RGenIMAConfig:
     prompt_gate: bool = False
     embed_dropout: float = 0.1
     modality_dropout: float = 0.0
+    text_config: dict | None = None
+    lora: dict | None = None
+    freeze_input_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.rit, dict):
+            _check_keys(self.rit, RiTConfig, "rit")
             self.rit = RiTConfig(**self.rit)
+        if self.lora is not None:
+            from rgenima.model.backbone import lora_settings
+
+            unknown = sorted(set(self.lora) - {"r", "alpha", "dropout", "target_modules"})
+            if unknown:
+                raise ValueError(f"unknown LoRA setting(s) {unknown}; expected r, alpha, dropout, target_modules.")
+            self.lora = lora_settings(**self.lora)
         self.modalities = tuple(self.modalities)
         self.covariates = tuple(self.covariates)
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
@@ -239,6 +274,37 @@ class RGenIMAConfig:
         out["modalities"] = list(self.modalities)
         out["covariates"] = list(self.covariates)
         return out
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "RGenIMAConfig":
+        """The config written by :meth:`to_dict` (or a ``config.json``).
+
+        Raises
+        ------
+        ValueError
+            On a key this version does not know, naming it: a config written by other
+            code is refused rather than read without it.
+        """
+        values = dict(values)
+        model_type = values.pop("model_type", MODEL_TYPE)
+        values.pop("architectures", None)
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"{source}: 'model_type' is {model_type!r}, not {MODEL_TYPE!r}.")
+        _check_keys(values, cls, source)
+        return cls(**values)
+
+
+#: ``model_type`` of R-GenIMA's config.json.
+MODEL_TYPE = "rgenima"
+#: Files of a directory written by RGenIMAForStaging.save_pretrained.
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+
+def _check_keys(values: dict, cls, source: str) -> None:
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; it was written by another "
+                         "version of rgenima (retrain the model, or use the matching version).")
 
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
@@ -326,19 +392,103 @@ def regional_intensity(pooled: torch.Tensor) -> torch.Tensor:
     return (pooled * inside).sum((2, 3, 4)) / inside.sum((2, 3, 4)).clamp_min(1)
 
 
+def text_config_of(language_model) -> dict:
+    """The JSON-ready config dict of a (possibly LoRA-wrapped) language model."""
+    return json.loads(language_model.config.to_json_string(use_diff=False))
+
+
+def language_model_from_config(text_config: dict, attn_implementation: str = "sdpa"):
+    """A freshly initialised base model (``AutoModel``) from its config dict.
+
+    Parameters
+    ----------
+    text_config : dict
+        ``RGenIMAConfig.text_config``; ``model_type`` names the architecture.
+    attn_implementation : {"sdpa", "eager"}
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+        In the dtype the config records (as ``load_backbone`` loads it), else float32.
+    """
+    from transformers import AutoModel
+
+    dtype = getattr(torch, str(text_config.get("dtype") or "float32").replace("torch.", ""), torch.float32)
+    return AutoModel.from_config(_transformers_config(text_config), attn_implementation=attn_implementation,
+                                 dtype=dtype)
+
+
+def _transformers_config(text_config: dict):
+    from transformers import AutoConfig
+
+    values = {k: v for k, v in text_config.items() if not k.startswith("_attn_implementation")}
+    model_type = values.pop("model_type", None)
+    if not model_type:
+        raise ValueError("'text_config' has no 'model_type': it does not describe a transformers model.")
+    return AutoConfig.for_model(model_type, **values)
+
+
+def _is_peft(language_model) -> bool:
+    return hasattr(language_model, "peft_config")
+
+
+def load_tokenizer(directory: str | Path):
+    """The tokenizer saved beside a model by :meth:`RGenIMAForStaging.save_pretrained`.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        With the ``[ROI]`` and ``[COV]`` tokens the model's config refers to.
+    """
+    from transformers import AutoTokenizer
+
+    from rgenima.model.backbone import COV, ROI
+
+    directory = Path(directory)
+    if not (directory / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{directory}: no tokenizer (tokenizer_config.json); save the model with "
+                                "save_pretrained(directory, tokenizer=...).")
+    # The language model's config, not R-GenIMA's config.json, tells transformers which
+    # tokenizer family it is.
+    config = json.loads((directory / CONFIG_NAME).read_text()) if (directory / CONFIG_NAME).is_file() else {}
+    extra = {"config": _transformers_config(config["text_config"])} if config.get("text_config") else {}
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **extra)
+    missing = [t for t in (ROI, COV) if t not in tokenizer.get_vocab()]
+    if missing:
+        raise ValueError(f"{directory}: the tokenizer lacks the placeholder token(s) {missing}.")
+    return tokenizer
+
+
 class RGenIMAForStaging(nn.Module):
     """R-GenIMA with a four-way stage head.
 
     Parameters
     ----------
     config : RGenIMAConfig
-    language_model : transformers.PreTrainedModel
+    language_model : transformers.PreTrainedModel, optional
         A base model taking ``inputs_embeds`` (see rgenima.model.backbone.load_backbone),
-        possibly wrapped with LoRA.
+        possibly wrapped with LoRA already; it is wrapped here when ``config.lora`` asks
+        for LoRA. Default: a fresh one built from ``config.text_config``.
+    attn_implementation : {"sdpa", "eager"}
+        Attention of a language model built from ``config.text_config``.
     """
 
-    def __init__(self, config: RGenIMAConfig, language_model: nn.Module):
+    def __init__(self, config: RGenIMAConfig, language_model: nn.Module | None = None,
+                 attn_implementation: str = "sdpa"):
         super().__init__()
+        if language_model is None:
+            if config.text_config is None:
+                raise ValueError("RGenIMAForStaging needs a language model or a config with 'text_config'.")
+            language_model = language_model_from_config(config.text_config, attn_implementation)
+        elif config.text_config is None:
+            config = replace(config, text_config=text_config_of(language_model))
+        if config.lora is not None and not _is_peft(language_model):
+            from rgenima.model.backbone import add_lora
+
+            language_model = add_lora(language_model, **config.lora)
+        if config.freeze_input_embeddings:
+            # Structured genotype embeddings stay fixed (see backbone.genotype_embeddings).
+            language_model.get_input_embeddings().weight.requires_grad_(False)
         self.config = config
         self.language_model = language_model
         text_hidden = language_model.config.hidden_size
@@ -383,6 +533,75 @@ class RGenIMAForStaging(nn.Module):
             register_key_bias_attention()
             name = KEY_BIAS_ATTENTION[implementation]
         self.language_model.set_attn_implementation(name)
+
+    # -- saving and loading -------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and the tokenizer's files.
+
+        Parameters
+        ----------
+        directory : path
+            Created if needed; files already there are overwritten.
+        tokenizer : transformers.PreTrainedTokenizerFast, optional
+            The tokenizer the model's sequences were built with (``[ROI]``/``[COV]``
+            included); read back with :func:`load_tokenizer`.
+
+        Returns
+        -------
+        Path
+            ``directory``, loadable with :meth:`from_pretrained`.
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": MODEL_TYPE, "architectures": [type(self).__name__], **self.config.to_dict()}
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, attn_implementation: str = "sdpa") -> "RGenIMAForStaging":
+        """The model saved by :meth:`save_pretrained`, in eval mode, on the CPU.
+
+        The language model is rebuilt from ``text_config`` (and wrapped with LoRA when
+        configured) and every weight and buffer comes from ``model.safetensors``.
+        Loading leaves torch's global random state as it was.
+
+        Parameters
+        ----------
+        directory : path
+        attn_implementation : {"sdpa", "eager"}
+            "eager" to get attention weights.
+
+        Raises
+        ------
+        FileNotFoundError
+            Without ``config.json`` or ``model.safetensors``.
+        ValueError
+            On an unknown key in ``config.json`` or weights that do not fit the config.
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found: not a directory written by "
+                                        "RGenIMAForStaging.save_pretrained.")
+        config = RGenIMAConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+        if config.text_config is None:
+            raise ValueError(f"{config_path}: no 'text_config': the language model cannot be rebuilt.")
+        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten anyway
+            model = cls(config, attn_implementation=attn_implementation)
+        missing, unexpected = model.load_state_dict(load_file(str(weights_path)), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{weights_path} does not fit {config_path}: missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(unexpected)[:5]}.")
+        return model.eval()
 
     # -- inputs -------------------------------------------------------------------
     def pool(self, cubes: torch.Tensor) -> torch.Tensor:
