@@ -17,7 +17,7 @@ ifeq ($(MANIFEST),data_manifest.yaml)
 EXTERNAL_MANIFEST ?= manifests/synthetic_external.yaml
 endif
 
-.PHONY: venv test book synth clean-book publish
+.PHONY: venv test lint book synth clean-book publish
 
 venv: $(STAMP)
 
@@ -31,6 +31,12 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(PY) -m pytest -q
+
+# Lint, format and type check (CI runs them before the tests).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The synthetic cohort is rewritten when the generator or its SNP resource changes.
 data/synthetic/truth.json: rgenima/data/synthetic.py rgenima/resources/panel_snps_grch37.tsv | venv

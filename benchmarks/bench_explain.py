@@ -28,8 +28,14 @@ from rgenima.validation import GENE_CRITERIA, ROI_CRITERIA, choose_method, gene_
 
 
 def _seconds(timings: dict, prefix: str) -> float:
-    return round(sum(v for k, v in timings.items() if k.startswith(prefix) and k.endswith("_seconds")
-                     and not k.endswith("per_subject_seconds")), 1)
+    return round(
+        sum(
+            v
+            for k, v in timings.items()
+            if k.startswith(prefix) and k.endswith("_seconds") and not k.endswith("per_subject_seconds")
+        ),
+        1,
+    )
 
 
 def main() -> None:
@@ -45,14 +51,25 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     truth = json.loads(args.truth.read_text())
     configurations = {"brain": args.configuration, "genes": gene_configuration(args.run, args.configuration)}
-    out = {"run": str(args.run), "ig_steps": args.ig_steps, "sanity_subjects": args.sanity_subjects,
-           "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-           "device": "cuda" if torch.cuda.is_available() else "cpu", "configurations": {}}
+    out = {
+        "run": str(args.run),
+        "ig_steps": args.ig_steps,
+        "sanity_subjects": args.sanity_subjects,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "configurations": {},
+    }
     for chapter, configuration in configurations.items():
         if configuration in out["configurations"]:
             continue
-        explain_dir = explain_run(args.run, configuration=configuration, ig_steps=args.ig_steps,
-                                  sanity_subjects=args.sanity_subjects, force=args.force)
+        explain_dir = explain_run(
+            args.run,
+            configuration=configuration,
+            ig_steps=args.ig_steps,
+            sanity_subjects=args.sanity_subjects,
+            force=args.force,
+        )
         # The measured time of the run that computed the files (also when reused).
         timings = json.loads((explain_dir / "explain.json").read_text())["timings"]
         wall = timings["total_seconds"]
@@ -61,10 +78,15 @@ def main() -> None:
         criteria = ROI_CRITERIA if chapter == "brain" else GENE_CRITERIA
         chosen, reason = choose_method(table, criteria)
         out["configurations"][configuration] = {
-            "chapter": chapter, "seconds": round(wall, 1), "main_pass_seconds": main_pass,
-            "checks_seconds": round(wall - main_pass, 1), "timings": timings,
-            "chosen_roi": choose_method(table, ROI_CRITERIA)[0], "chosen_gene": choose_method(table, GENE_CRITERIA)[0],
-            "reason": reason, "chosen": chosen,
+            "chapter": chapter,
+            "seconds": round(wall, 1),
+            "main_pass_seconds": main_pass,
+            "checks_seconds": round(wall - main_pass, 1),
+            "timings": timings,
+            "chosen_roi": choose_method(table, ROI_CRITERIA)[0],
+            "chosen_gene": choose_method(table, GENE_CRITERIA)[0],
+            "reason": reason,
+            "chosen": chosen,
             "validation": json.loads(table.to_json(orient="records")),
         }
         print(f"{configuration}: {wall:.0f} s (main pass {main_pass:.0f} s); chosen {chosen}: {reason}")

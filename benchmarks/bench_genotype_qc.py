@@ -57,9 +57,7 @@ def write_random_plink(prefix: Path, n_samples: int, n_snps: int, missing: float
     with open(f"{prefix}.fam", "w") as fam:
         fam.writelines(f"F{i} S{i} 0 0 {1 + i % 2} -9\n" for i in range(n_samples))
     with open(f"{prefix}.bim", "w") as bim:
-        bim.writelines(
-            f"{1 + j * 22 // n_snps}\trs{j}\t0\t{1000 + 100 * j}\tA\tG\n" for j in range(n_snps)
-        )
+        bim.writelines(f"{1 + j * 22 // n_snps}\trs{j}\t0\t{1000 + 100 * j}\tA\tG\n" for j in range(n_snps))
 
 
 def check_against_plink(snp: pd.DataFrame, samples: pd.DataFrame, out: Path) -> None:
@@ -107,8 +105,17 @@ def main() -> None:
             ours.append(time.perf_counter() - t0)
 
         out = work / "plink"
-        cmd = [plink, "--bfile", str(prefix), "--freq", "--missing", "--hardy",
-               "--keep-allele-order", "--out", str(out)]
+        cmd = [
+            plink,
+            "--bfile",
+            str(prefix),
+            "--freq",
+            "--missing",
+            "--hardy",
+            "--keep-allele-order",
+            "--out",
+            str(out),
+        ]
         theirs = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
@@ -127,14 +134,22 @@ def main() -> None:
 
     best_ours, best_plink = min(ours), min(theirs)
     med_ours, med_plink = statistics.median(ours), statistics.median(theirs)
-    print(f"PLINK set                        {args.n_samples} samples x {args.n_snps} SNPs, "
-          f"{args.missing:.0%} missing (.bed {bed_mb:.1f} MB, written in {t_write:.1f} s)")
-    print(f"rgenima qc_plink_fileset         best {best_ours * 1000:7.1f} ms  median {med_ours * 1000:7.1f} ms"
-          f"  (first call {t_first * 1000:.1f} ms)")
-    print(f"plink1.9 --freq --missing --hardy best {best_plink * 1000:6.1f} ms  median {med_plink * 1000:7.1f} ms"
-          f"  (subprocess, incl. start-up and writing 4 reports)")
-    print(f"ratio rgenima / PLINK            best {best_ours / best_plink:5.2f}  median "
-          f"{med_ours / med_plink:5.2f}  (target <= 5)")
+    print(
+        f"PLINK set                        {args.n_samples} samples x {args.n_snps} SNPs, "
+        f"{args.missing:.0%} missing (.bed {bed_mb:.1f} MB, written in {t_write:.1f} s)"
+    )
+    print(
+        f"rgenima qc_plink_fileset         best {best_ours * 1000:7.1f} ms  median {med_ours * 1000:7.1f} ms"
+        f"  (first call {t_first * 1000:.1f} ms)"
+    )
+    print(
+        f"plink1.9 --freq --missing --hardy best {best_plink * 1000:6.1f} ms  median {med_plink * 1000:7.1f} ms"
+        f"  (subprocess, incl. start-up and writing 4 reports)"
+    )
+    print(
+        f"ratio rgenima / PLINK            best {best_ours / best_plink:5.2f}  median "
+        f"{med_ours / med_plink:5.2f}  (target <= 5)"
+    )
     print(f"peak traced memory (rgenima QC)  {peak / 1e6:7.1f} MB  (tracemalloc; chunk {args.chunk_snps} SNPs)")
     print(f"peak RSS (plink1.9 process)      {plink_rss_mb:7.1f} MB  (getrusage RUSAGE_CHILDREN)")
     print("results checked against PLINK: genotype counts exact, MAF/HWE p at printed precision")

@@ -79,8 +79,11 @@ def subset_prepared(source: Path, target: Path, rows: np.ndarray) -> Path:
     for name in ("rois.tsv", "snps.tsv", "snp_qc.tsv", "sample_qc.tsv", "data_report.json"):
         shutil.copy(source / name, tmp / name)
     record = json.loads((source / "prepare.json").read_text())
-    record.update(n_subjects=int(len(rows)), subset_of=str(source.resolve()),
-                  input_hash=f"{record['input_hash']}-rows-{len(rows)}")
+    record.update(
+        n_subjects=int(len(rows)),
+        subset_of=str(source.resolve()),
+        input_hash=f"{record['input_hash']}-rows-{len(rows)}",
+    )
     atomic_write_text(tmp / "prepare.json", json.dumps(record, indent=1) + "\n")
     tmp.rename(target)
     return target
@@ -102,16 +105,36 @@ def main() -> None:
 
     cohort = args.root / "cohort"
     if not (cohort / "truth.json").is_file():
-        subprocess.run([sys.executable, "-m", "rgenima.cli", "synth", "--out", str(cohort), "--n-subjects",
-                        str(max(args.sizes)), "--seed", str(args.seed), "--first-subject", "20000"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rgenima.cli",
+                "synth",
+                "--out",
+                str(cohort),
+                "--n-subjects",
+                str(max(args.sizes)),
+                "--seed",
+                str(args.seed),
+                "--first-subject",
+                "20000",
+            ],
+            check=True,
+        )
     (cohort / "manifest.yaml").write_text(MANIFEST)
     full = prepare_cohort(load_manifest(cohort / "manifest.yaml"), args.root / "full")
     labels = pd.read_csv(full / "subjects.csv")["label"].to_numpy()
     order = nested_order(labels, seed=0)
     external = load_manifest(args.external)
     profile = get_profile(args.profile)
-    figures: dict = {"profile": args.profile, "folds": args.folds, "cohort_seed": args.seed,
-                     "external": str(args.external), "sizes": {}}
+    figures: dict = {
+        "profile": args.profile,
+        "folds": args.folds,
+        "cohort_seed": args.seed,
+        "external": str(args.external),
+        "sizes": {},
+    }
     for n in args.sizes:
         run = args.root / f"n{n}"
         subset_prepared(full, run / "prepared", np.sort(order[:n]))
@@ -132,7 +155,8 @@ def main() -> None:
         lda = bacc.get("reference_truth_feature_lda")
         fusion = metrics["comparisons"].get("rgenima_mri", {}).get("balanced_accuracy_difference", {})
         figures["sizes"][str(n)] = {
-            "balanced_accuracy": bacc, "ci": ci,
+            "balanced_accuracy": bacc,
+            "ci": ci,
             "ratio_to_truth_feature_lda": {k: round(v / lda, 3) for k, v in bacc.items()} if lda else None,
             "mri_snp_minus_mri": {k: round(fusion[k], 4) for k in ("estimate", "ci_low", "ci_high") if k in fusion},
             "seconds": seconds,

@@ -59,8 +59,11 @@ def summarise(metrics: dict) -> dict:
 
 
 def mean_sd(values: list[float]) -> dict:
-    return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4) if len(values) > 1
-            else None, "values": [round(v, 4) for v in values]}
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        "sd": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None,
+        "values": [round(v, 4) for v in values],
+    }
 
 
 def aggregate(per_seed: list[dict]) -> dict:
@@ -91,21 +94,34 @@ def main() -> None:
     manifest = load_manifest(args.manifest)
     external = load_manifest(args.external) if args.external else None
     truth_dir = manifest.cohort.clinical.parent
-    figures: dict = {"profile": args.profile, "overrides": overrides, "folds": args.folds, "seeds": args.seeds,
-                     "cv": [], "external": [], "seconds": []}
+    figures: dict = {
+        "profile": args.profile,
+        "overrides": overrides,
+        "folds": args.folds,
+        "seeds": args.seeds,
+        "cv": [],
+        "external": [],
+        "seconds": [],
+    }
     for seed in args.seeds:
         run = args.root / f"seed_{seed}"
         prepare_cohort(manifest, run)
         t0 = time.perf_counter()
-        steps = train_study(run, truth_dir if (truth_dir / "truth.json").is_file() else None, n_folds=args.folds,
-                            seed=seed, profile=profile)
+        steps = train_study(
+            run,
+            truth_dir if (truth_dir / "truth.json").is_file() else None,
+            n_folds=args.folds,
+            seed=seed,
+            profile=profile,
+        )
         seconds = {row.step: row.seconds for row in steps.itertuples()}
         seconds["training_total"] = round(sum(v for k, v in seconds.items() if k != "references"), 1)
         figures["cv"].append({"seed": seed, **summarise(evaluate_run(run, main=MAIN, seed=seed))})
         if external is not None:
             t1 = time.perf_counter()
-            figures["external"].append({"seed": seed, **summarise(validate_external(run, external, seed=seed,
-                                                                                     main=MAIN))})
+            figures["external"].append(
+                {"seed": seed, **summarise(validate_external(run, external, seed=seed, main=MAIN))}
+            )
             seconds["external"] = round(time.perf_counter() - t1, 1)
         seconds["this_invocation"] = round(time.perf_counter() - t0, 1)
         figures["seconds"].append({"seed": seed, **seconds})

@@ -76,7 +76,9 @@ def main() -> None:
     print(f"rgenima cubes+features           {t_ours:7.2f} s  ({1000 * t_ours / n:.1f} ms/image)")
     print(f"rgenima incl. float16 .npy write {t_ours_write:7.2f} s  ({1000 * t_ours_write / n:.1f} ms/image)")
     print(f"nilearn NiftiLabelsMasker means  {t_masker:7.2f} s  ({1000 * t_masker / n:.1f} ms/image)")
-    print(f"ratio rgenima / masker           {t_ours / t_masker:7.2f}  (incl. write {t_ours_write / t_masker:.2f}; target <= 2)")
+    print(
+        f"ratio rgenima / masker           {t_ours / t_masker:7.2f}  (incl. write {t_ours_write / t_masker:.2f}; target <= 2)"
+    )
     print(f"peak traced memory (rgenima)     {peak / 1e6:7.1f} MB")
 
 

@@ -59,10 +59,20 @@ def throughput(run: Path, modalities, profile, device: str, batch_size: int = 16
 
     data = PreparedData.load(run / "prepared")
     backbone = ensure_default_backbone(run, data, profile, 0)
-    model, tok = build_model(backbone, data.cubes.shape[1], data.cubes.shape[2], modalities, profile, 0,
-                             covariates=data.covariate_names(), prompt_length=len(data.snps) + 1)
-    model.fit_input_statistics(torch.from_numpy(data.cubes[:64].astype(np.float32)) if "mri" in modalities else None,
-                               torch.from_numpy(data.covariates()[:64]))
+    model, tok = build_model(
+        backbone,
+        data.cubes.shape[1],
+        data.cubes.shape[2],
+        modalities,
+        profile,
+        0,
+        covariates=data.covariate_names(),
+        prompt_length=len(data.snps) + 1,
+    )
+    model.fit_input_statistics(
+        torch.from_numpy(data.cubes[:64].astype(np.float32)) if "mri" in modalities else None,
+        torch.from_numpy(data.covariates()[:64]),
+    )
     seq = model_sequences(model, tok, data)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
@@ -105,8 +115,11 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--profile", default="default")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--throughput-only", action="store_true",
-                        help="only measure throughput on an already prepared run (e.g. on a GPU machine)")
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only measure throughput on an already prepared run (e.g. on a GPU machine)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("transformers", "accelerate", "httpx"):
@@ -124,8 +137,13 @@ def main() -> None:
     figures: dict = {"profile": args.profile, "folds": args.folds}
     truth_dir = manifest.cohort.clinical.parent
     t_all = time.perf_counter()
-    steps = train_study(args.run, truth_dir if (truth_dir / "truth.json").is_file() else None,
-                        n_folds=args.folds, seed=0, profile=args.profile)
+    steps = train_study(
+        args.run,
+        truth_dir if (truth_dir / "truth.json").is_file() else None,
+        n_folds=args.folds,
+        seed=0,
+        profile=args.profile,
+    )
     figures["this_invocation_s"] = round(time.perf_counter() - t_all, 1)
     # Seconds of each step when it was trained (timings.json): on a finished run (for
     # example the book's), steps are reused and keep the timing of their first run.
@@ -142,8 +160,12 @@ def main() -> None:
             key = f"{configuration_name(modalities)} ({device})"
             figures["throughput_subjects_per_s"][key] = round(throughput(args.run, modalities, profile, device), 1)
 
-    models = {configuration_name(m): pd.read_csv(args.run / "models" / configuration_name(m, args.profile) / "predictions.csv")
-              for m in CONFIGURATIONS}
+    models = {
+        configuration_name(m): pd.read_csv(
+            args.run / "models" / configuration_name(m, args.profile) / "predictions.csv"
+        )
+        for m in CONFIGURATIONS
+    }
     models.update({f"baseline_{k}": v for k, v in baselines.items()})
     for ref in ("oracle", "truth_feature_lda"):
         path = args.run / "models" / f"reference_{ref}" / "predictions.csv"
@@ -157,7 +179,8 @@ def main() -> None:
         figures["ratio_to_truth_feature_lda"] = round(ba["rgenima_mri+snp"] / ba["reference_truth_feature_lda"], 3)
     figures["paired_bootstrap_vs_rgenima_mri+snp"] = {
         k: [round(x, 4) for x in paired_bootstrap(main_model, v)]
-        for k, v in models.items() if k != "rgenima_mri+snp" and not k.startswith("reference")
+        for k, v in models.items()
+        if k != "rgenima_mri+snp" and not k.startswith("reference")
     }
     print(json.dumps(figures, indent=1))
     if args.json:

@@ -63,7 +63,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--configuration", default="rgenima_mri")
     parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--subjects", type=int, default=600, help="held-out subjects probed (external cohort if present)")
+    parser.add_argument(
+        "--subjects", type=int, default=600, help="held-out subjects probed (external cohort if present)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     model, _ = load_fold_model(args.run, args.configuration, args.fold, attn_implementation="sdpa")
@@ -76,14 +78,24 @@ def main() -> None:
         folds = pd.read_csv(args.run / "folds.csv")
         rows = np.flatnonzero(folds["fold"].to_numpy() == args.fold)[: args.subjects]
     target = data.roi_features[rows]
-    figures = {"run": str(args.run), "configuration": args.configuration, "fold": args.fold, "subjects": source,
-               "n_subjects": int(len(rows)), "rit_gate_mean_abs_tanh": None, "r2": {}}
+    figures = {
+        "run": str(args.run),
+        "configuration": args.configuration,
+        "fold": args.fold,
+        "subjects": source,
+        "n_subjects": int(len(rows)),
+        "rit_gate_mean_abs_tanh": None,
+        "r2": {},
+    }
     if model.config.rit_gate:
         figures["rit_gate_mean_abs_tanh"] = round(float(torch.tanh(model.rit_gate).abs().mean()), 4)
     for name, feats in tokens(model, data.cubes[rows]).items():
         r2 = probe_r2(feats, target)
-        figures["r2"][name] = {"median": round(float(np.nanmedian(r2)), 3), "p10": round(float(np.nanpercentile(r2, 10)), 3),
-                               "p90": round(float(np.nanpercentile(r2, 90)), 3)}
+        figures["r2"][name] = {
+            "median": round(float(np.nanmedian(r2)), 3),
+            "p10": round(float(np.nanpercentile(r2, 10)), 3),
+            "p90": round(float(np.nanpercentile(r2, 90)), 3),
+        }
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

@@ -52,7 +52,9 @@ def smoke(run: Path, scratch: Path) -> dict:
         "probabilities_sum_to_one": bool(np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)),
         "seconds": round(seconds, 1),
     }
-    checks["ok"] = checks["device"].startswith("cuda") and checks["folds_done"] == 2 and checks["probabilities_sum_to_one"]
+    checks["ok"] = (
+        checks["device"].startswith("cuda") and checks["folds_done"] == 2 and checks["probabilities_sum_to_one"]
+    )
     return checks
 
 

@@ -33,7 +33,13 @@ Occlusion (:func:`occlusion_logits`)
 
 from __future__ import annotations
 
+import logging
+import time
+
+import numpy as np
 import torch
+
+logger = logging.getLogger("rgenima.explain")
 
 #: Tokens per forward or backward chunk: about 0.6 GB of activations for the default
 #: backbone on CPU.
@@ -168,9 +174,18 @@ def relevance(model, batch: dict, inputs_embeds: torch.Tensor, target: torch.Ten
 # ---------------------------------------------------------------------------------
 # Integrated Gradients
 # ---------------------------------------------------------------------------------
-def integrated_gradients(model, inputs_embeds, baselines, attention_mask, answer_positions, target,
-                         n_steps: int = 32, internal_batch_size: int | None = None, position_ids=None,
-                         prompt_mask=None):
+def integrated_gradients(
+    model,
+    inputs_embeds,
+    baselines,
+    attention_mask,
+    answer_positions,
+    target,
+    n_steps: int = 32,
+    internal_batch_size: int | None = None,
+    position_ids=None,
+    prompt_mask=None,
+):
     """IG of ``logits[:, target]`` w.r.t. the input embeddings (captum, Gauss-Legendre).
 
     ``position_ids`` and ``prompt_mask`` (batch_size, sequence_length), when given, are
@@ -185,13 +200,19 @@ def integrated_gradients(model, inputs_embeds, baselines, attention_mask, answer
     from captum.attr import IntegratedGradients
 
     def forward(embeds, mask, answer, positions, prompt):
-        return model(None, mask, answer, position_ids=positions, prompt_mask=prompt, inputs_embeds=embeds).logits.float()
+        return model(
+            None, mask, answer, position_ids=positions, prompt_mask=prompt, inputs_embeds=embeds
+        ).logits.float()
 
     ig = IntegratedGradients(forward)
     attr, delta = ig.attribute(
-        inputs_embeds, baselines=baselines, target=target,
+        inputs_embeds,
+        baselines=baselines,
+        target=target,
         additional_forward_args=(attention_mask, answer_positions, position_ids, prompt_mask),
-        n_steps=n_steps, internal_batch_size=internal_batch_size, return_convergence_delta=True,
+        n_steps=n_steps,
+        internal_batch_size=internal_batch_size,
+        return_convergence_delta=True,
     )
     return attr.detach(), delta.detach()
 
@@ -231,8 +252,14 @@ def atrophy_sensitivity(model, batch: dict, target: torch.Tensor, reference_clas
 # Occlusion
 # ---------------------------------------------------------------------------------
 @torch.no_grad()
-def occlusion_logits(model, batch: dict, inputs_embeds: torch.Tensor, reference: torch.Tensor,
-                     feature_mask: torch.Tensor, n_features: int) -> torch.Tensor:
+def occlusion_logits(
+    model,
+    batch: dict,
+    inputs_embeds: torch.Tensor,
+    reference: torch.Tensor,
+    feature_mask: torch.Tensor,
+    n_features: int,
+) -> torch.Tensor:
     """Logits with each feature replaced by its reference, one feature at a time.
 
     Parameters
@@ -277,8 +304,9 @@ def occlusion_logits(model, batch: dict, inputs_embeds: torch.Tensor, reference:
     return torch.cat(out, dim=1) if out else inputs_embeds.new_zeros(b, 0, model.config.n_classes)
 
 
-def occlusion_scores(logits: torch.Tensor, occluded: torch.Tensor, target: torch.Tensor,
-                     reference_class: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def occlusion_scores(
+    logits: torch.Tensor, occluded: torch.Tensor, target: torch.Tensor, reference_class: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Occlusion effects from :func:`occlusion_logits`.
 
     Parameters
@@ -310,9 +338,15 @@ def occlusion_scores(logits: torch.Tensor, occluded: torch.Tensor, target: torch
     return log_probability, diff.unsqueeze(1) - ablated_diff
 
 
-def roi_relevance_under_gene_occlusion(model, batch: dict, inputs_embeds: torch.Tensor, reference: torch.Tensor,
-                                       roi_positions: torch.Tensor, gene_member: torch.Tensor,
-                                       target: torch.Tensor) -> torch.Tensor:
+def roi_relevance_under_gene_occlusion(
+    model,
+    batch: dict,
+    inputs_embeds: torch.Tensor,
+    reference: torch.Tensor,
+    roi_positions: torch.Tensor,
+    gene_member: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
     """How replacing each gene changes each ROI's relevance: the ROI x gene link map.
 
     A ROI's relevance is its gradient x (input - reference) for the target's logit (a
@@ -351,3 +385,258 @@ def roi_relevance_under_gene_occlusion(model, batch: dict, inputs_embeds: torch.
         out[:, :, g] = base - roi_relevance(torch.where(replace, reference, inputs_embeds))
     set_attention(model, "eager")
     return out
+
+
+# ---------------------------------------------------------------------------------
+# Token maps: which tokens belong to which ROI, gene and SNP
+# ---------------------------------------------------------------------------------
+def span_membership(spans_per_subject, names: list[str], kind: str, length: int) -> np.ndarray:
+    """(n, len(names), length) 0/1 float32 matrix: token t belongs to span ``names[j]``."""
+    index = {n: j for j, n in enumerate(names)}
+    out = np.zeros((len(spans_per_subject), len(names), length), dtype=np.float32)
+    for i, spans in enumerate(spans_per_subject):
+        for s in spans:
+            if s.kind != kind:
+                continue
+            if s.name not in index:
+                raise ValueError(f"{kind} {s.name!r} of a prompt is not in the prepared SNP table (snps.tsv).")
+            out[i, index[s.name], s.start : s.end] = 1.0
+    return out
+
+
+def _aggregate(scores: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """(B, L) token scores, (B, K, L) membership -> (B, K) span sums, NaN for absent spans."""
+    out = torch.bmm(member, scores.unsqueeze(-1)).squeeze(-1)
+    return torch.where(member.sum(-1) > 0, out, torch.full_like(out, float("nan")))
+
+
+# ---------------------------------------------------------------------------------
+# Reference genotypes and closed prompts
+# ---------------------------------------------------------------------------------
+def modal_dosage(dosage: np.ndarray) -> np.ndarray:
+    """(n_snps,) most common dosage (0, 1 or 2) of each SNP over the given subjects'
+    (n_subjects, n_snps) calls, missing calls ignored; ties go to the lower dosage."""
+    counts = np.stack([(np.round(dosage) == d).sum(0) for d in (0, 1, 2)])
+    return counts.argmax(0).astype(np.float32)
+
+
+def modal_genotype_ids(tokenizer, seq, data, train_idx: np.ndarray) -> np.ndarray:
+    """Input ids with every genotype replaced by the training subjects' most common one.
+
+    The reference of a gene for IG and occlusion: the prompt a subject would have with the
+    training fold's modal genotype at every SNP (:func:`modal_dosage`), token for token. A
+    SNP whose modal tokens differ in number from the subject's (a subword tokenizer can
+    split genotypes unevenly) gets ``[PAD]`` tokens instead.
+
+    Returns
+    -------
+    ndarray of shape (n_subjects, sequence_length)
+    """
+    from rgenima.data.prompt import build_prompt, prompt_layout, token_spans
+
+    ids = seq.input_ids.copy()
+    if not any(s.kind == "snp" for spans in seq.spans for s in spans):
+        return ids
+    order = [sp["name"] for sp in data.prompts[0]["spans"] if sp["kind"] == "gene"]
+    prompt = build_prompt(modal_dosage(data.dosage[train_idx]), data.snps, prompt_layout(data.snps, order))
+    enc = tokenizer(prompt.text, add_special_tokens=False, return_offsets_mapping=True)
+    modal = {
+        s.name: enc["input_ids"][s.start : s.end]
+        for s in token_spans(enc["offset_mapping"], prompt.spans)
+        if s.kind == "snp"
+    }
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    uneven = 0
+    for i, spans in enumerate(seq.spans):
+        for s in spans:
+            if s.kind == "snp" and s.name in modal:
+                tokens = modal[s.name]
+                if len(tokens) == s.end - s.start:
+                    ids[i, s.start : s.end] = tokens
+                else:
+                    ids[i, s.start : s.end] = pad
+                    uneven += 1
+    if uneven:
+        logger.info("%d SNP spans tokenised unevenly: their reference is [PAD]", uneven)
+    return ids
+
+
+def prompt_closed(model) -> bool:
+    """Whether the genetic prompt cannot change the model's output: a two-modality model
+    whose fusion gates are all exactly closed (tanh(g) = 0, e.g. a fold that kept its
+    MRI-only start). Its genes and SNPs get an attribution of exactly 0."""
+    gate = getattr(model, "prompt_gate", None)
+    return gate is not None and bool((torch.tanh(gate.detach()) == 0).all())
+
+
+# ---------------------------------------------------------------------------------
+# One batch
+# ---------------------------------------------------------------------------------
+def _feature_mask(length: int, roi_positions, gene_member: torch.Tensor) -> torch.Tensor:
+    """(B, L) feature index of every token: ROI r -> r, gene g -> R + g, other -> -1."""
+    b, n_genes = gene_member.shape[0], gene_member.shape[1]
+    mask = torch.full((b, length), -1, dtype=torch.long, device=gene_member.device)
+    n_r = 0 if roi_positions is None else len(roi_positions)
+    if n_r:
+        mask[:, roi_positions] = torch.arange(n_r, device=mask.device)
+    if n_genes:
+        in_gene = gene_member.sum(1) > 0
+        mask = torch.where(in_gene, n_r + gene_member.argmax(1), mask)
+    return mask
+
+
+def explain_batch(
+    model,
+    batch: dict,
+    roi_positions,
+    gene_member,
+    snp_member,
+    ig_steps: int,
+    target: torch.Tensor | None = None,
+    reference_ids: torch.Tensor | None = None,
+    links: bool = False,
+    timings: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """Every score of one batch of subjects for one model.
+
+    Parameters
+    ----------
+    model : RGenIMAForStaging
+        In eval mode, loaded with ``attn_implementation="eager"``.
+    batch : dict of Tensor
+        ``input_ids``, ``attention_mask``, ``answer_positions``, ``position_ids``,
+        ``prompt_mask`` and ``cubes`` (with MRI), as rgenima.train builds them, on the
+        model's device.
+    roi_positions : Tensor of shape (R,) or None
+    gene_member, snp_member : Tensor of shape (B, G, L) and (B, S, L)
+        Span membership (:func:`span_membership`).
+    ig_steps : int
+    target : Tensor of shape (B,), optional
+        Class explained by relevance, IG and occlusion; default: the predicted class.
+    reference_ids : Tensor of shape (B, L), optional
+        Input ids of the reference (:func:`modal_genotype_ids`); default ``input_ids``.
+    links : bool
+        Also compute the occlusion ROI x gene link map (``roi_gene__occlusion``; G + 1
+        forward and backward passes per subject).
+    timings : dict, optional
+        Seconds spent are added under each method's name.
+
+    Returns
+    -------
+    dict of ndarray
+        ``{level}__{score}`` for level in roi, gene, snp and the token-level scores
+        (``attention``, ``rollout``, ``relevance``, ``integrated_gradients``,
+        ``integrated_gradients_l2``, ``attention_L{l}``); ``roi__`` and ``gene__`` for
+        the feature-level ``occlusion`` and ``occlusion_contrast``; the ROI x gene
+        arrays; ``pred``, ``target``, ``proba`` and the IG bookkeeping.
+    """
+    timings = {} if timings is None else timings
+
+    def tick(name: str, t0: float) -> None:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+    out: dict[str, torch.Tensor] = {}
+    t0 = time.perf_counter()
+    set_attention(model, "eager")
+    with torch.no_grad():
+        res = model(**batch, output_attentions=True)
+    if not res.attentions or res.attentions[0] is None:
+        raise RuntimeError("the backbone returned no attention weights: load it with attn_implementation='eager'.")
+    per_layer, rollout, mean = answer_attention(res.attentions, batch["answer_positions"])
+    res.attentions = None
+    logits = res.logits.float()
+    b, length = batch["input_ids"].shape
+    scores = {f"attention_L{l}": per_layer[:, l] for l in range(per_layer.shape[1])}
+    scores["attention"] = per_layer.mean(1)
+    scores["rollout"] = rollout
+    n_r = 0 if roi_positions is None else len(roi_positions)
+    n_g = gene_member.shape[1]
+    if n_r and n_g:
+        gm = gene_member / gene_member.sum(-1, keepdim=True).clamp_min(1)
+        to_roi = mean[:, :, roi_positions]  # (B, L, R): attention of each token to each ROI
+        from_roi = mean[:, roi_positions, :]  # (B, R, L): attention of each ROI to each token
+        absent = (gene_member.sum(-1) == 0).unsqueeze(1)  # (B, 1, G)
+        nan = float("nan")
+        out["roi_gene__gene_to_roi"] = torch.bmm(gm, to_roi).transpose(1, 2).masked_fill(absent, nan)
+        out["roi_gene__roi_to_gene"] = torch.bmm(from_roi, gene_member.transpose(1, 2)).masked_fill(absent, nan)
+    else:
+        out["roi_gene__gene_to_roi"] = torch.zeros(b, n_r, n_g)
+        out["roi_gene__roi_to_gene"] = torch.zeros(b, n_r, n_g)
+    del mean
+    tick("attention", t0)
+
+    pred = logits.argmax(-1)
+    target = pred if target is None else target.to(pred.device)
+    rows = torch.arange(b, device=pred.device)
+    embeds = res.inputs_embeds.detach()
+
+    t0 = time.perf_counter()
+    scores["relevance"] = relevance(model, batch, embeds, target)
+    tick("relevance", t0)
+
+    t0 = time.perf_counter()
+    reference = reference_embeddings(model, batch, batch["input_ids"] if reference_ids is None else reference_ids)
+    set_attention(model, "sdpa")  # IG needs no attention weights: the fused kernel is faster
+    try:
+        mask, answer = batch["attention_mask"], batch["answer_positions"]
+        positions, prompt = batch.get("position_ids"), batch.get("prompt_mask")
+        attr, delta = integrated_gradients(
+            model,
+            embeds,
+            reference,
+            mask,
+            answer,
+            target,
+            n_steps=ig_steps,
+            internal_batch_size=chunk_size(length, b * ig_steps),
+            position_ids=positions,
+            prompt_mask=prompt,
+        )
+        with torch.no_grad():
+            f_base = model(
+                None, mask, answer, position_ids=positions, prompt_mask=prompt, inputs_embeds=reference
+            ).logits.float()
+    finally:
+        set_attention(model, "eager")
+    scores["integrated_gradients"] = attr.sum(-1)
+    scores["integrated_gradients_l2"] = attr.norm(dim=-1)
+    out.update(
+        ig_logit_input=logits[rows, target],
+        ig_logit_baseline=f_base[rows, target],
+        ig_total=attr.sum(dim=(1, 2)),
+        ig_delta=delta,
+    )
+    tick("integrated_gradients", t0)
+
+    t0 = time.perf_counter()
+    occluded = occlusion_logits(
+        model, batch, embeds, reference, _feature_mask(length, roi_positions, gene_member), n_r + n_g
+    )
+    log_probability, contrast = occlusion_scores(logits, occluded, target)
+    gene_absent = gene_member.sum(-1) == 0  # (B, G)
+    for name, value in (("occlusion", log_probability), ("occlusion_contrast", contrast)):
+        out[f"roi__{name}"] = value[:, :n_r]
+        out[f"gene__{name}"] = value[:, n_r:].masked_fill(gene_absent, float("nan"))
+    tick("occlusion", t0)
+    if n_r:  # ROI level only: the cubes carry the intensities
+        t0 = time.perf_counter()
+        out["roi__atrophy_sensitivity"] = atrophy_sensitivity(model, batch, target)
+        tick("atrophy_sensitivity", t0)
+    if links:
+        t0 = time.perf_counter()
+        if n_r and n_g:
+            link = roi_relevance_under_gene_occlusion(
+                model, batch, embeds, reference, roi_positions, gene_member, target
+            )
+            out["roi_gene__occlusion"] = link.masked_fill(gene_absent.unsqueeze(1), float("nan"))
+        else:
+            out["roi_gene__occlusion"] = torch.zeros(b, n_r, n_g)
+        tick("links", t0)
+
+    for name, s in scores.items():
+        s = s.float()
+        out[f"roi__{name}"] = s[:, roi_positions] if n_r else s[:, :0]
+        out[f"gene__{name}"] = _aggregate(s, gene_member)
+        out[f"snp__{name}"] = _aggregate(s, snp_member)
+    out["pred"], out["target"], out["proba"] = pred, target, torch.softmax(logits, -1)
+    return {k: v.detach().cpu().numpy() for k, v in out.items()}

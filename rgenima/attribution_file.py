@@ -33,8 +33,15 @@ ALL = "all"
 _KINDS = ("roi", "gene", "snp")
 _NAME_KEYS = {"roi": ("roi_names",), "gene": ("gene_names",), "snp": ("snp_names", "snp_gene")}
 _SUBJECT_KEYS = ("ptid", "label", "pred", "fold")
-_PREFERRED_METHODS = ("attention", "rollout", "relevance", "integrated_gradients", "occlusion", "occlusion_contrast",
-                      "atrophy_sensitivity")
+_PREFERRED_METHODS = (
+    "attention",
+    "rollout",
+    "relevance",
+    "integrated_gradients",
+    "occlusion",
+    "occlusion_contrast",
+    "atrophy_sensitivity",
+)
 _RANDOM = "random__"
 
 
@@ -118,7 +125,7 @@ class Attributions:
         ordered attention, rollout, integrated_gradients, attention_L0, L1, ..., others."""
         self._check_kind(kind)
         prefix = (_RANDOM if random else "") + f"{kind}__"
-        found = [k[len(prefix):] for k in self.arrays if k.startswith(prefix)]
+        found = [k[len(prefix) :] for k in self.arrays if k.startswith(prefix)]
         return sorted(found, key=_method_order)
 
     def get(self, kind: str, method: str, random: bool = False) -> np.ndarray:
@@ -129,8 +136,7 @@ class Attributions:
         if method not in available:
             key = (_RANDOM if random else "") + f"{kind}__{method}"
             raise DataContractError(
-                f"{self.path}: no array '{key}'. 'method' must be one of {tuple(available)}; "
-                f"got {method!r}."
+                f"{self.path}: no array '{key}'. 'method' must be one of {tuple(available)}; got {method!r}."
             )
         key = (_RANDOM if random else "") + f"{kind}__{method}"
         return np.asarray(self.arrays[key], dtype=np.float64)
@@ -181,8 +187,9 @@ def load_attributions(path: str | Path) -> Attributions:
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
     except ValueError as exc:  # object arrays need pickle
-        raise DataContractError(f"{path}: cannot be read without unpickling ({exc}); names must be "
-                                "stored as unicode string arrays.") from exc
+        raise DataContractError(
+            f"{path}: cannot be read without unpickling ({exc}); names must be stored as unicode string arrays."
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - zip/format errors
         raise DataContractError(f"{path}: not a readable npz file ({exc}).") from exc
 
@@ -205,11 +212,12 @@ def load_attributions(path: str | Path) -> Attributions:
             raise DataContractError(f"{path}: array 'label' must hold integer stage indices; got dtype {label.dtype}.")
     bad = (label < 0) | (label >= len(STAGES))
     if bad.any():
-        raise DataContractError(f"{path}: array 'label' must lie in 0..{len(STAGES) - 1} (index into "
-                                f"{STAGES}); got {sorted(set(label[bad].tolist()))}.")
+        raise DataContractError(
+            f"{path}: array 'label' must lie in 0..{len(STAGES) - 1} (index into "
+            f"{STAGES}); got {sorted(set(label[bad].tolist()))}."
+        )
 
-    names: dict[str, np.ndarray | None] = {"roi_names": None, "gene_names": None,
-                                           "snp_names": None, "snp_gene": None}
+    names: dict[str, np.ndarray | None] = {"roi_names": None, "gene_names": None, "snp_names": None, "snp_gene": None}
     sizes: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
     keys = [k for k in data if k not in _SUBJECT_KEYS and k not in names]
@@ -222,12 +230,16 @@ def load_attributions(path: str | Path) -> Attributions:
         sizes[kind] = names[_NAME_KEYS[kind][0]].shape[0]
         for nk in _NAME_KEYS[kind][1:]:
             if names[nk].shape != (sizes[kind],):
-                raise DataContractError(f"{path}: array '{nk}' must have shape ({sizes[kind]},) like "
-                                        f"'{_NAME_KEYS[kind][0]}'; got {names[nk].shape}.")
+                raise DataContractError(
+                    f"{path}: array '{nk}' must have shape ({sizes[kind]},) like "
+                    f"'{_NAME_KEYS[kind][0]}'; got {names[nk].shape}."
+                )
         for k in users:
             if data[k].shape != (n, sizes[kind]):
-                raise DataContractError(f"{path}: array '{k}' must have shape (n_subjects, n_{kind}s) = "
-                                        f"({n}, {sizes[kind]}); got {data[k].shape}.")
+                raise DataContractError(
+                    f"{path}: array '{k}' must have shape (n_subjects, n_{kind}s) = "
+                    f"({n}, {sizes[kind]}); got {data[k].shape}."
+                )
             arrays[k] = data[k]
     for direction in DIRECTIONS:
         k = f"roi_gene__{direction}"
@@ -238,8 +250,9 @@ def load_attributions(path: str | Path) -> Attributions:
                 names[nk] = np.asarray(need(nk, k)).astype(str)
         shape = (n, names["roi_names"].shape[0], names["gene_names"].shape[0])
         if data[k].shape != shape:
-            raise DataContractError(f"{path}: array '{k}' must have shape (n_subjects, n_rois, n_genes) = "
-                                    f"{shape}; got {data[k].shape}.")
+            raise DataContractError(
+                f"{path}: array '{k}' must have shape (n_subjects, n_rois, n_genes) = {shape}; got {data[k].shape}."
+            )
         arrays[k] = data[k]
     return Attributions(
         path=path,
@@ -250,8 +263,6 @@ def load_attributions(path: str | Path) -> Attributions:
         arrays=arrays,
         **names,
     )
-
-
 
 
 # ---------------------------------------------------------------------------------

@@ -71,9 +71,7 @@ def project_root() -> Path:
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
             return folder
-    raise FileNotFoundError(
-        f"no rgenima project (a folder with _toc.yml and notebooks/) at or above {here}"
-    )
+    raise FileNotFoundError(f"no rgenima project (a folder with _toc.yml and notebooks/) at or above {here}")
 
 
 def _kernel_name() -> str:
@@ -191,8 +189,13 @@ def execute_notebooks(
             exc.notebook, exc.executed, exc.kernel_log = name, target, kernel_log
             raise
         hide_injected_parameters(target)
-        logger.info("notebook %d/%d: %s done in %s", i + 1, len(notebooks), source.name,
-                    format_seconds(time.perf_counter() - t0))
+        logger.info(
+            "notebook %d/%d: %s done in %s",
+            i + 1,
+            len(notebooks),
+            source.name,
+            format_seconds(time.perf_counter() - t0),
+        )
         written.append(target)
     return written
 
@@ -217,8 +220,7 @@ def hide_injected_parameters(path: Path) -> None:
         nbformat.write(nb, path)
 
 
-def build_book(root: Path, strict: bool = True, output: Path | None = None,
-               log: Path | None = None) -> Path:
+def build_book(root: Path, strict: bool = True, output: Path | None = None, log: Path | None = None) -> Path:
     """Build the book with Jupyter Book 1.x; returns the built ``index.html``.
 
     ``strict``: warnings are errors and every reference must resolve (``-W -n``);
@@ -299,8 +301,12 @@ def _restore_interrupted(root: Path) -> None:
     shutil.rmtree(root / "_build" / ".staging", ignore_errors=True)
 
 
-def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Path | None = None,
-              notebooks: tuple[str, ...] = STUDY_NOTEBOOKS) -> Path:
+def run_study(
+    manifest: Path,
+    parameters: dict[str, Any] | None = None,
+    root: Path | None = None,
+    notebooks: tuple[str, ...] = STUDY_NOTEBOOKS,
+) -> Path:
     """Execute every study notebook on ``manifest``, then build the book.
 
     Executed notebooks go to a staging folder first and the book is built into a
@@ -336,8 +342,9 @@ def run_study(manifest: Path, parameters: dict[str, Any] | None = None, root: Pa
         handler.close()
 
 
-def _run_study(manifest: Path, parameters: dict[str, Any] | None, root: Path,
-               notebooks: tuple[str, ...], log_dir: Path) -> Path:
+def _run_study(
+    manifest: Path, parameters: dict[str, Any] | None, root: Path, notebooks: tuple[str, ...], log_dir: Path
+) -> Path:
     """:func:`run_study` once its log file is set up."""
     from rgenima.data.manifest import load_manifest
 
@@ -381,9 +388,19 @@ def _run_study(manifest: Path, parameters: dict[str, Any] | None, root: Path,
     from rgenima.publish import BOOK_RECORD
 
     cohort = load_manifest(manifest).cohort
-    atomic_write_text(root / "_build" / BOOK_RECORD, json.dumps(
-        {"manifest": str(Path(manifest).resolve()), "cohort": cohort.name, "restricted": cohort.restricted,
-         "notebooks": list(notebooks)}, indent=1) + "\n")
+    atomic_write_text(
+        root / "_build" / BOOK_RECORD,
+        json.dumps(
+            {
+                "manifest": str(Path(manifest).resolve()),
+                "cohort": cohort.name,
+                "restricted": cohort.restricted,
+                "notebooks": list(notebooks),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     shutil.rmtree(build_staging, ignore_errors=True)
     shutil.rmtree(backup, ignore_errors=True)
     return html / "index.html"

@@ -21,7 +21,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from rgenima.data.synthetic import SynthConfig, write_synthetic_cohort
 
     config = SynthConfig(
-        n_subjects=args.n_subjects, seed=args.seed, voxel_mm=args.voxel_mm,
+        n_subjects=args.n_subjects,
+        seed=args.seed,
+        voxel_mm=args.voxel_mm,
         first_subject=args.first_subject,
     )
     truth = write_synthetic_cohort(args.out, config)
@@ -71,8 +73,12 @@ def _cmd_qc(args: argparse.Namespace) -> int:
     from rgenima.data.genetics import qc_plink_fileset, qc_summary, write_qc_tables
     from rgenima.data.manifest import QCSpec
 
-    qc = QCSpec(min_call_rate=args.min_call_rate, min_maf=args.min_maf, hwe_p=args.hwe_p,
-                max_subject_missing=args.max_subject_missing)
+    qc = QCSpec(
+        min_call_rate=args.min_call_rate,
+        min_maf=args.min_maf,
+        hwe_p=args.hwe_p,
+        max_subject_missing=args.max_subject_missing,
+    )
     try:
         snp_table, sample_table = qc_plink_fileset(args.bfile, qc, chunk_snps=args.chunk_snps)
     except DataContractError as exc:
@@ -124,9 +130,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     truth_dir = resolve_clinical_path(manifest.cohort.clinical).parent
     try:
-        train_study(args.out, truth_dir if args.study and (truth_dir / "truth.json").is_file() else None,
-                    modalities=modalities, ablations=args.study, baselines=args.study,
-                    n_folds=args.folds, seed=args.seed, profile=args.profile, backbone=args.backbone)
+        train_study(
+            args.out,
+            truth_dir if args.study and (truth_dir / "truth.json").is_file() else None,
+            modalities=modalities,
+            ablations=args.study,
+            baselines=args.study,
+            n_folds=args.folds,
+            seed=args.seed,
+            profile=args.profile,
+            backbone=args.backbone,
+        )
     except BackboneError as exc:
         print(f"rgenima train: {exc}", file=sys.stderr)
         return 1
@@ -140,17 +154,27 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from rgenima.explain import explain_run
 
     try:
-        out = explain_run(args.run, configuration=args.configuration, ig_steps=args.ig_steps, seed=args.seed,
-                          batch_size=args.batch_size, ig_target=args.ig_target,
-                          sanity_subjects=None if args.sanity_subjects < 0 else args.sanity_subjects,
-                          label_randomisation=not args.no_label_randomisation,
-                          link_subjects=None if args.link_subjects < 0 else args.link_subjects, force=args.force)
+        out = explain_run(
+            args.run,
+            configuration=args.configuration,
+            ig_steps=args.ig_steps,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            ig_target=args.ig_target,
+            sanity_subjects=None if args.sanity_subjects < 0 else args.sanity_subjects,
+            label_randomisation=not args.no_label_randomisation,
+            link_subjects=None if args.link_subjects < 0 else args.link_subjects,
+            force=args.force,
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"rgenima explain: {exc}", file=sys.stderr)
         return 1
     timings = json.loads((out / "explain.json").read_text())["timings"]
-    per_subject = ", ".join(f"{k.removesuffix('_seconds_per_subject').replace('_', ' ')} {v:.3f} s"
-                            for k, v in timings.items() if k.endswith("_seconds_per_subject") and "random" not in k)
+    per_subject = ", ".join(
+        f"{k.removesuffix('_seconds_per_subject').replace('_', ' ')} {v:.3f} s"
+        for k, v in timings.items()
+        if k.endswith("_seconds_per_subject") and "random" not in k
+    )
     print(f"attributions: {out / 'attributions.npz'} ({timings['total_seconds']:.1f} s; per subject: {per_subject})")
     from rgenima.signatures import signatures_run
 
@@ -211,8 +235,10 @@ def describe_run_failure(exc: BaseException) -> str:
 
         what = _last_line(describe_error(exc)) or type(exc).__name__
         if isinstance(exc, subprocess.CalledProcessError):
-            what = (f"the book build ended with exit status {exc.returncode} (its last lines are above; "
-                    "all of them in _build/logs/jupyter-book.log)")
+            what = (
+                f"the book build ended with exit status {exc.returncode} (its last lines are above; "
+                "all of them in _build/logs/jupyter-book.log)"
+            )
         if type(exc).__name__ == "DeadKernelError":
             what = f"the notebook's kernel died ({_last_line(str(exc))}); out of memory?"
         where = f"notebook {notebook}.ipynb" if notebook else ""
@@ -233,12 +259,25 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     try:
         grid = parse_grid(args.grid)
         base = {name: coerce_value(value) for name, value in args.parameter}
-        cluster = ClusterOptions(partition=args.partition, gpus_per_node=args.gpus, cpus_per_task=args.cpus,
-                                 mem_gb=args.mem_gb, timeout_min=args.time_min, account=args.account)
+        cluster = ClusterOptions(
+            partition=args.partition,
+            gpus_per_node=args.gpus,
+            cpus_per_task=args.cpus,
+            mem_gb=args.mem_gb,
+            timeout_min=args.time_min,
+            account=args.account,
+        )
         result = run_batch(
-            args.manifest, grid, notebooks=tuple(args.notebook or BATCH_NOTEBOOKS),
-            runs_root=args.runs_root, jobs=args.jobs, base_parameters=base,
-            timeout_s=args.timeout, force=args.force, executor=args.executor, cluster=cluster,
+            args.manifest,
+            grid,
+            notebooks=tuple(args.notebook or BATCH_NOTEBOOKS),
+            runs_root=args.runs_root,
+            jobs=args.jobs,
+            base_parameters=base,
+            timeout_s=args.timeout,
+            force=args.force,
+            executor=args.executor,
+            cluster=cluster,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"rgenima batch: {exc}", file=sys.stderr)
@@ -252,8 +291,14 @@ def _cmd_enrich(args: argparse.Namespace) -> int:
     from rgenima.signatures import find_truth
 
     try:
-        table = enrich_run(args.run, ks=args.k, n_permutations=args.permutations, seed=args.seed,
-                           gsea=args.gsea, truth=find_truth(args.run))
+        table = enrich_run(
+            args.run,
+            ks=args.k,
+            n_permutations=args.permutations,
+            seed=args.seed,
+            gsea=args.gsea,
+            truth=find_truth(args.run),
+        )
     except (ValueError, ImportError) as exc:  # DataContractError is a ValueError
         print(f"rgenima enrich: {exc}", file=sys.stderr)
         return 1
@@ -264,9 +309,11 @@ def _cmd_enrich(args: argparse.Namespace) -> int:
     controls = table.attrs.get("enrichment_controls")
     if controls:
         positive = controls.get("positive") or {}
-        print(f"controls: positive (planted genes first) passed: {positive.get('passed')}; negative (random "
-              f"rankings) calibrated: {controls['negative']['calibrated']}; wrote "
-              f"{table.attrs.get('enrichment_controls_path')}")
+        print(
+            f"controls: positive (planted genes first) passed: {positive.get('passed')}; negative (random "
+            f"rankings) calibrated: {controls['negative']['calibrated']}; wrote "
+            f"{table.attrs.get('enrichment_controls_path')}"
+        )
     return 0
 
 
@@ -306,14 +353,12 @@ def _cmd_check_privacy(args: argparse.Namespace) -> int:
         return 2
     findings = scan_files(files, identifiers)
     n_files = len(files)
-    read_partly = (
-        f"; {len(partial)} files (fonts, PDF, video...) searched for raw strings only" if partial else ""
-    )
+    read_partly = f"; {len(partial)} files (fonts, PDF, video...) searched for raw strings only" if partial else ""
     if not identifiers.restricted:
         found = (
-            f"{len(findings)} identifier occurrences in "
-            f"{len({f.file for f in findings})} of {n_files} files"
-            if findings else f"no identifiers found in {n_files} files"
+            f"{len(findings)} identifier occurrences in {len({f.file for f in findings})} of {n_files} files"
+            if findings
+            else f"no identifiers found in {n_files} files"
         )
         print(
             f"cohort {identifiers.cohort!r} is not restricted (publishing its IDs is "
@@ -341,16 +386,23 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from rgenima.publish import publish_book
 
     try:
-        result = publish_book(args.build_dir, manifest=args.manifest, remote=None if args.no_push else args.remote,
-                              branch=args.branch, message=args.message)
+        result = publish_book(
+            args.build_dir,
+            manifest=args.manifest,
+            remote=None if args.no_push else args.remote,
+            branch=args.branch,
+            message=args.message,
+        )
     except (FileNotFoundError, ValueError) as exc:  # PrivacyError and DataContractError are ValueErrors
         for finding in getattr(exc, "findings", []):
             print(finding.masked(), file=sys.stderr)
         print(f"rgenima publish: {exc}", file=sys.stderr)
         return 1
     pushed = f", pushed to {result.remote}" if result.remote else " (not pushed: --no-push)"
-    print(f"published {result.n_files} files of {result.html_dir} to branch {result.branch} "
-          f"(commit {result.commit[:12]}{pushed})")
+    print(
+        f"published {result.n_files} files of {result.html_dir} to branch {result.branch} "
+        f"(commit {result.commit[:12]}{pushed})"
+    )
     return 0
 
 
@@ -371,12 +423,14 @@ def _int_at_least(low: int, high: int | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rgenima", description="R-GenIMA reproducible study"
-    )
+    parser = argparse.ArgumentParser(prog="rgenima", description="R-GenIMA reproducible study")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bars (they are also off when standard error is not a terminal)")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars (they are also off when standard error is not a terminal)",
+    )
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -386,11 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--n-subjects", type=int, default=400, help="number of subjects")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--voxel-mm", type=float, default=2.0, help="isotropic voxel size in mm")
     p.add_argument(
-        "--voxel-mm", type=float, default=2.0, help="isotropic voxel size in mm"
-    )
-    p.add_argument(
-        "--first-subject", type=int, default=0,
+        "--first-subject",
+        type=int,
+        default=0,
         help="number of the first subject ID (give cohorts used together disjoint ranges)",
     )
     p.set_defaults(func=_cmd_synth)
@@ -400,7 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("prepare", parents=[common], help="ROI cubes, genotype QC and prompts, cached under RUNDIR/prepared")
+    p = sub.add_parser(
+        "prepare", parents=[common], help="ROI cubes, genotype QC and prompts, cached under RUNDIR/prepared"
+    )
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--cube-size", type=_int_at_least(2, 128), default=16, help="ROI cube edge in samples (2-128)")
@@ -412,29 +468,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bfile", type=Path, required=True, help="PLINK prefix (.bed/.bim/.fam)")
     p.add_argument(
-        "--out", type=Path, required=True,
+        "--out",
+        type=Path,
+        required=True,
         help="output directory (snp_qc.tsv, sample_qc.tsv)",
     )
     p.add_argument(
-        "--min-call-rate", type=_fraction(0.0, 1.0), default=0.95,
+        "--min-call-rate",
+        type=_fraction(0.0, 1.0),
+        default=0.95,
         help="minimum SNP call rate (default 0.95; PLINK --geno 0.05)",
     )
     p.add_argument(
-        "--min-maf", type=_fraction(0.0, 0.5), default=0.01,
+        "--min-maf",
+        type=_fraction(0.0, 0.5),
+        default=0.01,
         help="minimum minor allele frequency (default 0.01)",
     )
     p.add_argument(
-        "--hwe-p", type=_fraction(0.0, 1.0), default=1e-6,
+        "--hwe-p",
+        type=_fraction(0.0, 1.0),
+        default=1e-6,
         help="HWE exact-test p-value below which a SNP fails (default 1e-6)",
     )
     p.add_argument(
-        "--max-subject-missing", type=_fraction(0.0, 1.0), default=0.1,
+        "--max-subject-missing",
+        type=_fraction(0.0, 1.0),
+        default=0.1,
         help="remove samples with more than this fraction of calls missing before SNP QC "
-             "(default 0.1; PLINK --mind 0.1; 1 keeps every sample)",
+        "(default 0.1; PLINK --mind 0.1; 1 keeps every sample)",
     )
-    p.add_argument(
-        "--chunk-snps", type=_int_at_least(1), default=2000, help="SNPs decoded at a time (memory)"
-    )
+    p.add_argument("--chunk-snps", type=_int_at_least(1), default=2000, help="SNPs decoded at a time (memory)")
     p.set_defaults(func=_cmd_qc)
 
     p = sub.add_parser("train", parents=[common], help="cross-validated training (R-GenIMA, ablations, baselines)")
@@ -445,98 +509,177 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="default", choices=["quick", "default", "gpu"])
     p.add_argument("--backbone", type=Path, default=None, help="local Hugging Face model directory")
-    p.add_argument("--study", action="store_true",
-                   help="all three configurations + baselines (+ oracle references on synthetic data)")
+    p.add_argument(
+        "--study",
+        action="store_true",
+        help="all three configurations + baselines (+ oracle references on synthetic data)",
+    )
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", parents=[common], help="metrics, bootstrap CIs and paired comparisons -> RUNDIR/metrics.json")
+    p = sub.add_parser(
+        "evaluate", parents=[common], help="metrics, bootstrap CIs and paired comparisons -> RUNDIR/metrics.json"
+    )
     p.add_argument("--run", type=Path, required=True, help="run directory (models/*/predictions.csv)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of subjects")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--main", default=None, help="main configuration (default: rgenima_mri+snp)")
-    p.add_argument("--external", type=Path, default=None, metavar="MANIFEST",
-                   help="external validation: apply the run's fold models to the cohort of this manifest "
-                        "(-> RUNDIR/external/<cohort>/metrics.json)")
+    p.add_argument(
+        "--external",
+        type=Path,
+        default=None,
+        metavar="MANIFEST",
+        help="external validation: apply the run's fold models to the cohort of this manifest "
+        "(-> RUNDIR/external/<cohort>/metrics.json)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("explain", parents=[common], help="attention, rollout, relevance, Integrated Gradients and occlusion attributions on held-out folds")
+    p = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="attention, rollout, relevance, Integrated Gradients and occlusion attributions on held-out folds",
+    )
     p.add_argument("--run", type=Path, required=True, help="run directory (rgenima train --out)")
-    p.add_argument("--configuration", default=None,
-                   help="model folder under RUNDIR/models (default: the rgenima_mri+snp* configuration)")
+    p.add_argument(
+        "--configuration",
+        default=None,
+        help="model folder under RUNDIR/models (default: the rgenima_mri+snp* configuration)",
+    )
     p.add_argument("--ig-steps", type=_int_at_least(1), default=32, help="Integrated Gradients integration points")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomised models (sanity check)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=8, help="subjects per forward pass")
-    p.add_argument("--ig-target", default="true", choices=["true", "pred"],
-                   help="class explained by relevance, IG and occlusion: true (default) or predicted")
-    p.add_argument("--sanity-subjects", type=int, default=64,
-                   help="subjects explained again by randomised models for the sanity checks (-1: all)")
-    p.add_argument("--no-label-randomisation", action="store_true",
-                   help="skip the label-randomisation check (retraining fold 0 on permuted labels)")
-    p.add_argument("--link-subjects", type=int, default=64,
-                   help="subjects of the occlusion ROI x gene link map (-1: all)")
+    p.add_argument(
+        "--ig-target",
+        default="true",
+        choices=["true", "pred"],
+        help="class explained by relevance, IG and occlusion: true (default) or predicted",
+    )
+    p.add_argument(
+        "--sanity-subjects",
+        type=int,
+        default=64,
+        help="subjects explained again by randomised models for the sanity checks (-1: all)",
+    )
+    p.add_argument(
+        "--no-label-randomisation",
+        action="store_true",
+        help="skip the label-randomisation check (retraining fold 0 on permuted labels)",
+    )
+    p.add_argument(
+        "--link-subjects", type=int, default=64, help="subjects of the occlusion ROI x gene link map (-1: all)"
+    )
     p.add_argument("--force", action="store_true", help="recompute even if the outputs are up to date")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("run", parents=[common], help="execute the study notebooks and build the book")
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[],
-        metavar=("NAME", "VALUE"), help="notebook parameter (repeatable)",
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="notebook parameter (repeatable)",
     )
     p.add_argument(
-        "--notebook", action="append", default=None, metavar="NAME",
+        "--notebook",
+        action="append",
+        default=None,
+        metavar="NAME",
         help="run only these notebooks (stems in notebooks/, repeatable; default: every chapter)",
     )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
-        "batch", parents=[common], help="rerun the training/evaluation notebooks over a parameter grid (runs/<combination>/)"
+        "batch",
+        parents=[common],
+        help="rerun the training/evaluation notebooks over a parameter grid (runs/<combination>/)",
     )
     p.add_argument("--manifest", type=Path, required=True, help="data_manifest.yaml")
     p.add_argument(
-        "--grid", action="append", required=True, metavar="NAME=V1,V2",
+        "--grid",
+        action="append",
+        required=True,
+        metavar="NAME=V1,V2",
         help="notebook parameter and its values, e.g. seed=0,1,2 (repeatable; all combinations run)",
     )
     p.add_argument("--jobs", type=_int_at_least(1), default=1, help="combinations run in parallel processes")
     p.add_argument("--runs-root", type=Path, default=Path("runs"), help="parent of the run directories")
     p.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[],
-        metavar=("NAME", "VALUE"), help="notebook parameter for every combination (repeatable)",
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="notebook parameter for every combination (repeatable)",
     )
     p.add_argument(
-        "--notebook", action="append", default=None, metavar="NAME",
+        "--notebook",
+        action="append",
+        default=None,
+        metavar="NAME",
         help="notebook stem to execute per combination (repeatable; default 03_training 04_evaluation)",
     )
-    p.add_argument("--timeout", type=_int_at_least(1), default=None,
-                   help="per-cell wall-clock limit in seconds (default: none; a dead kernel is detected anyway)")
+    p.add_argument(
+        "--timeout",
+        type=_int_at_least(1),
+        default=None,
+        help="per-cell wall-clock limit in seconds (default: none; a dead kernel is detected anyway)",
+    )
     p.add_argument("--force", action="store_true", help="rerun finished combinations too")
-    p.add_argument("--executor", choices=["local", "slurm"], default="local",
-                   help="local: this machine (--jobs at a time); slurm: one SLURM job per combination (submitit)")
+    p.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: this machine (--jobs at a time); slurm: one SLURM job per combination (submitit)",
+    )
     p.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
     p.add_argument("--account", default=None, help="SLURM account (--executor slurm)")
     p.add_argument("--gpus", type=_int_at_least(0), default=0, help="GPUs per job (--executor slurm; default 0)")
-    p.add_argument("--cpus", type=_int_at_least(1), default=4,
-                   help="CPU cores per job, also its BLAS/OpenMP threads (--executor slurm; default 4)")
+    p.add_argument(
+        "--cpus",
+        type=_int_at_least(1),
+        default=4,
+        help="CPU cores per job, also its BLAS/OpenMP threads (--executor slurm; default 4)",
+    )
     p.add_argument("--mem-gb", type=float, default=16.0, help="memory per job in GB (--executor slurm; default 16)")
-    p.add_argument("--time-min", type=_int_at_least(1), default=24 * 60,
-                   help="time limit per job in minutes (--executor slurm; default 1440); rerunning resumes")
+    p.add_argument(
+        "--time-min",
+        type=_int_at_least(1),
+        default=24 * 60,
+        help="time limit per job in minutes (--executor slurm; default 1440); rerunning resumes",
+    )
     p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser(
-        "publish", parents=[common],
+        "publish",
+        parents=[common],
         help="push the built book to the gh-pages branch (refused for a restricted cohort's book with identifiers)",
     )
-    p.add_argument("build_dir", type=Path, nargs="?", default=Path("_build/html"), metavar="BUILD_DIR",
-                   help="built book (default: _build/html)")
-    p.add_argument("--manifest", type=Path, default=None,
-                   help="manifest the book was built from (default: the one `rgenima run` recorded in _build/book.json)")
+    p.add_argument(
+        "build_dir",
+        type=Path,
+        nargs="?",
+        default=Path("_build/html"),
+        metavar="BUILD_DIR",
+        help="built book (default: _build/html)",
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="manifest the book was built from (default: the one `rgenima run` recorded in _build/book.json)",
+    )
     p.add_argument("--remote", default="origin", help="git remote to push to (default: origin)")
     p.add_argument("--branch", default="gh-pages", help="branch that receives the book (default: gh-pages)")
     p.add_argument("--message", default=None, help="commit message")
     p.add_argument("--no-push", action="store_true", help="commit the branch locally, do not push")
     p.set_defaults(func=_cmd_publish)
 
-    p = sub.add_parser("enrich", parents=[common], help="AD-locus enrichment of the top-ranked genes (RUNDIR/enrichment.csv)")
+    p = sub.add_parser(
+        "enrich", parents=[common], help="AD-locus enrichment of the top-ranked genes (RUNDIR/enrichment.csv)"
+    )
     p.add_argument("--run", type=Path, required=True, help="run directory with gene_attribution.csv")
     p.add_argument("--k", type=_int_at_least(1), nargs="+", default=[5, 10, 20], help="top-k cut-offs")
     p.add_argument("--permutations", type=_int_at_least(1), default=10_000, help="label permutations per test")
@@ -545,7 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_enrich)
 
     p = sub.add_parser(
-        "check-privacy", parents=[common],
+        "check-privacy",
+        parents=[common],
         help="scan a built book for subject identifiers (exit 1 if a restricted cohort's are found)",
     )
     p.add_argument("build_dir", type=Path, metavar="BUILD_DIR", help="built book, e.g. _build/html")

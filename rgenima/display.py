@@ -87,8 +87,9 @@ def readable_table(table):
         if key in out.columns:
             out[key] = out[key].map(display_name)
     if isinstance(out.index, pd.MultiIndex):
-        out.index = out.index.set_levels([level.map(display_name) if level.dtype == object else level
-                                          for level in out.index.levels])
+        out.index = out.index.set_levels(
+            [level.map(display_name) if level.dtype == object else level for level in out.index.levels]
+        )
     elif out.index.dtype == object:
         out.index = out.index.map(display_name)
     out.index.names = [column(n) if n is not None else None for n in out.index.names]

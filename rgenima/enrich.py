@@ -176,7 +176,8 @@ def _ordered_group(group: pd.DataFrame) -> pd.Series:
     if not ordered["score"].is_monotonic_decreasing:
         logger.warning(
             "stage %s, method %s: rank does not follow decreasing score; rank is used for top-k.",
-            group["stage"].iloc[0], group["method"].iloc[0],
+            group["stage"].iloc[0],
+            group["method"].iloc[0],
         )
     return pd.Series(-np.arange(len(ordered), dtype=float), index=ordered["name"].to_numpy())
 
@@ -255,8 +256,9 @@ def enrichment_table(
         locus = locus_all & background
         for k in ks:
             if k > len(ranked):
-                logger.warning("stage %s, method %s: k=%d exceeds the %d ranked genes; skipped.",
-                               stage, method, k, len(ranked))
+                logger.warning(
+                    "stage %s, method %s: k=%d exceeds the %d ranked genes; skipped.", stage, method, k, len(ranked)
+                )
                 continue
             top = ranked.index[:k]
             overlap, p_hyper = hypergeometric_enrichment(top, locus, background)
@@ -264,22 +266,25 @@ def enrichment_table(
                 scores, locus, k, n_permutations=n_permutations, seed=_row_seed(seed, stage, method, k)
             )
             expected = k * len(locus) / len(background)
-            rows.append({
-                "stage": stage,
-                "method": method,
-                "k": k,
-                "n_background": len(background),
-                "n_locus": len(locus),
-                "overlap": overlap,
-                "expected": expected,
-                "fold_enrichment": overlap / expected if expected > 0 else np.nan,
-                "p_hypergeom": p_hyper,
-                "p_permutation": p_perm,
-                "n_permutations": int(n_permutations),
-                "overlap_genes": ";".join(g for g in top if g in locus),
-            })
-    table = pd.DataFrame(rows, columns=[c for c in ENRICHMENT_COLUMNS if c not in
-                                        ("q_hypergeom", "q_permutation", "significant_fdr05")])
+            rows.append(
+                {
+                    "stage": stage,
+                    "method": method,
+                    "k": k,
+                    "n_background": len(background),
+                    "n_locus": len(locus),
+                    "overlap": overlap,
+                    "expected": expected,
+                    "fold_enrichment": overlap / expected if expected > 0 else np.nan,
+                    "p_hypergeom": p_hyper,
+                    "p_permutation": p_perm,
+                    "n_permutations": int(n_permutations),
+                    "overlap_genes": ";".join(g for g in top if g in locus),
+                }
+            )
+    table = pd.DataFrame(
+        rows, columns=[c for c in ENRICHMENT_COLUMNS if c not in ("q_hypergeom", "q_permutation", "significant_fdr05")]
+    )
     table["q_hypergeom"] = _bh_within_method(table, "p_hypergeom")
     table["q_permutation"] = _bh_within_method(table, "p_permutation")
     table["significant_fdr05"] = table["q_hypergeom"] <= 0.05
@@ -360,8 +365,16 @@ def gsea_prerank(
     rnk = scores_by_gene.astype(float).copy()
     rnk.index = rnk.index.astype(str)
     result = gseapy.prerank(
-        rnk=rnk, gene_sets=str(gmt), outdir=str(outdir), permutation_num=int(permutation_num),
-        seed=int(seed), threads=1, no_plot=True, min_size=1, max_size=len(rnk), verbose=False,
+        rnk=rnk,
+        gene_sets=str(gmt),
+        outdir=str(outdir),
+        permutation_num=int(permutation_num),
+        seed=int(seed),
+        threads=1,
+        no_plot=True,
+        min_size=1,
+        max_size=len(rnk),
+        verbose=False,
     )
     row = result.res2d.set_index("Term").loc[_GENE_SET_NAME]
     return {"nes": float(row["NES"]), "p": float(row["NOM p-val"]), "fdr": float(row["FDR q-val"])}
@@ -480,23 +493,32 @@ def enrich_run(
     panel = read_gene_panel(panel_path)
     logger.info(
         "enrichment of %d AD loci (panel %s) in %s: %d stage(s), %d method(s), k=%s, %d permutations",
-        int(panel["ad_locus"].sum()), panel_path, source, attribution["stage"].nunique(),
-        attribution["method"].nunique(), list(ks), n_permutations,
+        int(panel["ad_locus"].sum()),
+        panel_path,
+        source,
+        attribution["stage"].nunique(),
+        attribution["method"].nunique(),
+        list(ks),
+        n_permutations,
     )
-    table = enrichment_table(attribution, panel, ks=ks, n_permutations=n_permutations, seed=seed,
-                             source=str(source))
+    table = enrichment_table(attribution, panel, ks=ks, n_permutations=n_permutations, seed=seed, source=str(source))
     if gsea:
         table = _add_gsea(table, attribution, panel, run_dir / "gsea", min(int(n_permutations), 1000), seed)
     out = atomic_write_text(Run(run_dir).enrichment_csv, table.to_csv(index=False, float_format="%.6g"))
-    logger.info("wrote %s (%d rows, %d significant at FDR 0.05)", out, len(table),
-                int(table["significant_fdr05"].sum()))
+    logger.info(
+        "wrote %s (%d rows, %d significant at FDR 0.05)", out, len(table), int(table["significant_fdr05"].sum())
+    )
     controls = _run_controls(attribution, panel, truth, ks, n_random, seed)
-    controls_path = atomic_write_text(Run(run_dir).enrichment_controls_json,
-                                      json.dumps(controls, indent=1, allow_nan=False) + "\n")
+    controls_path = atomic_write_text(
+        Run(run_dir).enrichment_controls_json, json.dumps(controls, indent=1, allow_nan=False) + "\n"
+    )
     positive = controls["positive"]
-    logger.info("wrote %s (positive control %s, negative control %s)", controls_path,
-                "absent" if positive is None else ("passed" if positive["passed"] else "NOT passed"),
-                "calibrated" if controls["negative"]["calibrated"] else "NOT calibrated")
+    logger.info(
+        "wrote %s (positive control %s, negative control %s)",
+        controls_path,
+        "absent" if positive is None else ("passed" if positive["passed"] else "NOT passed"),
+        "calibrated" if controls["negative"]["calibrated"] else "NOT calibrated",
+    )
     table.attrs["enrichment_controls"] = controls
     table.attrs["enrichment_controls_path"] = str(controls_path)
     return table
@@ -514,37 +536,57 @@ def _load_causal_genes(truth: str | Path | dict) -> tuple[list[str], str]:
             raise FileNotFoundError(f"truth file not found: {path}")
         data, source = json.loads(path.read_text()), str(path)
     if "causal_genes" not in data:
-        raise DataContractError(f"{source if source != 'dict' else 'truth'}: missing key 'causal_genes' "
-                                "(expected the truth.json written by rgenima.data.synthetic).")
+        raise DataContractError(
+            f"{source if source != 'dict' else 'truth'}: missing key 'causal_genes' "
+            "(expected the truth.json written by rgenima.data.synthetic)."
+        )
     return _causal_list(data["causal_genes"]), source
 
 
-def _run_controls(attribution: pd.DataFrame, panel: pd.DataFrame, truth: str | Path | dict | None,
-                  ks: Iterable[int], n_random: int, seed: int) -> dict:
+def _run_controls(
+    attribution: pd.DataFrame,
+    panel: pd.DataFrame,
+    truth: str | Path | dict | None,
+    ks: Iterable[int],
+    n_random: int,
+    seed: int,
+) -> dict:
     """:func:`enrichment_controls` on the background of the first (method, stage)."""
-    groups = {(str(m), str(s)): frozenset(g["name"].astype(str))
-              for (m, s), g in attribution.groupby(["method", "stage"], sort=True)}
+    groups = {
+        (str(m), str(s)): frozenset(g["name"].astype(str))
+        for (m, s), g in attribution.groupby(["method", "stage"], sort=True)
+    }
     (method, stage), background = next(iter(groups.items()))
     identical = len(set(groups.values())) == 1
     if not identical:
-        logger.warning("controls: the ranked genes differ between (method, stage); the controls use the %d "
-                       "genes of method %s, stage %s.", len(background), method, stage)
+        logger.warning(
+            "controls: the ranked genes differ between (method, stage); the controls use the %d "
+            "genes of method %s, stage %s.",
+            len(background),
+            method,
+            stage,
+        )
     causal, source = (None, None) if truth is None else _load_causal_genes(truth)
-    controls = enrichment_controls(sorted(background), _locus_genes(panel), causal, ks, n_random=n_random,
-                                   seed=seed)
-    controls["background"] = {"method": method, "stage": stage, "identical_across_groups": identical,
-                              "n_groups": len(groups)}
+    controls = enrichment_controls(sorted(background), _locus_genes(panel), causal, ks, n_random=n_random, seed=seed)
+    controls["background"] = {
+        "method": method,
+        "stage": stage,
+        "identical_across_groups": identical,
+        "n_groups": len(groups),
+    }
     controls["truth"] = source
     return controls
 
 
-def _add_gsea(table: pd.DataFrame, attribution: pd.DataFrame, panel: pd.DataFrame, outdir: Path,
-              permutation_num: int, seed: int) -> pd.DataFrame:
+def _add_gsea(
+    table: pd.DataFrame, attribution: pd.DataFrame, panel: pd.DataFrame, outdir: Path, permutation_num: int, seed: int
+) -> pd.DataFrame:
     locus = _locus_genes(panel)
     results = {}
     for (method, stage), group in attribution.groupby(["method", "stage"], sort=True):
-        scores = pd.Series(pd.to_numeric(group["score"]).to_numpy(dtype=float),
-                           index=group["name"].astype(str).to_numpy())
+        scores = pd.Series(
+            pd.to_numeric(group["score"]).to_numpy(dtype=float), index=group["name"].astype(str).to_numpy()
+        )
         name = f"{stage}_{method}".replace("/", "-")
         logger.info("GSEA prerank: stage %s, method %s (%d permutations)", stage, method, permutation_num)
         results[(str(method), str(stage))] = gsea_prerank(scores, locus, outdir / name, permutation_num, seed)

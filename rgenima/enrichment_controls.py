@@ -70,12 +70,12 @@ def _causal_list(causal_genes: Iterable[str]) -> list[str]:
 
 
 def _ranking(order: list[str]) -> pd.Series:
-    return pd.Series(np.arange(1, len(order) + 1, dtype=np.int64), index=pd.Index(order, dtype=object),
-                     name="rank")
+    return pd.Series(np.arange(1, len(order) + 1, dtype=np.int64), index=pd.Index(order, dtype=object), name="rank")
 
 
-def random_ranking(genes: Iterable[str], seed: int | np.random.SeedSequence | np.random.Generator | None = None
-                   ) -> pd.Series:
+def random_ranking(
+    genes: Iterable[str], seed: int | np.random.SeedSequence | np.random.Generator | None = None
+) -> pd.Series:
     """A uniformly random ranking of ``genes`` (the null of the enrichment tests).
 
     Parameters
@@ -137,8 +137,12 @@ def positive_control_ranking(
     top = [g for g in causal if g in present]
     missing = [g for g in causal if g not in present]
     if missing:
-        logger.info("positive control: %d planted gene(s) not in the %d ranked genes, ignored: %s",
-                    len(missing), len(order), ", ".join(missing))
+        logger.info(
+            "positive control: %d planted gene(s) not in the %d ranked genes, ignored: %s",
+            len(missing),
+            len(order),
+            ", ".join(missing),
+        )
     rest = [g for g in order if g not in set(top)]
     rng = np.random.default_rng(seed)
     return _ranking(top + [rest[i] for i in rng.permutation(len(rest))])
@@ -167,15 +171,31 @@ def _calibration(p_values: np.ndarray, attainable: np.ndarray, n_random: int) ->
     for t in thresholds:
         hits = int(np.count_nonzero(p_values <= t * (1 + 1e-9)))
         allowed = int(binom.isf(_MARGIN_TAIL, n_random, t))  # smallest c with P(X > c) <= tail
-        checks.append({"t": float(t), "rejection_rate": hits / n_random, "excess": hits / n_random - float(t),
-                       "margin": allowed / n_random - float(t), "within_margin": hits <= allowed})
+        checks.append(
+            {
+                "t": float(t),
+                "rejection_rate": hits / n_random,
+                "excess": hits / n_random - float(t),
+                "margin": allowed / n_random - float(t),
+                "within_margin": hits <= allowed,
+            }
+        )
     if not checks:
-        return {"max_excess": None, "threshold_at_max_excess": None, "margin_at_max_excess": None,
-                "calibrated": True, "checks": []}
+        return {
+            "max_excess": None,
+            "threshold_at_max_excess": None,
+            "margin_at_max_excess": None,
+            "calibrated": True,
+            "checks": [],
+        }
     worst = max(checks, key=lambda c: c["excess"])
-    return {"max_excess": worst["excess"], "threshold_at_max_excess": worst["t"],
-            "margin_at_max_excess": worst["margin"],
-            "calibrated": all(c["within_margin"] for c in checks), "checks": checks}
+    return {
+        "max_excess": worst["excess"],
+        "threshold_at_max_excess": worst["t"],
+        "margin_at_max_excess": worst["margin"],
+        "calibrated": all(c["within_margin"] for c in checks),
+        "checks": checks,
+    }
 
 
 def _any_bh_rejection(p_values: np.ndarray, level: float) -> np.ndarray:
@@ -185,14 +205,22 @@ def _any_bh_rejection(p_values: np.ndarray, level: float) -> np.ndarray:
     return (ordered <= level * np.arange(1, m + 1) / m).any(axis=1)
 
 
-def _positive_control(ranking: pd.Series, locus: set[str], background: list[str], ks: list[int],
-                      causal_present: list[str]) -> dict:
+def _positive_control(
+    ranking: pd.Series, locus: set[str], background: list[str], ks: list[int], causal_present: list[str]
+) -> dict:
     rows = []
     for k in ks:
         top = list(ranking.index[:k])
         overlap, p = hypergeometric_enrichment(top, locus, background)
-        rows.append({"k": k, "overlap": overlap, "expected": k * len(locus) / len(background), "p": p,
-                     "overlap_genes": [g for g in top if g in locus]})
+        rows.append(
+            {
+                "k": k,
+                "overlap": overlap,
+                "expected": k * len(locus) / len(background),
+                "p": p,
+                "overlap_genes": [g for g in top if g in locus],
+            }
+        )
     q = multipletests([r["p"] for r in rows], method="fdr_bh")[1] if rows else []
     for row, q_k in zip(rows, q):
         row["q"] = float(q_k)
@@ -208,8 +236,10 @@ def _positive_control(ranking: pd.Series, locus: set[str], background: list[str]
     elif not covering and rows:
         notes.append(f"no k covers the {n_causal} planted genes; the largest k ({deciding['k']}) decides")
     if n_causal and not causal_locus:
-        notes.append("no planted causal gene is an AD locus of the panel: the locus set holds none of the planted "
-                     "signal, so the positive control cannot pass")
+        notes.append(
+            "no planted causal gene is an AD locus of the panel: the locus set holds none of the planted "
+            "signal, so the positive control cannot pass"
+        )
     return {
         "rows": rows,
         "n_causal_present": n_causal,
@@ -220,8 +250,7 @@ def _positive_control(ranking: pd.Series, locus: set[str], background: list[str]
     }
 
 
-def _negative_control(labels: np.ndarray, ks: list[int], n_random: int, alpha: float,
-                      rng: np.random.Generator) -> dict:
+def _negative_control(labels: np.ndarray, ks: list[int], n_random: int, alpha: float, rng: np.random.Generator) -> dict:
     n_background, n_locus = len(labels), int(labels.sum())
     # A uniformly random ranking puts the locus labels uniformly at random over the
     # ranks: row i is the label at ranks 1..n_background of ranking i.
@@ -236,18 +265,25 @@ def _negative_control(labels: np.ndarray, ks: list[int], n_random: int, alpha: f
         hits = int(np.count_nonzero(p <= alpha))
         counts = np.bincount(overlaps, minlength=len(attainable))
         pmf = hypergeom.pmf(np.arange(len(attainable)), n_background, n_locus, k)
-        rows.append({
-            "k": k,
-            "expected": k * n_locus / n_background,
-            "fraction_p_below_alpha": hits / n_random,
-            "fraction_upper95": _upper95(hits, n_random),
-            "exact_size": float(attainable[attainable <= alpha].max(initial=0.0)),
-            **_calibration(p, attainable, n_random),
-            "null_distribution": [
-                {"overlap": x, "p": float(attainable[x]), "n_rankings": int(counts[x]), "expected_fraction": float(f)}
-                for x, f in enumerate(pmf)
-            ],
-        })
+        rows.append(
+            {
+                "k": k,
+                "expected": k * n_locus / n_background,
+                "fraction_p_below_alpha": hits / n_random,
+                "fraction_upper95": _upper95(hits, n_random),
+                "exact_size": float(attainable[attainable <= alpha].max(initial=0.0)),
+                **_calibration(p, attainable, n_random),
+                "null_distribution": [
+                    {
+                        "overlap": x,
+                        "p": float(attainable[x]),
+                        "n_rankings": int(counts[x]),
+                        "expected_fraction": float(f),
+                    }
+                    for x, f in enumerate(pmf)
+                ],
+            }
+        )
     any_hits = int(_any_bh_rejection(np.column_stack(p_all), _FDR).sum()) if p_all else 0
     return {
         "rows": rows,
@@ -373,9 +409,11 @@ def enrichment_controls(
         positive = _positive_control(ranking, locus, background, ks_run, present)
         if positive["note"]:
             notes.append(f"positive control: {positive['note']}")
-    negative = (_negative_control(labels, ks_run, n_random, alpha, np.random.default_rng(negative_seed))
-                if ks_run else {"rows": [], "fraction_any_significant_fdr05": None, "fraction_any_upper95": None,
-                                "calibrated": None})
+    negative = (
+        _negative_control(labels, ks_run, n_random, alpha, np.random.default_rng(negative_seed))
+        if ks_run
+        else {"rows": [], "fraction_any_significant_fdr05": None, "fraction_any_upper95": None, "calibrated": None}
+    )
     if not locus:
         notes.append("no locus gene among the ranked genes: the test can never reject")
     return {
@@ -415,14 +453,30 @@ def controls_table(controls: dict) -> pd.DataFrame:
     """
     rows = []
     for row in (controls.get("positive") or {}).get("rows", []):
-        rows.append({"control": "positive", "k": row["k"], "overlap": row["overlap"], "expected": row["expected"],
-                     "p": row["p"], "q": row["q"], "significant_fdr05": row["significant_fdr05"]})
+        rows.append(
+            {
+                "control": "positive",
+                "k": row["k"],
+                "overlap": row["overlap"],
+                "expected": row["expected"],
+                "p": row["p"],
+                "q": row["q"],
+                "significant_fdr05": row["significant_fdr05"],
+            }
+        )
     for row in (controls.get("negative") or {}).get("rows", []):
-        rows.append({"control": "negative", "k": row["k"], "expected": row["expected"],
-                     "rejection_rate": row["fraction_p_below_alpha"],
-                     "rejection_rate_upper95": row["fraction_upper95"], "exact_size": row["exact_size"],
-                     "max_excess": np.nan if row["max_excess"] is None else row["max_excess"],
-                     "calibrated": row["calibrated"]})
+        rows.append(
+            {
+                "control": "negative",
+                "k": row["k"],
+                "expected": row["expected"],
+                "rejection_rate": row["fraction_p_below_alpha"],
+                "rejection_rate_upper95": row["fraction_upper95"],
+                "exact_size": row["exact_size"],
+                "max_excess": np.nan if row["max_excess"] is None else row["max_excess"],
+                "calibrated": row["calibrated"],
+            }
+        )
     table = pd.DataFrame(rows, columns=list(CONTROLS_COLUMNS))
     table["k"] = table["k"].astype(np.int64)
     table["overlap"] = table["overlap"].astype("Int64")

@@ -27,8 +27,7 @@ def _check_subset(genes: set[str], background: set[str], name: str) -> None:
     if outside:
         shown = ", ".join(outside[:10]) + (", ..." if len(outside) > 10 else "")
         raise ValueError(
-            f"{len(outside)} gene(s) of '{name}' are not in the background of "
-            f"{len(background)} genes: {shown}."
+            f"{len(outside)} gene(s) of '{name}' are not in the background of {len(background)} genes: {shown}."
         )
 
 
@@ -100,8 +99,7 @@ def rank_genes(scores_by_gene: pd.Series) -> pd.Series:
         raise ValueError(f"'scores_by_gene' has non-finite scores for: {', '.join(map(str, bad[:10]))}.")
     names = scores_by_gene.index.astype(str).to_numpy()
     order = np.lexsort((names, -scores))  # last key is primary: score desc, then name
-    return pd.Series(np.arange(1, len(order) + 1, dtype=np.int64), index=scores_by_gene.index[order],
-                     name="rank")
+    return pd.Series(np.arange(1, len(order) + 1, dtype=np.int64), index=scores_by_gene.index[order], name="rank")
 
 
 def _weighted_overlap(locus_at_rank: np.ndarray, k: int) -> np.ndarray:

@@ -121,8 +121,7 @@ def load_predictions(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     out = {}
     for name, table in tables.items():
         out[name] = table.set_index("PTID").loc[order].reset_index()
-    logger.info("read predictions of %d configurations (%d subjects) from %s",
-                len(out), len(order), models_dir)
+    logger.info("read predictions of %d configurations (%d subjects) from %s", len(out), len(order), models_dir)
     return out
 
 
@@ -131,8 +130,7 @@ def _read_prediction_file(path: Path) -> pd.DataFrame:
     table = pd.read_csv(path, dtype={"PTID": str, "y_true": str, "y_pred": str})
     missing = [c for c in PREDICTION_COLUMNS if c not in table.columns]
     if missing:
-        raise DataContractError(
-            f"{path}: missing column(s) {missing}; expected columns {list(PREDICTION_COLUMNS)}")
+        raise DataContractError(f"{path}: missing column(s) {missing}; expected columns {list(PREDICTION_COLUMNS)}")
     table = table[list(PREDICTION_COLUMNS)].copy()
     if table.empty:
         raise DataContractError(f"{path}: no rows")
@@ -146,19 +144,23 @@ def _read_prediction_file(path: Path) -> pd.DataFrame:
         if bad.any():
             raise DataContractError(
                 f"{path}: column {column!r} must hold one of {list(STAGES)}; "
-                f"found {_first(table.loc[bad, column].unique())} in row(s) {_rows(bad)}")
+                f"found {_first(table.loc[bad, column].unique())} in row(s) {_rows(bad)}"
+            )
     proba = table[list(PROBA_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(proba).all():
         raise DataContractError(
-            f"{path}: probabilities must be finite numbers; row(s) {_rows(~np.isfinite(proba).all(axis=1))}")
+            f"{path}: probabilities must be finite numbers; row(s) {_rows(~np.isfinite(proba).all(axis=1))}"
+        )
     if (proba < 0).any() or (proba > 1).any():
         raise DataContractError(
-            f"{path}: probabilities must lie in [0, 1]; row(s) {_rows(((proba < 0) | (proba > 1)).any(axis=1))}")
+            f"{path}: probabilities must lie in [0, 1]; row(s) {_rows(((proba < 0) | (proba > 1)).any(axis=1))}"
+        )
     off = np.abs(proba.sum(axis=1) - 1.0) > _PROBA_SUM_ATOL
     if off.any():
         raise DataContractError(
             f"{path}: probabilities {list(PROBA_COLUMNS)} must sum to 1 (within {_PROBA_SUM_ATOL:g}); "
-            f"row(s) {_rows(off)}")
+            f"row(s) {_rows(off)}"
+        )
     table[list(PROBA_COLUMNS)] = proba
     return table
 
@@ -176,14 +178,16 @@ def _check_same_subjects(tables: dict[str, pd.DataFrame], paths: dict[str, Path]
             raise DataContractError(
                 f"{paths[name]}: covers a different subject set than {paths[reference_name]} "
                 f"({len(only_here)} PTID(s) only here, e.g. {_first(only_here)}; {len(only_there)} missing, "
-                f"e.g. {_first(only_there)}); every configuration must predict the same subjects")
+                f"e.g. {_first(only_there)}); every configuration must predict the same subjects"
+            )
         table = table.loc[reference.index]
         for column in ("y_true", "fold"):
             differ = table[column].to_numpy() != reference[column].to_numpy()
             if differ.any():
                 raise DataContractError(
                     f"{paths[name]}: column {column!r} disagrees with {paths[reference_name]} for "
-                    f"{int(differ.sum())} subject(s), e.g. {_first(reference.index[differ])}")
+                    f"{int(differ.sum())} subject(s), e.g. {_first(reference.index[differ])}"
+                )
 
 
 def _rows(mask) -> str:
@@ -234,8 +238,9 @@ def _check_inputs(y_true, y_pred, proba=None):
     if proba is not None:
         proba = np.asarray(proba, dtype=float)
         if proba.shape != (len(y_true), len(STAGES)):
-            raise ValueError(f"proba must have shape (n_subjects, {len(STAGES)}) = "
-                             f"({len(y_true)}, {len(STAGES)}); got {proba.shape}")
+            raise ValueError(
+                f"proba must have shape (n_subjects, {len(STAGES)}) = ({len(y_true)}, {len(STAGES)}); got {proba.shape}"
+            )
     return y_true, y_pred, proba
 
 
@@ -279,8 +284,7 @@ def classification_metrics(y_true, y_pred, proba) -> dict:
     auroc = {}
     for k, stage in enumerate(STAGES):
         positive = y_true == k
-        auroc[stage] = (float(roc_auc_score(positive, proba[:, k]))
-                        if 0 < positive.sum() < len(positive) else math.nan)
+        auroc[stage] = float(roc_auc_score(positive, proba[:, k])) if 0 < positive.sum() < len(positive) else math.nan
     defined = [v for v in auroc.values() if not math.isnan(v)]
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -323,11 +327,11 @@ def _resample_counts(indices: np.ndarray, n_subjects: int) -> np.ndarray:
 def _confusion_metrics(y_true: np.ndarray, y_pred: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     """Accuracy, balanced accuracy, macro-F1 and recall of every resample."""
     n_classes = len(STAGES)
-    cell = y_true * n_classes + y_pred                                   # (n_subjects,)
+    cell = y_true * n_classes + y_pred  # (n_subjects,)
     onehot = np.zeros((len(cell), n_classes * n_classes))
     onehot[np.arange(len(cell)), cell] = 1.0
-    confusion = (counts @ onehot).reshape(-1, n_classes, n_classes)      # (n_boot, true, pred)
-    diagonal = np.diagonal(confusion, axis1=1, axis2=2)                  # (n_boot, n_classes)
+    confusion = (counts @ onehot).reshape(-1, n_classes, n_classes)  # (n_boot, true, pred)
+    diagonal = np.diagonal(confusion, axis1=1, axis2=2)  # (n_boot, n_classes)
     support, predicted = confusion.sum(axis=2), confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = np.where(support > 0, diagonal / support, np.nan)
@@ -371,7 +375,7 @@ def _weighted_auroc(positive: np.ndarray, score: np.ndarray, counts: np.ndarray)
     starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])  # tie groups
     weights = counts[:, order]
     pos_sorted = positive[order]
-    group_pos = np.add.reduceat(weights * pos_sorted, starts, axis=1)          # (n_boot, n_groups)
+    group_pos = np.add.reduceat(weights * pos_sorted, starts, axis=1)  # (n_boot, n_groups)
     group_neg = np.add.reduceat(weights * ~pos_sorted, starts, axis=1)
     neg_below = np.cumsum(group_neg, axis=1) - group_neg
     numerator = (group_pos * (neg_below + 0.5 * group_neg)).sum(axis=1)
@@ -408,12 +412,19 @@ def bootstrap_metrics(y_true, y_pred, proba, indices: np.ndarray) -> dict[str, n
     return {name: out[name] for name in _SCALAR_KEYS}
 
 
-_SCALAR_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auroc",
-                *(f"recall_{s}" for s in STAGES), *(f"auroc_{s}" for s in STAGES))
+_SCALAR_KEYS = (
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "macro_auroc",
+    *(f"recall_{s}" for s in STAGES),
+    *(f"auroc_{s}" for s in STAGES),
+)
 
 
-def bootstrap_ci(y_true, y_pred, proba, *, n_boot: int = 2000, seed=0, confidence: float = 0.95,
-                 indices: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    y_true, y_pred, proba, *, n_boot: int = 2000, seed=0, confidence: float = 0.95, indices: np.ndarray | None = None
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap confidence intervals (over subjects) of every scalar metric.
 
     Parameters
@@ -456,8 +467,9 @@ def bootstrap_p_value(differences: np.ndarray) -> float:
     return float(min(1.0, 2 * min(below, above)))
 
 
-def paired_comparison(y_true, pred_a, pred_b, *, n_boot: int = 2000, seed=0, confidence: float = 0.95,
-                      indices: np.ndarray | None = None) -> dict:
+def paired_comparison(
+    y_true, pred_a, pred_b, *, n_boot: int = 2000, seed=0, confidence: float = 0.95, indices: np.ndarray | None = None
+) -> dict:
     """Compare two classifiers on the same subjects.
 
     Parameters
@@ -494,14 +506,18 @@ def paired_comparison(y_true, pred_a, pred_b, *, n_boot: int = 2000, seed=0, con
     if indices is None:
         indices = bootstrap_indices(len(y_true), n_boot, seed)
     counts = _resample_counts(indices, len(y_true))
-    difference = (_confusion_metrics(y_true, pred_a, counts)["balanced_accuracy"]
-                  - _confusion_metrics(y_true, pred_b, counts)["balanced_accuracy"])
+    difference = (
+        _confusion_metrics(y_true, pred_a, counts)["balanced_accuracy"]
+        - _confusion_metrics(y_true, pred_b, counts)["balanced_accuracy"]
+    )
     low, high = percentile_interval(difference, confidence)
     estimate = balanced_accuracy_score(y_true, pred_a) - balanced_accuracy_score(y_true, pred_b)
     return {
         "mcnemar": {"statistic": float(test.statistic), "p_value": float(test.pvalue), "n01": n01, "n10": n10},
         "balanced_accuracy_difference": {
-            "estimate": float(estimate), "ci_low": low, "ci_high": high,
+            "estimate": float(estimate),
+            "ci_low": low,
+            "ci_high": high,
             "p_value": bootstrap_p_value(difference),
         },
     }
@@ -554,8 +570,14 @@ def configuration_role(name: str, main: str) -> str:
     return "other"
 
 
-def evaluate_predictions(predictions: dict[str, pd.DataFrame], main: str | None = None, *, n_boot: int = 2000,
-                         seed=0, confidence: float = 0.95) -> dict:
+def evaluate_predictions(
+    predictions: dict[str, pd.DataFrame],
+    main: str | None = None,
+    *,
+    n_boot: int = 2000,
+    seed=0,
+    confidence: float = 0.95,
+) -> dict:
     """Metrics, intervals and comparisons of aligned predictions (see the module docstring).
 
     Parameters
@@ -578,11 +600,18 @@ def evaluate_predictions(predictions: dict[str, pd.DataFrame], main: str | None 
     y_true = stage_codes(predictions[main]["y_true"])
     for name in names:
         if not np.array_equal(stage_codes(predictions[name]["y_true"]), y_true):
-            raise DataContractError(f"configuration {name!r}: subjects or labels not aligned with {main!r}; "
-                                    "use load_predictions")
+            raise DataContractError(
+                f"configuration {name!r}: subjects or labels not aligned with {main!r}; use load_predictions"
+            )
     indices = bootstrap_indices(len(y_true), n_boot, seed)
-    logger.info("evaluating %d configurations on %d subjects (main %s, %d bootstrap resamples, seed %s)",
-                len(names), len(y_true), main, n_boot, seed)
+    logger.info(
+        "evaluating %d configurations on %d subjects (main %s, %d bootstrap resamples, seed %s)",
+        len(names),
+        len(y_true),
+        main,
+        n_boot,
+        seed,
+    )
 
     configurations, boot_ba = {}, {}
     for name in names:
@@ -601,14 +630,22 @@ def evaluate_predictions(predictions: dict[str, pd.DataFrame], main: str | None 
     for name in names:
         if name == main:
             continue
-        comparisons[name] = paired_comparison(y_true, main_pred, predictions[name]["y_pred"].to_numpy(),
-                                              confidence=confidence, indices=indices)
+        comparisons[name] = paired_comparison(
+            y_true, main_pred, predictions[name]["y_pred"].to_numpy(), confidence=confidence, indices=indices
+        )
     _add_holm(comparisons)
     for name, comparison in comparisons.items():
         d = comparison["balanced_accuracy_difference"]
-        logger.info("%s vs %s: difference %.3f [%.3f, %.3f], bootstrap p %.3g, McNemar p %.3g",
-                    main, name, d["estimate"], d["ci_low"], d["ci_high"], d["p_value"],
-                    comparison["mcnemar"]["p_value"])
+        logger.info(
+            "%s vs %s: difference %.3f [%.3f, %.3f], bootstrap p %.3g, McNemar p %.3g",
+            main,
+            name,
+            d["estimate"],
+            d["ci_low"],
+            d["ci_high"],
+            d["p_value"],
+            comparison["mcnemar"]["p_value"],
+        )
 
     references = {}
     main_ba = configurations[main]["metrics"]["balanced_accuracy"]
@@ -624,16 +661,22 @@ def evaluate_predictions(predictions: dict[str, pd.DataFrame], main: str | None 
             "ratio": main_ba / ref_ba if ref_ba > 0 else math.nan,
             "ratio_ci": percentile_interval(ratio, confidence),
         }
-    return json_safe({
-        "main": main,
-        "n_subjects": len(y_true),
-        "stages": list(STAGES),
-        "bootstrap": {"n_boot": int(n_boot), "seed": seed if isinstance(seed, int) else None,
-                      "confidence": confidence, "unit": "subject"},
-        "configurations": configurations,
-        "comparisons": comparisons,
-        "references": references,
-    })
+    return json_safe(
+        {
+            "main": main,
+            "n_subjects": len(y_true),
+            "stages": list(STAGES),
+            "bootstrap": {
+                "n_boot": int(n_boot),
+                "seed": seed if isinstance(seed, int) else None,
+                "confidence": confidence,
+                "unit": "subject",
+            },
+            "configurations": configurations,
+            "comparisons": comparisons,
+            "references": references,
+        }
+    )
 
 
 def _add_holm(comparisons: dict) -> None:
@@ -649,8 +692,9 @@ def _add_holm(comparisons: dict) -> None:
             comparisons[name][test]["p_value_holm"] = float(p)
 
 
-def evaluate_run(run_dir: str | Path, main: str | None = None, n_boot: int = 2000, seed=0,
-                 confidence: float = 0.95) -> dict:
+def evaluate_run(
+    run_dir: str | Path, main: str | None = None, n_boot: int = 2000, seed=0, confidence: float = 0.95
+) -> dict:
     """Evaluate every configuration of a run and write ``RUNDIR/metrics.json``.
 
     Parameters
@@ -671,8 +715,7 @@ def evaluate_run(run_dir: str | Path, main: str | None = None, n_boot: int = 200
         The content of metrics.json (see the module docstring).
     """
     run_dir = Path(run_dir)
-    metrics = evaluate_predictions(load_predictions(run_dir), main, n_boot=n_boot, seed=seed,
-                                   confidence=confidence)
+    metrics = evaluate_predictions(load_predictions(run_dir), main, n_boot=n_boot, seed=seed, confidence=confidence)
     path = atomic_write_text(Run(run_dir).metrics_json, json.dumps(metrics, indent=1) + "\n")
     logger.info("wrote %s", path)
     from rgenima.cards import write_model_card
@@ -714,12 +757,18 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     rows = []
     for name, entry in metrics["configurations"].items():
         m, (low, high) = entry["metrics"], entry["ci"]["balanced_accuracy"]
-        rows.append({
-            "configuration": name, "role": entry["role"],
-            "balanced_accuracy": _nan(m["balanced_accuracy"]),
-            "balanced_accuracy_ci_low": _nan(low), "balanced_accuracy_ci_high": _nan(high),
-            "accuracy": _nan(m["accuracy"]), "macro_f1": _nan(m["macro_f1"]), "macro_auroc": _nan(m["macro_auroc"]),
-        })
+        rows.append(
+            {
+                "configuration": name,
+                "role": entry["role"],
+                "balanced_accuracy": _nan(m["balanced_accuracy"]),
+                "balanced_accuracy_ci_low": _nan(low),
+                "balanced_accuracy_ci_high": _nan(high),
+                "accuracy": _nan(m["accuracy"]),
+                "macro_f1": _nan(m["macro_f1"]),
+                "macro_auroc": _nan(m["macro_auroc"]),
+            }
+        )
     return pd.DataFrame(rows).set_index("configuration")
 
 
@@ -742,15 +791,34 @@ def comparison_table(metrics: dict) -> pd.DataFrame:
     rows = []
     for name, entry in metrics["comparisons"].items():
         d, mc = entry["balanced_accuracy_difference"], entry["mcnemar"]
-        rows.append({
-            "configuration": name, "role": metrics["configurations"][name]["role"],
-            "difference": _nan(d["estimate"]), "ci_low": _nan(d["ci_low"]), "ci_high": _nan(d["ci_high"]),
-            "p_bootstrap": _nan(d["p_value"]), "p_bootstrap_holm": _nan(d.get("p_value_holm")),
-            "n10": int(mc["n10"]), "n01": int(mc["n01"]),
-            "p_mcnemar": _nan(mc["p_value"]), "p_mcnemar_holm": _nan(mc.get("p_value_holm")),
-        })
-    columns = ["configuration", "role", "difference", "ci_low", "ci_high", "p_bootstrap", "p_bootstrap_holm",
-               "n10", "n01", "p_mcnemar", "p_mcnemar_holm"]
+        rows.append(
+            {
+                "configuration": name,
+                "role": metrics["configurations"][name]["role"],
+                "difference": _nan(d["estimate"]),
+                "ci_low": _nan(d["ci_low"]),
+                "ci_high": _nan(d["ci_high"]),
+                "p_bootstrap": _nan(d["p_value"]),
+                "p_bootstrap_holm": _nan(d.get("p_value_holm")),
+                "n10": int(mc["n10"]),
+                "n01": int(mc["n01"]),
+                "p_mcnemar": _nan(mc["p_value"]),
+                "p_mcnemar_holm": _nan(mc.get("p_value_holm")),
+            }
+        )
+    columns = [
+        "configuration",
+        "role",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "p_bootstrap",
+        "p_bootstrap_holm",
+        "n10",
+        "n01",
+        "p_mcnemar",
+        "p_mcnemar_holm",
+    ]
     return pd.DataFrame(rows, columns=columns).set_index("configuration")
 
 
@@ -786,20 +854,29 @@ def format_metrics(metrics: dict) -> str:
     """A short plain-text summary: balanced accuracy per configuration and the comparisons."""
     main = metrics["main"]
     table = metrics_table(metrics)
-    lines = [f"{metrics['n_subjects']} subjects; {metrics['bootstrap']['n_boot']} bootstrap resamples; "
-             f"main model {main}", "",
-             f"{'configuration':<32} {'role':<9} {'bal. acc. [95% CI]':<22} {'acc.':>6} {'F1':>6} {'AUROC':>6}"]
+    lines = [
+        f"{metrics['n_subjects']} subjects; {metrics['bootstrap']['n_boot']} bootstrap resamples; main model {main}",
+        "",
+        f"{'configuration':<32} {'role':<9} {'bal. acc. [95% CI]':<22} {'acc.':>6} {'F1':>6} {'AUROC':>6}",
+    ]
     for name, row in table.iterrows():
-        lines.append(f"{name:<32} {row['role']:<9} {row['balanced_accuracy']:.3f} "
-                     f"[{row['balanced_accuracy_ci_low']:.3f}, {row['balanced_accuracy_ci_high']:.3f}]   "
-                     f"{row['accuracy']:6.3f} {row['macro_f1']:6.3f} {row['macro_auroc']:6.3f}")
+        lines.append(
+            f"{name:<32} {row['role']:<9} {row['balanced_accuracy']:.3f} "
+            f"[{row['balanced_accuracy_ci_low']:.3f}, {row['balanced_accuracy_ci_high']:.3f}]   "
+            f"{row['accuracy']:6.3f} {row['macro_f1']:6.3f} {row['macro_auroc']:6.3f}"
+        )
     comparisons = comparison_table(metrics)
     if len(comparisons):
-        lines += ["", f"{main} minus other (balanced accuracy)",
-                  f"{'other':<32} {'difference [95% CI]':<25} {'p boot':>8} {'n10':>5} {'n01':>5} {'p McNemar':>10}"]
+        lines += [
+            "",
+            f"{main} minus other (balanced accuracy)",
+            f"{'other':<32} {'difference [95% CI]':<25} {'p boot':>8} {'n10':>5} {'n01':>5} {'p McNemar':>10}",
+        ]
         for name, row in comparisons.iterrows():
-            lines.append(f"{name:<32} {row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  "
-                         f"{row['p_bootstrap']:8.3g} {row['n10']:5d} {row['n01']:5d} {row['p_mcnemar']:10.3g}")
+            lines.append(
+                f"{name:<32} {row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  "
+                f"{row['p_bootstrap']:8.3g} {row['n10']:5d} {row['n01']:5d} {row['p_mcnemar']:10.3g}"
+            )
     if metrics["references"]:
         lines.append("")
     for name, ref in metrics["references"].items():

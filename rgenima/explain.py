@@ -112,7 +112,6 @@ Outputs, in ``RUNDIR/explain/<configuration>/`` (written atomically):
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -125,215 +124,57 @@ import pandas as pd
 import torch
 
 from rgenima import STAGES
+from rgenima.attribution import (
+    explain_batch,
+    modal_dosage,
+    modal_genotype_ids,
+    prompt_closed,
+    span_membership,
+)
 from rgenima.fileio import atomic_write_bytes, atomic_write_text
+from rgenima.fold_models import (
+    _checkpoint,
+    _training_summary,
+    find_configuration,
+    label_randomised_model,
+    load_fold_model,
+    randomized_model,
+)
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "EXPLAIN_VERSION",
+    "METHODS",
+    "ROI_ONLY_METHODS",
+    "explain_batch",
+    "explain_run",
+    "find_configuration",
+    "held_out_indices",
+    "label_randomised_model",
+    "load_fold_model",
+    "modal_dosage",
+    "modal_genotype_ids",
+    "prompt_closed",
+    "randomized_model",
+    "rowwise_spearman",
+    "span_membership",
+]
+
 #: Attribution methods, in the order of the output arrays.
-METHODS: tuple[str, ...] = ("attention", "rollout", "relevance", "integrated_gradients", "occlusion",
-                             "occlusion_contrast", "atrophy_sensitivity")
+METHODS: tuple[str, ...] = (
+    "attention",
+    "rollout",
+    "relevance",
+    "integrated_gradients",
+    "occlusion",
+    "occlusion_contrast",
+    "atrophy_sensitivity",
+)
 #: Methods scored on ROIs only (no gene or SNP arrays).
 ROI_ONLY_METHODS: tuple[str, ...] = ("atrophy_sensitivity",)
 #: Bumped when the meaning of an output changes, so that cached results are recomputed.
 EXPLAIN_VERSION = 3
-
-
-# ---------------------------------------------------------------------------------
-# Finding and loading fold models
-# ---------------------------------------------------------------------------------
-def find_configuration(run_dir: str | Path, configuration: str | None = None) -> str:
-    """The configuration to explain: ``configuration`` if given (it must have been
-    trained), else the main ``rgenima_mri+snp*`` configuration of the run (the default
-    profile's ``rgenima_mri+snp`` when present, else the only ``rgenima_mri+snp__*``)."""
-    models = Path(run_dir) / "models"
-    trained = sorted(p.parent.name for p in models.glob("rgenima_*/training.json"))
-    if configuration is not None:
-        if configuration not in trained:
-            raise FileNotFoundError(
-                f"'configuration' must be one of the trained configurations in {models} {trained}; "
-                f"got {configuration!r}."
-            )
-        return configuration
-    main = [c for c in trained if c == "rgenima_mri+snp" or c.startswith("rgenima_mri+snp__")]
-    if "rgenima_mri+snp" in main:
-        return "rgenima_mri+snp"
-    if len(main) == 1:
-        return main[0]
-    if not main:
-        raise FileNotFoundError(
-            f"{models}: no trained rgenima_mri+snp configuration (training.json); found {trained}. "
-            "Train one with `rgenima train`, or pass --configuration."
-        )
-    raise ValueError(f"{models}: several rgenima_mri+snp configurations {main}; pass 'configuration'.")
-
-
-def _known_fields(cls, values: dict) -> dict:
-    """The entries of ``values`` that ``cls`` has fields for; the others are logged (a
-    training.json written by another version of rgenima)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    dropped = sorted(set(values) - names)
-    if dropped:
-        logger.warning("training.json: %s setting(s) %s are unknown to this version and ignored",
-                       cls.__name__, dropped)
-    return {k: v for k, v in values.items() if k in names}
-
-
-def _training_summary(run_dir: Path, configuration: str) -> dict:
-    path = run_dir / "models" / configuration / "training.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: train the configuration first (`rgenima train`).")
-    return json.loads(path.read_text())
-
-
-def _profile(summary: dict):
-    """The TrainProfile a configuration was trained with (from training.json)."""
-    from rgenima.model.backbone import DefaultBackboneConfig
-    from rgenima.model.rit import RiTConfig
-    from rgenima.train import TrainProfile
-
-    d = dict(summary["profile"])
-    d["rit"] = RiTConfig(**_known_fields(RiTConfig, d["rit"]))
-    d["backbone"] = DefaultBackboneConfig(**_known_fields(DefaultBackboneConfig, d["backbone"]))
-    return TrainProfile(**_known_fields(TrainProfile, d))
-
-
-def _backbone_path(run_dir: Path, summary: dict) -> Path:
-    """The backbone directory recorded in training.json (relative paths may be relative
-    to the directory training ran from), else the run's default backbone."""
-    recorded = Path(summary.get("backbone", ""))
-    candidates = [recorded] if recorded.is_absolute() else [recorded, run_dir / recorded, run_dir.parent / recorded]
-    candidates.append(run_dir / "backbone" / summary["profile"]["name"])
-    for path in candidates:
-        if str(path) and (path / "config.json").is_file():
-            return path
-    raise FileNotFoundError(
-        f"backbone of {summary['configuration']} not found: tried {[str(c) for c in candidates]}."
-    )
-
-
-def _checkpoint(run_dir: Path, configuration: str, fold: int) -> Path:
-    path = run_dir / "models" / configuration / f"fold_{fold}" / "best.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: fold {fold} of {configuration} is not trained.")
-    return path
-
-
-def fold_model_dir(run_dir: str | Path, configuration: str, fold: int) -> Path:
-    """``RUNDIR/models/<configuration>/fold_<k>/pretrained``: the fold's kept model as
-    written by :meth:`RGenIMAForStaging.save_pretrained` (config, weights, tokenizer)."""
-    return Path(run_dir) / "models" / configuration / f"fold_{fold}" / "pretrained"
-
-
-def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_implementation: str = "eager"):
-    """The trained model of one cross-validation fold, in eval mode.
-
-    Read from the fold's ``pretrained/`` directory with
-    :meth:`RGenIMAForStaging.from_pretrained` and :func:`load_tokenizer` alone: neither
-    the training code nor the backbone directory is needed. Runs trained before folds
-    wrote that directory are still read, the old way: the model rebuilt from
-    ``training.json``, the backbone directory and the training code, then
-    ``best.safetensors`` loaded into it (retrain to get self-contained fold models).
-
-    Parameters
-    ----------
-    run_dir : path
-        Run directory (``rgenima train --out``).
-    configuration : str
-        Folder under ``RUNDIR/models`` (e.g. ``rgenima_mri+snp``).
-    fold : int
-        Outer fold; its model was trained on every other fold.
-    attn_implementation : {"eager", "sdpa"}
-        "eager" to get attention weights (see PITFALLS: sdpa's ``output_attentions``
-        differs across transformers versions).
-
-    Returns
-    -------
-    model : RGenIMAForStaging
-    tokenizer : transformers.PreTrainedTokenizerFast
-    """
-    from rgenima.model.rgenima import RGenIMAForStaging, load_tokenizer
-
-    folder = fold_model_dir(run_dir, configuration, fold)
-    if (folder / "config.json").is_file():
-        return RGenIMAForStaging.from_pretrained(folder, attn_implementation=attn_implementation), \
-            load_tokenizer(folder)
-    return _load_legacy_fold_model(Path(run_dir), configuration, fold, attn_implementation)
-
-
-def _load_legacy_fold_model(run_dir: Path, configuration: str, fold: int, attn_implementation: str):
-    """A fold model of a run without ``pretrained/`` folders (see load_fold_model)."""
-    from safetensors.torch import load_file
-
-    from rgenima.train import build_model
-
-    summary = _training_summary(run_dir, configuration)
-    ckpt = _checkpoint(run_dir, configuration, fold)
-    logger.info("%s fold %d: no pretrained/ folder (a run from an older rgenima); rebuilt from training.json",
-                configuration, fold)
-    model, tokenizer = build_model(
-        _backbone_path(run_dir, summary), _n_rois(run_dir), _cube_size(run_dir), tuple(summary["modalities"]),
-        _profile(summary), int(summary.get("seed", 0)), attn_implementation=attn_implementation,
-        **_model_shape(summary),
-    )
-    try:
-        model.load_state_dict(load_file(str(ckpt)))
-    except RuntimeError as exc:
-        raise RuntimeError(
-            f"{ckpt} does not match the current model code; retrain {configuration} (`rgenima train`). {exc}"
-        ) from None
-    model.eval()
-    return model, tokenizer
-
-
-def _n_rois(run_dir: Path) -> int:
-    return len(pd.read_csv(run_dir / "prepared" / "rois.tsv", sep="\t"))
-
-
-def _cube_size(run_dir: Path) -> int:
-    """Edge of the prepared ROI cubes (from the first subject's file)."""
-    return int(np.load(run_dir / "prepared" / "cubes" / "00000.npy", mmap_mode="r").shape[1])
-
-
-def _model_shape(summary: dict) -> dict:
-    """The covariates and prompt length a configuration was built with (training.json)."""
-    model = summary.get("model", {})
-    return {"covariates": tuple(model.get("covariates", ())), "prompt_length": int(model.get("prompt_length", 0))}
-
-
-def randomized_model(run_dir: str | Path, configuration: str, model, seed: int = 0,
-                     attn_implementation: str = "eager"):
-    """A copy of ``model`` whose trainable parameters are freshly initialised.
-
-    Built from ``model.config`` alone (``run_dir`` and ``configuration`` are kept for
-    the callers; they are not read): RiT, projector, head and a default backbone
-    (trained in full, rebuilt from its ``text_config``) are drawn by their constructors,
-    seeded with ``seed``; a pretrained backbone keeps its frozen weights and gets fresh
-    LoRA adapters. Frozen parameters (the genotype input embeddings, a LoRA backbone's
-    base weights) and buffers (cube statistics) are copied from ``model``. The fusion
-    gates (if any) are drawn from N(0, 1), so that the random model reads the genetic
-    prompt.
-    """
-    from rgenima.model.rgenima import RGenIMAForStaging
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = RGenIMAForStaging(model.config, attn_implementation=attn_implementation)
-    trained = model.state_dict()
-    requires_grad = dict(_trainable_flags(fresh))
-    keep = {k: v for k, v in trained.items() if not requires_grad.get(k, False)}
-    _, unexpected = fresh.load_state_dict(keep, strict=False)
-    if unexpected:
-        raise RuntimeError(f"randomised model: unexpected keys {unexpected}")
-    if hasattr(fresh, "prompt_gate"):
-        # Gates initialised at 0 would hide the prompt from the random model altogether.
-        with torch.no_grad():
-            fresh.prompt_gate.normal_(generator=torch.Generator().manual_seed(seed + 2))
-    fresh.eval()
-    return fresh
-
-
-def _trainable_flags(model) -> list[tuple[str, bool]]:
-    return [(n, p.requires_grad) for n, p in model.named_parameters()]
 
 
 # ---------------------------------------------------------------------------------
@@ -376,246 +217,6 @@ def held_out_indices(run_dir: str | Path, configuration: str, subjects: pd.DataF
 
 
 # ---------------------------------------------------------------------------------
-# Token maps: which tokens belong to which ROI, gene and SNP
-# ---------------------------------------------------------------------------------
-def span_membership(spans_per_subject, names: list[str], kind: str, length: int) -> np.ndarray:
-    """(n, len(names), length) 0/1 float32 matrix: token t belongs to span ``names[j]``."""
-    index = {n: j for j, n in enumerate(names)}
-    out = np.zeros((len(spans_per_subject), len(names), length), dtype=np.float32)
-    for i, spans in enumerate(spans_per_subject):
-        for s in spans:
-            if s.kind != kind:
-                continue
-            if s.name not in index:
-                raise ValueError(f"{kind} {s.name!r} of a prompt is not in the prepared SNP table (snps.tsv).")
-            out[i, index[s.name], s.start : s.end] = 1.0
-    return out
-
-
-def _aggregate(scores: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
-    """(B, L) token scores, (B, K, L) membership -> (B, K) span sums, NaN for absent spans."""
-    out = torch.bmm(member, scores.unsqueeze(-1)).squeeze(-1)
-    return torch.where(member.sum(-1) > 0, out, torch.full_like(out, float("nan")))
-
-
-# ---------------------------------------------------------------------------------
-# Reference genotypes and closed prompts
-# ---------------------------------------------------------------------------------
-def modal_dosage(dosage: np.ndarray) -> np.ndarray:
-    """(n_snps,) most common dosage (0, 1 or 2) of each SNP over the given subjects'
-    (n_subjects, n_snps) calls, missing calls ignored; ties go to the lower dosage."""
-    counts = np.stack([(np.round(dosage) == d).sum(0) for d in (0, 1, 2)])
-    return counts.argmax(0).astype(np.float32)
-
-
-def modal_genotype_ids(tokenizer, seq, data, train_idx: np.ndarray) -> np.ndarray:
-    """Input ids with every genotype replaced by the training subjects' most common one.
-
-    The reference of a gene for IG and occlusion: the prompt a subject would have with the
-    training fold's modal genotype at every SNP (:func:`modal_dosage`), token for token. A
-    SNP whose modal tokens differ in number from the subject's (a subword tokenizer can
-    split genotypes unevenly) gets ``[PAD]`` tokens instead.
-
-    Returns
-    -------
-    ndarray of shape (n_subjects, sequence_length)
-    """
-    from rgenima.data.prompt import build_prompt, prompt_layout, token_spans
-
-    ids = seq.input_ids.copy()
-    if not any(s.kind == "snp" for spans in seq.spans for s in spans):
-        return ids
-    order = [sp["name"] for sp in data.prompts[0]["spans"] if sp["kind"] == "gene"]
-    prompt = build_prompt(modal_dosage(data.dosage[train_idx]), data.snps, prompt_layout(data.snps, order))
-    enc = tokenizer(prompt.text, add_special_tokens=False, return_offsets_mapping=True)
-    modal = {s.name: enc["input_ids"][s.start:s.end] for s in token_spans(enc["offset_mapping"], prompt.spans)
-             if s.kind == "snp"}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    uneven = 0
-    for i, spans in enumerate(seq.spans):
-        for s in spans:
-            if s.kind == "snp" and s.name in modal:
-                tokens = modal[s.name]
-                if len(tokens) == s.end - s.start:
-                    ids[i, s.start:s.end] = tokens
-                else:
-                    ids[i, s.start:s.end] = pad
-                    uneven += 1
-    if uneven:
-        logger.info("%d SNP spans tokenised unevenly: their reference is [PAD]", uneven)
-    return ids
-
-
-def prompt_closed(model) -> bool:
-    """Whether the genetic prompt cannot change the model's output: a two-modality model
-    whose fusion gates are all exactly closed (tanh(g) = 0, e.g. a fold that kept its
-    MRI-only start). Its genes and SNPs get an attribution of exactly 0."""
-    gate = getattr(model, "prompt_gate", None)
-    return gate is not None and bool((torch.tanh(gate.detach()) == 0).all())
-
-
-# ---------------------------------------------------------------------------------
-# One batch
-# ---------------------------------------------------------------------------------
-def _feature_mask(length: int, roi_positions, gene_member: torch.Tensor) -> torch.Tensor:
-    """(B, L) feature index of every token: ROI r -> r, gene g -> R + g, other -> -1."""
-    b, n_genes = gene_member.shape[0], gene_member.shape[1]
-    mask = torch.full((b, length), -1, dtype=torch.long, device=gene_member.device)
-    n_r = 0 if roi_positions is None else len(roi_positions)
-    if n_r:
-        mask[:, roi_positions] = torch.arange(n_r, device=mask.device)
-    if n_genes:
-        in_gene = gene_member.sum(1) > 0
-        mask = torch.where(in_gene, n_r + gene_member.argmax(1), mask)
-    return mask
-
-
-def explain_batch(model, batch: dict, roi_positions, gene_member, snp_member, ig_steps: int,
-                  target: torch.Tensor | None = None, reference_ids: torch.Tensor | None = None,
-                  links: bool = False, timings: dict | None = None) -> dict[str, np.ndarray]:
-    """Every score of one batch of subjects for one model.
-
-    Parameters
-    ----------
-    model : RGenIMAForStaging
-        In eval mode, loaded with ``attn_implementation="eager"``.
-    batch : dict of Tensor
-        ``input_ids``, ``attention_mask``, ``answer_positions``, ``position_ids``,
-        ``prompt_mask`` and ``cubes`` (with MRI), as rgenima.train builds them, on the
-        model's device.
-    roi_positions : Tensor of shape (R,) or None
-    gene_member, snp_member : Tensor of shape (B, G, L) and (B, S, L)
-        Span membership (:func:`span_membership`).
-    ig_steps : int
-    target : Tensor of shape (B,), optional
-        Class explained by relevance, IG and occlusion; default: the predicted class.
-    reference_ids : Tensor of shape (B, L), optional
-        Input ids of the reference (:func:`modal_genotype_ids`); default ``input_ids``.
-    links : bool
-        Also compute the occlusion ROI x gene link map (``roi_gene__occlusion``; G + 1
-        forward and backward passes per subject).
-    timings : dict, optional
-        Seconds spent are added under each method's name.
-
-    Returns
-    -------
-    dict of ndarray
-        ``{level}__{score}`` for level in roi, gene, snp and the token-level scores
-        (``attention``, ``rollout``, ``relevance``, ``integrated_gradients``,
-        ``integrated_gradients_l2``, ``attention_L{l}``); ``roi__`` and ``gene__`` for
-        the feature-level ``occlusion`` and ``occlusion_contrast``; the ROI x gene
-        arrays; ``pred``, ``target``, ``proba`` and the IG bookkeeping.
-    """
-    from rgenima.attribution import (
-        answer_attention,
-        atrophy_sensitivity,
-        chunk_size,
-        integrated_gradients,
-        occlusion_logits,
-        occlusion_scores,
-        reference_embeddings,
-        relevance,
-        roi_relevance_under_gene_occlusion,
-        set_attention,
-    )
-
-    timings = {} if timings is None else timings
-
-    def tick(name: str, t0: float) -> None:
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-
-    out: dict[str, torch.Tensor] = {}
-    t0 = time.perf_counter()
-    set_attention(model, "eager")
-    with torch.no_grad():
-        res = model(**batch, output_attentions=True)
-    if not res.attentions or res.attentions[0] is None:
-        raise RuntimeError("the backbone returned no attention weights: load it with attn_implementation='eager'.")
-    per_layer, rollout, mean = answer_attention(res.attentions, batch["answer_positions"])
-    res.attentions = None
-    logits = res.logits.float()
-    b, length = batch["input_ids"].shape
-    scores = {f"attention_L{l}": per_layer[:, l] for l in range(per_layer.shape[1])}
-    scores["attention"] = per_layer.mean(1)
-    scores["rollout"] = rollout
-    n_r = 0 if roi_positions is None else len(roi_positions)
-    n_g = gene_member.shape[1]
-    if n_r and n_g:
-        gm = gene_member / gene_member.sum(-1, keepdim=True).clamp_min(1)
-        to_roi = mean[:, :, roi_positions]  # (B, L, R): attention of each token to each ROI
-        from_roi = mean[:, roi_positions, :]  # (B, R, L): attention of each ROI to each token
-        absent = (gene_member.sum(-1) == 0).unsqueeze(1)  # (B, 1, G)
-        nan = float("nan")
-        out["roi_gene__gene_to_roi"] = torch.bmm(gm, to_roi).transpose(1, 2).masked_fill(absent, nan)
-        out["roi_gene__roi_to_gene"] = torch.bmm(from_roi, gene_member.transpose(1, 2)).masked_fill(absent, nan)
-    else:
-        out["roi_gene__gene_to_roi"] = torch.zeros(b, n_r, n_g)
-        out["roi_gene__roi_to_gene"] = torch.zeros(b, n_r, n_g)
-    del mean
-    tick("attention", t0)
-
-    pred = logits.argmax(-1)
-    target = pred if target is None else target.to(pred.device)
-    rows = torch.arange(b, device=pred.device)
-    embeds = res.inputs_embeds.detach()
-
-    t0 = time.perf_counter()
-    scores["relevance"] = relevance(model, batch, embeds, target)
-    tick("relevance", t0)
-
-    t0 = time.perf_counter()
-    reference = reference_embeddings(model, batch, batch["input_ids"] if reference_ids is None else reference_ids)
-    set_attention(model, "sdpa")  # IG needs no attention weights: the fused kernel is faster
-    try:
-        mask, answer = batch["attention_mask"], batch["answer_positions"]
-        positions, prompt = batch.get("position_ids"), batch.get("prompt_mask")
-        attr, delta = integrated_gradients(model, embeds, reference, mask, answer, target, n_steps=ig_steps,
-                                           internal_batch_size=chunk_size(length, b * ig_steps),
-                                           position_ids=positions, prompt_mask=prompt)
-        with torch.no_grad():
-            f_base = model(None, mask, answer, position_ids=positions, prompt_mask=prompt,
-                           inputs_embeds=reference).logits.float()
-    finally:
-        set_attention(model, "eager")
-    scores["integrated_gradients"] = attr.sum(-1)
-    scores["integrated_gradients_l2"] = attr.norm(dim=-1)
-    out.update(ig_logit_input=logits[rows, target], ig_logit_baseline=f_base[rows, target],
-               ig_total=attr.sum(dim=(1, 2)), ig_delta=delta)
-    tick("integrated_gradients", t0)
-
-    t0 = time.perf_counter()
-    occluded = occlusion_logits(model, batch, embeds, reference, _feature_mask(length, roi_positions, gene_member),
-                                n_r + n_g)
-    log_probability, contrast = occlusion_scores(logits, occluded, target)
-    gene_absent = gene_member.sum(-1) == 0  # (B, G)
-    for name, value in (("occlusion", log_probability), ("occlusion_contrast", contrast)):
-        out[f"roi__{name}"] = value[:, :n_r]
-        out[f"gene__{name}"] = value[:, n_r:].masked_fill(gene_absent, float("nan"))
-    tick("occlusion", t0)
-    if n_r:  # ROI level only: the cubes carry the intensities
-        t0 = time.perf_counter()
-        out["roi__atrophy_sensitivity"] = atrophy_sensitivity(model, batch, target)
-        tick("atrophy_sensitivity", t0)
-    if links:
-        t0 = time.perf_counter()
-        if n_r and n_g:
-            link = roi_relevance_under_gene_occlusion(model, batch, embeds, reference, roi_positions, gene_member,
-                                                      target)
-            out["roi_gene__occlusion"] = link.masked_fill(gene_absent.unsqueeze(1), float("nan"))
-        else:
-            out["roi_gene__occlusion"] = torch.zeros(b, n_r, n_g)
-        tick("links", t0)
-
-    for name, s in scores.items():
-        s = s.float()
-        out[f"roi__{name}"] = s[:, roi_positions] if n_r else s[:, :0]
-        out[f"gene__{name}"] = _aggregate(s, gene_member)
-        out[f"snp__{name}"] = _aggregate(s, snp_member)
-    out["pred"], out["target"], out["proba"] = pred, target, torch.softmax(logits, -1)
-    return {k: v.detach().cpu().numpy() for k, v in out.items()}
-
-
-# ---------------------------------------------------------------------------------
 # Sanity check
 # ---------------------------------------------------------------------------------
 def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -638,8 +239,13 @@ def _summary(r: np.ndarray) -> dict:
     if not ok.size:
         return {"median": None, "q25": None, "q75": None, "n_subjects": 0, "n_undefined": int(r.size)}
     q25, med, q75 = np.percentile(ok, [25, 50, 75])
-    return {"median": float(med), "q25": float(q25), "q75": float(q75), "n_subjects": int(ok.size),
-            "n_undefined": int(r.size - ok.size)}
+    return {
+        "median": float(med),
+        "q25": float(q25),
+        "q75": float(q75),
+        "n_subjects": int(ok.size),
+        "n_undefined": int(r.size - ok.size),
+    }
 
 
 # ---------------------------------------------------------------------------------
@@ -647,8 +253,11 @@ def _summary(r: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------------
 def _digest(run_dir: Path, configuration: str, folds: list[int], params: dict) -> str:
     h = hashlib.sha256(json.dumps({**params, "version": EXPLAIN_VERSION}, sort_keys=True).encode())
-    paths = [run_dir / "folds.csv", run_dir / "prepared" / "prepare.json",
-             run_dir / "models" / configuration / "training.json"]
+    paths = [
+        run_dir / "folds.csv",
+        run_dir / "prepared" / "prepare.json",
+        run_dir / "models" / configuration / "training.json",
+    ]
     paths += [_checkpoint(run_dir, configuration, k) for k in folds]
     for path in paths:
         h.update(path.name.encode())
@@ -678,96 +287,24 @@ def _sanity_subset(by_fold: dict[int, np.ndarray], n: int, size: int | None, see
     return chosen
 
 
-def label_randomised_model(run_dir: str | Path, configuration: str, fold: int = 0, seed: int = 0,
-                           attn_implementation: str = "eager"):
-    """The fold model retrained on permuted labels (Adebayo et al. 2018's label randomisation).
-
-    Trains the configuration's fold ``fold`` once, from scratch (no warm start), with its
-    profile, on its training subjects with their stage labels permuted among them
-    (seeded; class counts unchanged); the model is kept in
-    ``RUNDIR/explain/<configuration>/label_randomised/fold_<fold>/`` and reused while
-    its ``done.json`` records the same seed.
-
-    Returns
-    -------
-    model : RGenIMAForStaging
-        In eval mode.
-    info : dict
-        ``fold``, ``seed``, ``seconds`` (training), ``best_epoch``, ``test_balanced_accuracy``
-        (on the fold's held-out subjects, true labels: near chance by construction).
-    """
-    from dataclasses import replace
-
-    from safetensors.torch import load_file
-
-    from rgenima.model.backbone import load_backbone_tokenizer
-    from rgenima.model.inputs import PreparedData, build_sequences
-    from rgenima.model.rgenima import RGenIMAForStaging, pool_cubes
-    from rgenima.train import PRETRAINED_DIR, build_model, make_accelerator, train_fold
-
-    run_dir = Path(run_dir)
-    summary = _training_summary(run_dir, configuration)
-    modalities = tuple(summary["modalities"])
-    profile = replace(_profile(summary), warm_start=False)
-    out_dir = run_dir / "explain" / configuration / "label_randomised" / f"fold_{fold}"
-    done = out_dir / "done.json"
-    shape = _model_shape(summary)
-    backbone = _backbone_path(run_dir, summary)
-    n_rois, cube = _n_rois(run_dir), _cube_size(run_dir)
-
-    def factory(implementation: str = "sdpa"):
-        return build_model(backbone, n_rois, cube, modalities, profile, seed, attn_implementation=implementation,
-                           **shape)
-
-    record = json.loads(done.read_text()) if done.is_file() else {}
-    if record.get("seed") != seed or record.get("permuted") != "training subjects":
-        if out_dir.exists():  # another permutation's model and its resume state
-            import shutil
-
-            shutil.rmtree(out_dir)
-        data = PreparedData.load(run_dir / "prepared")
-        folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
-        # Permuted among the training subjects only: the training set keeps its class
-        # counts (and its inner split its strata); the held-out subjects are not trained on.
-        subjects = data.subjects.copy()
-        labels = subjects["label"].to_numpy().copy()
-        train = folds.set_index("PTID").loc[subjects["PTID"], "fold"].to_numpy() != fold
-        labels[train] = np.random.default_rng(seed).permutation(labels[train])
-        subjects["label"] = labels
-        data = dataclasses.replace(data, subjects=subjects)
-        if "mri" in modalities:
-            data.cubes = pool_cubes(data.cubes, profile.rit.input_pool)
-        tokenizer = load_backbone_tokenizer(backbone)
-        seq = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], modalities,
-                              n_covariates=len(shape["covariates"]))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        logger.info("%s: retraining fold %d on permuted labels (label randomisation check)", configuration, fold)
-        result = train_fold(data, seq, folds, fold, lambda: factory()[0], out_dir, profile, modalities,
-                            seed + 1000 * fold, make_accelerator(), label=f"{configuration} permuted labels",
-                            tokenizer=tokenizer)
-        truth = PreparedData.load(run_dir / "prepared").labels[result.test_idx]
-        info = {"fold": fold, "seed": seed, "permuted": "training subjects", "seconds": round(result.seconds, 2),
-                "best_epoch": result.best_epoch,
-                "test_balanced_accuracy": _balanced_accuracy(truth, result.proba.argmax(1))}
-        atomic_write_text(done, json.dumps(info, indent=1))
-    info = json.loads(done.read_text())
-    if (out_dir / PRETRAINED_DIR / "config.json").is_file():
-        return RGenIMAForStaging.from_pretrained(out_dir / PRETRAINED_DIR, attn_implementation), info
-    model, _ = factory(attn_implementation)  # a model kept by an older rgenima
-    model.load_state_dict(load_file(str(out_dir / "best.safetensors")))
-    model.eval()
-    return model, info
-
-
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    from sklearn.metrics import balanced_accuracy_score
-
-    return float(balanced_accuracy_score(y, pred))
-
-
-def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: dict, ig_steps: int,
-                  ig_target: str, batch_size: int, device, cache: dict, train_idx: np.ndarray,
-                  links: bool, timings: dict, desc: str, target: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _explain_rows(
+    model,
+    tokenizer,
+    rows: np.ndarray,
+    data,
+    modalities,
+    names: dict,
+    ig_steps: int,
+    ig_target: str,
+    batch_size: int,
+    device,
+    cache: dict,
+    train_idx: np.ndarray,
+    links: bool,
+    timings: dict,
+    desc: str,
+    target: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Every score of ``rows`` by one model, batched; arrays of shape (len(rows), ...).
 
     A model whose prompt is closed (:func:`prompt_closed`) is run on the sequences
@@ -775,8 +312,8 @@ def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: d
     layout) and its gene and SNP scores are set to exactly 0 where the subject has the
     gene or SNP (NaN where not), as its prompt cannot change its output.
     """
+    from rgenima.model.inputs import batch_tensors as _tensors
     from rgenima.progress import progress_bar
-    from rgenima.train import _tensors
 
     closed = prompt_closed(model)
     key = "closed" if closed else "full"
@@ -784,8 +321,9 @@ def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: d
         from rgenima.model.inputs import build_sequences
 
         seq_modalities = ("mri",) if closed else modalities
-        cache[key] = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], seq_modalities,
-                                     n_covariates=len(model.config.covariates))
+        cache[key] = build_sequences(
+            tokenizer, data.prompts, data.cubes.shape[1], seq_modalities, n_covariates=len(model.config.covariates)
+        )
     seq, full = cache[key], cache.get("full")
     if full is None:
         full = cache["full"] = build_sequences_for(model, tokenizer, data, modalities)
@@ -808,13 +346,24 @@ def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: d
             tgt = torch.from_numpy(target[start : start + batch_size]).to(device)
         else:
             tgt = torch.from_numpy(data.labels[sel]).to(device) if ig_target == "true" else None
-        parts = explain_batch(model, batch, roi_pos, gm, sm, ig_steps, target=tgt,
-                              reference_ids=torch.from_numpy(reference_ids[sel]).to(device), links=links,
-                              timings=timings)
+        parts = explain_batch(
+            model,
+            batch,
+            roi_pos,
+            gm,
+            sm,
+            ig_steps,
+            target=tgt,
+            reference_ids=torch.from_numpy(reference_ids[sel]).to(device),
+            links=links,
+            timings=timings,
+        )
         if closed:  # the prompt cannot change the output: genes and SNPs score exactly 0
             full_spans = [full.spans[i] for i in sel]
-            present = {level: span_membership(full_spans, level_names, level, full.input_ids.shape[1]).sum(-1) > 0
-                       for level, level_names in (("gene", gene_names), ("snp", snp_names))}
+            present = {
+                level: span_membership(full_spans, level_names, level, full.input_ids.shape[1]).sum(-1) > 0
+                for level, level_names in (("gene", gene_names), ("snp", snp_names))
+            }
             for k in list(parts):
                 level = k.split("__")[0]
                 if level in present:
@@ -830,8 +379,9 @@ def _explain_rows(model, tokenizer, rows: np.ndarray, data, modalities, names: d
 def build_sequences_for(model, tokenizer, data, modalities):
     from rgenima.model.inputs import build_sequences
 
-    return build_sequences(tokenizer, data.prompts, data.cubes.shape[1], tuple(modalities),
-                           n_covariates=len(model.config.covariates))
+    return build_sequences(
+        tokenizer, data.prompts, data.cubes.shape[1], tuple(modalities), n_covariates=len(model.config.covariates)
+    )
 
 
 def explain_run(
@@ -904,9 +454,15 @@ def explain_run(
     t_start = time.perf_counter()
     data = PreparedData.load(run_dir / "prepared")
     by_fold = held_out_indices(run_dir, configuration, data.subjects)
-    params = {"configuration": configuration, "ig_steps": int(ig_steps), "seed": int(seed), "ig_target": ig_target,
-              "sanity_subjects": sanity_subjects, "label_randomisation": bool(label_randomisation),
-              "link_subjects": link_subjects}
+    params = {
+        "configuration": configuration,
+        "ig_steps": int(ig_steps),
+        "seed": int(seed),
+        "ig_target": ig_target,
+        "sanity_subjects": sanity_subjects,
+        "label_randomisation": bool(label_randomisation),
+        "link_subjects": link_subjects,
+    }
     digest = _digest(run_dir, configuration, list(by_fold), params)
     if not force and (out_dir / "explain.json").is_file() and (out_dir / "attributions.npz").is_file():
         if json.loads((out_dir / "explain.json").read_text()).get("inputs_sha256") == digest:
@@ -932,8 +488,15 @@ def explain_run(
     closed_folds = []
     cache: dict = {}
     logger.info("%s: explaining %d subjects on %s, %d ROIs, %d genes, %d SNPs", configuration, n, device, R, G, S)
-    common = {"data": data, "modalities": modalities, "names": names, "ig_steps": ig_steps, "ig_target": ig_target,
-              "batch_size": batch_size, "device": device}
+    common = {
+        "data": data,
+        "modalities": modalities,
+        "names": names,
+        "ig_steps": ig_steps,
+        "ig_target": ig_target,
+        "batch_size": batch_size,
+        "device": device,
+    }
     for k, idx in by_fold.items():
         model, tokenizer = load_fold_model(run_dir, configuration, k)
         rnd = randomized_model(run_dir, configuration, model, seed=seed + 1000 * k)
@@ -944,20 +507,49 @@ def explain_run(
         if prompt_closed(model):
             closed_folds.append(k)
         fold_of[idx] = k
-        logger.info("%s: explaining fold %d/%d (%d held-out subjects%s)", configuration, k + 1, len(by_fold), len(idx),
-                    "; prompt closed: genes score 0" if prompt_closed(model) else "")
+        logger.info(
+            "%s: explaining fold %d/%d (%d held-out subjects%s)",
+            configuration,
+            k + 1,
+            len(by_fold),
+            len(idx),
+            "; prompt closed: genes score 0" if prompt_closed(model) else "",
+        )
         for rows, links in ((idx[in_links[idx]], True), (idx[~in_links[idx]], False)):
             if rows.size:
-                parts = _explain_rows(model, tokenizer, rows, cache=cache, train_idx=train_idx, links=links,
-                                      timings=timings, desc=f"explain fold {k + 1}/{len(by_fold)}", **common)
+                parts = _explain_rows(
+                    model,
+                    tokenizer,
+                    rows,
+                    cache=cache,
+                    train_idx=train_idx,
+                    links=links,
+                    timings=timings,
+                    desc=f"explain fold {k + 1}/{len(by_fold)}",
+                    **common,
+                )
                 _store(results, parts, rows, n)
         rows = idx[in_sanity[idx]]
         if rows.size:  # the randomised model explains the same class as the trained one
-            logger.info("%s: fold %d/%d, randomised model on %d subjects (parameter randomisation)", configuration,
-                        k + 1, len(by_fold), rows.size)
-            parts = _explain_rows(rnd, tokenizer, rows, cache=cache, train_idx=train_idx, links=False,
-                                  timings=random_timings, desc=f"randomised model {k + 1}/{len(by_fold)}",
-                                  target=results["target"][rows].astype(np.int64), **common)
+            logger.info(
+                "%s: fold %d/%d, randomised model on %d subjects (parameter randomisation)",
+                configuration,
+                k + 1,
+                len(by_fold),
+                rows.size,
+            )
+            parts = _explain_rows(
+                rnd,
+                tokenizer,
+                rows,
+                cache=cache,
+                train_idx=train_idx,
+                links=False,
+                timings=random_timings,
+                desc=f"randomised model {k + 1}/{len(by_fold)}",
+                target=results["target"][rows].astype(np.int64),
+                **common,
+            )
             _store(results, {f"random__{key}": v for key, v in parts.items()}, rows, n)
         del model, rnd
     if (fold_of < 0).any():
@@ -975,11 +567,24 @@ def explain_run(
         lab.to(device)
         _, tokenizer = load_fold_model(run_dir, configuration, first)
         train_idx = np.setdiff1d(np.arange(n), idx)
-        logger.info("%s: permuted-label model of fold %d on %d subjects (label randomisation)", configuration,
-                    first + 1, rows.size)
-        parts = _explain_rows(lab, tokenizer, rows, cache=cache, train_idx=train_idx, links=False,
-                              timings=label_timings, desc="label-randomised model",
-                              target=results["target"][rows].astype(np.int64), **common)
+        logger.info(
+            "%s: permuted-label model of fold %d on %d subjects (label randomisation)",
+            configuration,
+            first + 1,
+            rows.size,
+        )
+        parts = _explain_rows(
+            lab,
+            tokenizer,
+            rows,
+            cache=cache,
+            train_idx=train_idx,
+            links=False,
+            timings=label_timings,
+            desc="label-randomised model",
+            target=results["target"][rows].astype(np.int64),
+            **common,
+        )
         _store(results, {f"label_random__{key}": v for key, v in parts.items()}, rows, n)
         label_info = {**label_info, "n_checked": int(size), "seconds_with_training": round(time.perf_counter() - t0, 2)}
 
@@ -996,8 +601,12 @@ def explain_run(
         "snp_gene": snp_gene,
     }
     methods = _methods(results)
-    keep = {f"{prefix}{level}__{m}" for prefix in ("random__", "label_random__") for level in ("roi", "gene", "snp")
-            for m in methods}
+    keep = {
+        f"{prefix}{level}__{m}"
+        for prefix in ("random__", "label_random__")
+        for level in ("roi", "gene", "snp")
+        for m in methods
+    }
     for key in sorted(results):
         if not key.startswith(("random__", "label_random__")) or key in keep:
             arrays[key] = results[key]
@@ -1007,7 +616,8 @@ def explain_run(
             "whose trainable parameters are re-initialised (frozen genotype embeddings, frozen pretrained weights "
             "and cube statistics kept; model-parameter randomisation) and (ii) the fold-0 model retrained from "
             "scratch on permuted labels (label randomisation), for the same target class: the two randomisation "
-            "tests of Adebayo et al. 2018. Attributions that depend on what the model learned correlate weakly."),
+            "tests of Adebayo et al. 2018. Attributions that depend on what the model learned correlate weakly."
+        ),
         "n_subjects": n,
         "n_checked": int(in_sanity.sum()),
         "levels": {},
@@ -1026,11 +636,16 @@ def explain_run(
             if label_info is not None:
                 r = rowwise_spearman(arrays[f"{level}__{m}"], arrays[f"label_random__{level}__{m}"])
                 arrays[f"sanity_label__{level}__{m}"] = r.astype(np.float32)
-                sanity["label_randomisation"][level][m] = _summary(r[np.isfinite(arrays[f"label_random__{level}__{m}"]).any(1)])
+                sanity["label_randomisation"][level][m] = _summary(
+                    r[np.isfinite(arrays[f"label_random__{level}__{m}"]).any(1)]
+                )
     total = time.perf_counter() - t_start
     timings_out = {"total_seconds": round(total, 2)}
-    for label, table, count in (("", timings, n), ("random_model_", random_timings, max(int(in_sanity.sum()), 1)),
-                                ("label_random_model_", label_timings, max((label_info or {}).get("n_checked", 1), 1))):
+    for label, table, count in (
+        ("", timings, n),
+        ("random_model_", random_timings, max(int(in_sanity.sum()), 1)),
+        ("label_random_model_", label_timings, max((label_info or {}).get("n_checked", 1), 1)),
+    ):
         for method, seconds in table.items():
             timings_out[f"{label}{method}_seconds"] = round(seconds, 2)
             timings_out[f"{label}{method}_seconds_per_subject"] = round(seconds / count, 4)
@@ -1044,9 +659,11 @@ def explain_run(
         "ig_method": "gausslegendre",
         "ig_target": ig_target,
         "ig_score": "signed sum over the hidden dimension (integrated_gradients); L2 norm: integrated_gradients_l2",
-        "reference": {"roi": "ROI tokens of the average training anatomy (cube_mean)" if R else None,
-                      "gene": "the training fold's most common genotype at every SNP" if G else None,
-                      "other": "unchanged (no attribution)"},
+        "reference": {
+            "roi": "ROI tokens of the average training anatomy (cube_mean)" if R else None,
+            "gene": "the training fold's most common genotype at every SNP" if G else None,
+            "other": "unchanged (no attribution)",
+        },
         "closed_prompt_folds": closed_folds,
         "sanity_subjects": int(in_sanity.sum()),
         "link_subjects": int(in_links.sum()) if R and G and len(closed_folds) < len(by_fold) else 0,
@@ -1069,8 +686,13 @@ def explain_run(
     atomic_write_bytes(out_dir / "attributions.npz", _npz_bytes(arrays))
     atomic_write_text(out_dir / "sanity.json", json.dumps(sanity, indent=1))
     atomic_write_text(out_dir / "explain.json", json.dumps(info, indent=1))
-    logger.info("%s: %d subjects explained in %.1f s (%s)", configuration, n, total,
-                ", ".join(f"{m} {s:.0f} s" for m, s in timings.items()))
+    logger.info(
+        "%s: %d subjects explained in %.1f s (%s)",
+        configuration,
+        n,
+        total,
+        ", ".join(f"{m} {s:.0f} s" for m, s in timings.items()),
+    )
     return out_dir
 
 

@@ -103,8 +103,9 @@ def _write(ext: Path, name: str, data, proba: np.ndarray) -> None:
     from rgenima.train import write_predictions
 
     n = len(data.subjects)
-    write_predictions(ext / "models" / name / "predictions.csv", data.subjects["PTID"], np.full(n, ALL_FOLDS),
-                      data.labels, proba)
+    write_predictions(
+        ext / "models" / name / "predictions.csv", data.subjects["PTID"], np.full(n, ALL_FOLDS), data.labels, proba
+    )
 
 
 def _truth_dir(prepared: Path) -> Path | None:
@@ -133,13 +134,18 @@ def _reference_predictions(run_dir: Path, train, ext_data, folds: np.ndarray) ->
 
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     _, out["reference_truth_feature_lda"] = cross_validated_proba(
-        lda, features(train_truth, train.subjects["PTID"]), train.labels, folds,
-        X_external=features(ext_truth, ext_data.subjects["PTID"]))
+        lda,
+        features(train_truth, train.subjects["PTID"]),
+        train.labels,
+        folds,
+        X_external=features(ext_truth, ext_data.subjects["PTID"]),
+    )
     return out
 
 
-def validate_external(run_dir: str | Path, manifest, n_boot: int = 2000, seed: int = 0,
-                      force: bool = False, main: str | None = None) -> dict:
+def validate_external(
+    run_dir: str | Path, manifest, n_boot: int = 2000, seed: int = 0, force: bool = False, main: str | None = None
+) -> dict:
     """Apply every trained model of a run to an external cohort and evaluate it there.
 
     Parameters
@@ -202,8 +208,10 @@ def validate_external(run_dir: str | Path, manifest, n_boot: int = 2000, seed: i
     X, blocks = baseline_features(train)
     X_ext, blocks_ext = baseline_features(data)
     if blocks_ext != blocks:
-        raise DataContractError(f"{manifest.path}: the external cohort's features do not match the training "
-                                f"cohort's ({blocks_ext} vs {blocks}).")
+        raise DataContractError(
+            f"{manifest.path}: the external cohort's features do not match the training "
+            f"cohort's ({blocks_ext} vs {blocks})."
+        )
     trained_baselines = [b for b in BASELINES if (run_dir / "models" / f"baseline_{b}" / "predictions.csv").is_file()]
     for name in trained_baselines:
         if (ext / "models" / f"baseline_{name}" / "predictions.csv").is_file() and not force:

@@ -145,8 +145,7 @@ class LogFollower:
     Use as a context manager: leaving it reads what is left and stops the thread.
     """
 
-    def __init__(self, path: str | os.PathLike, emit: Callable[[int, str, str], None],
-                 interval: float = 0.5) -> None:
+    def __init__(self, path: str | os.PathLike, emit: Callable[[int, str, str], None], interval: float = 0.5) -> None:
         self.path = Path(path)
         self.emit = emit
         self.interval = interval

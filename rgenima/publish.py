@@ -67,8 +67,10 @@ def _git_root(start: Path) -> Path:
 
     proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True)
     if proc.returncode:
-        raise ValueError(f"{start} is not inside a git repository: `rgenima publish` commits the book to a "
-                         "gh-pages branch of the project's repository (clone it with git)")
+        raise ValueError(
+            f"{start} is not inside a git repository: `rgenima publish` commits the book to a "
+            "gh-pages branch of the project's repository (clone it with git)"
+        )
     return Path(proc.stdout.strip())
 
 
@@ -122,8 +124,11 @@ def publish_book(
             f"no record of the manifest the book in {html_dir} was built from "
             f"({html_dir.parent / BOOK_RECORD}); give it with --manifest"
         )
-    m = check_built_book(html_dir, Path(manifest), advice=(
-        f"rebuild it (`make book`) and check it with `rgenima check-privacy {html_dir} --manifest {manifest}`"))
+    m = check_built_book(
+        html_dir,
+        Path(manifest),
+        advice=(f"rebuild it (`make book`) and check it with `rgenima check-privacy {html_dir} --manifest {manifest}`"),
+    )
     files = [p for p in html_dir.rglob("*") if p.is_file()]
     if m.cohort.restricted:
         logger.info("privacy scan of %d files: no identifier of restricted cohort %r", len(files), m.cohort.name)
@@ -131,14 +136,26 @@ def publish_book(
     message = message or f"Publish the rgenima book (cohort {m.cohort.name!r})"
     with _working_directory(repo):
         try:
-            ghp_import(str(html_dir), mesg=message, branch=branch, remote=remote or "origin",
-                       push=remote is not None, nojekyll=True)
+            ghp_import(
+                str(html_dir),
+                mesg=message,
+                branch=branch,
+                remote=remote or "origin",
+                push=remote is not None,
+                nojekyll=True,
+            )
         except GhpError as exc:
             raise RuntimeError(f"ghp-import could not publish {html_dir} to {branch!r}: {exc.message}") from None
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", branch], cwd=repo, capture_output=True, text=True,
-                            check=True).stdout.strip()
-    logger.info("published %s to branch %s (%s)%s", html_dir, branch, commit[:12],
-                f" and pushed it to {remote}" if remote else "")
+    commit = subprocess.run(
+        ["git", "rev-parse", branch], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    logger.info(
+        "published %s to branch %s (%s)%s",
+        html_dir,
+        branch,
+        commit[:12],
+        f" and pushed it to {remote}" if remote else "",
+    )
     return PublishResult(html_dir, branch, remote, commit, m.cohort.name, m.cohort.restricted, len(files))

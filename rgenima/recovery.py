@@ -43,8 +43,9 @@ def _load_truth(truth: str | Path | dict) -> tuple[dict, str | None]:
         data = json.loads(path.read_text())
     for key in ("causal_genes", "planted_regions", "interactions"):
         if key not in data:
-            raise DataContractError(f"{source or 'truth'}: missing key '{key}' (expected the truth.json "
-                                    "written by rgenima.data.synthetic).")
+            raise DataContractError(
+                f"{source or 'truth'}: missing key '{key}' (expected the truth.json written by rgenima.data.synthetic)."
+            )
     return data, source
 
 
@@ -79,8 +80,9 @@ def _precision_at_k(scores: np.ndarray, positive: np.ndarray, k: int) -> float |
     return float(hits / k)
 
 
-def _ranking_metrics(scores: np.ndarray, names: np.ndarray, planted: list[str], ks=(5, 10),
-                     focus: str | None = None) -> dict[str, Any]:
+def _ranking_metrics(
+    scores: np.ndarray, names: np.ndarray, planted: list[str], ks=(5, 10), focus: str | None = None
+) -> dict[str, Any]:
     positive = np.isin(names, planted)
     ranks = _ranks_average(scores)
     out: dict[str, Any] = {"auroc": _auroc(scores, positive)}
@@ -155,14 +157,17 @@ def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: di
         for method in attributions.methods("gene", random=random):
             values = attributions.get("gene", method, random=random)
             entry: dict[str, Any] = {
-                ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), names, causal, focus="APOE")}
+                ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), names, causal, focus="APOE")
+            }
             if not random:
                 for stage in present:
-                    entry[stage] = {"mean_abs": _ranking_metrics(_group_mean_abs(values, masks[stage]), names,
-                                                                 causal, focus="APOE")}
+                    entry[stage] = {
+                        "mean_abs": _ranking_metrics(_group_mean_abs(values, masks[stage]), names, causal, focus="APOE")
+                    }
                     if stage in contrasts:
-                        entry[stage]["contrast"] = _ranking_metrics(_contrast(values, masks, stage), names,
-                                                                    causal, focus="APOE")
+                        entry[stage]["contrast"] = _ranking_metrics(
+                            _contrast(values, masks, stage), names, causal, focus="APOE"
+                        )
             section[method] = entry
         return section
 
@@ -190,8 +195,12 @@ def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: di
     causal_genes = list(truth["causal_genes"])
     if attributions.has("gene"):
         names = set(attributions.gene_names.tolist())
-        out["genes"] = {"causal": causal_genes, "causal_missing": [g for g in causal_genes if g not in names],
-                        "n_genes": int(len(attributions.gene_names)), "methods": gene_section(False)}
+        out["genes"] = {
+            "causal": causal_genes,
+            "causal_missing": [g for g in causal_genes if g not in names],
+            "n_genes": int(len(attributions.gene_names)),
+            "methods": gene_section(False),
+        }
     else:
         out["genes"] = {}
     if attributions.has("snp"):
@@ -201,21 +210,29 @@ def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: di
         for method in attributions.methods("snp"):
             values = attributions.get("snp", method)
             methods[method] = {ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), names, rsids)}
-        out["snps"] = {"causal": rsids, "causal_missing": [r for r in rsids if r not in set(names.tolist())],
-                       "n_snps": int(len(names)), "methods": methods}
+        out["snps"] = {
+            "causal": rsids,
+            "causal_missing": [r for r in rsids if r not in set(names.tolist())],
+            "n_snps": int(len(names)),
+            "methods": methods,
+        }
     else:
         out["snps"] = {}
-    out["rois"] = ({"n_rois": int(len(attributions.roi_names)), "methods": roi_section(False)}
-                   if attributions.has("roi") else {})
+    out["rois"] = (
+        {"n_rois": int(len(attributions.roi_names)), "methods": roi_section(False)} if attributions.has("roi") else {}
+    )
     out["interactions"] = _interaction_ranks(attributions, truth, present)
-    out["random"] = {"genes": gene_section(True) if attributions.methods("gene", random=True) else {},
-                     "rois": roi_section(True) if attributions.methods("roi", random=True) else {}}
-    out["sanity"] = (sanity.get("summary", sanity) if isinstance(sanity, dict) else None)
+    out["random"] = {
+        "genes": gene_section(True) if attributions.methods("gene", random=True) else {},
+        "rois": roi_section(True) if attributions.methods("roi", random=True) else {},
+    }
+    out["sanity"] = sanity.get("summary", sanity) if isinstance(sanity, dict) else None
     return out
 
 
-def _interaction_ranks(attributions: Attributions, truth: dict, stages: list[str],
-                       direction: str = "gene_to_roi") -> list[dict]:
+def _interaction_ranks(
+    attributions: Attributions, truth: dict, stages: list[str], direction: str = "gene_to_roi"
+) -> list[dict]:
     """Rank of each planted (ROI, gene) pair in each stage's mean association matrix."""
     if direction not in attributions.directions():
         return []
@@ -231,19 +248,38 @@ def _interaction_ranks(attributions: Attributions, truth: dict, stages: list[str
         for inter in truth["interactions"]:
             gene = inter["gene"]
             for roi in inter.get("regions", []):
-                rec: dict[str, Any] = {"gene": gene, "rsid": inter.get("rsid"), "roi": roi, "stage": stage,
-                                       "direction": direction, "missing": None}
+                rec: dict[str, Any] = {
+                    "gene": gene,
+                    "rsid": inter.get("rsid"),
+                    "roi": roi,
+                    "stage": stage,
+                    "direction": direction,
+                    "missing": None,
+                }
                 if gene not in gene_names or roi not in roi_names:
-                    rec.update(score=None, rank=None, n_pairs=n_pairs, top_percent=None,
-                               in_top_5_percent=None, rank_within_gene=None, n_rois=len(roi_names),
-                               missing="gene" if gene not in gene_names else "roi")
+                    rec.update(
+                        score=None,
+                        rank=None,
+                        n_pairs=n_pairs,
+                        top_percent=None,
+                        in_top_5_percent=None,
+                        rank_within_gene=None,
+                        n_rois=len(roi_names),
+                        missing="gene" if gene not in gene_names else "roi",
+                    )
                     records.append(rec)
                     continue
                 i, j = roi_names.index(roi), gene_names.index(gene)
                 rank = float(ranks[i, j])
-                rec.update(score=float(matrix[i, j]), rank=rank, n_pairs=n_pairs,
-                           top_percent=100.0 * rank / n_pairs, in_top_5_percent=bool(rank <= 0.05 * n_pairs),
-                           rank_within_gene=float(_ranks_average(matrix[:, j])[i]), n_rois=len(roi_names))
+                rec.update(
+                    score=float(matrix[i, j]),
+                    rank=rank,
+                    n_pairs=n_pairs,
+                    top_percent=100.0 * rank / n_pairs,
+                    in_top_5_percent=bool(rank <= 0.05 * n_pairs),
+                    rank_within_gene=float(_ranks_average(matrix[:, j])[i]),
+                    n_rois=len(roi_names),
+                )
                 records.append(rec)
     return records
 
@@ -263,20 +299,40 @@ def recovery_tables(recovery_result: dict) -> dict[str, pd.DataFrame]:
     genes = []
     for method, entry in recovery_result.get("genes", {}).get("methods", {}).items():
         m = entry.get("all", {})
-        genes.append({"method": method, "AUROC": m.get("auroc"), "precision@5": m.get("precision_at_5"),
-                      "precision@10": m.get("precision_at_10"), "APOE rank": m.get("apoe_rank")})
+        genes.append(
+            {
+                "method": method,
+                "AUROC": m.get("auroc"),
+                "precision@5": m.get("precision_at_5"),
+                "precision@10": m.get("precision_at_10"),
+                "APOE rank": m.get("apoe_rank"),
+            }
+        )
     rois = []
     for method, stages in recovery_result.get("rois", {}).get("methods", {}).items():
         for stage, entry in stages.items():
-            rois.append({"method": method, "stage": stage, "n planted": len(entry.get("planted", [])),
-                         "AUROC (stage - NC)": (entry.get("contrast") or {}).get("auroc"),
-                         "AUROC (mean |attribution|)": (entry.get("mean_abs") or {}).get("auroc")})
-    inter = [{k: r.get(k) for k in ("gene", "roi", "stage", "direction", "rank", "n_pairs", "top_percent",
-                                      "in_top_5_percent")} for r in recovery_result.get("interactions", [])]
+            rois.append(
+                {
+                    "method": method,
+                    "stage": stage,
+                    "n planted": len(entry.get("planted", [])),
+                    "AUROC (stage - NC)": (entry.get("contrast") or {}).get("auroc"),
+                    "AUROC (mean |attribution|)": (entry.get("mean_abs") or {}).get("auroc"),
+                }
+            )
+    inter = [
+        {
+            k: r.get(k)
+            for k in ("gene", "roi", "stage", "direction", "rank", "n_pairs", "top_percent", "in_top_5_percent")
+        }
+        for r in recovery_result.get("interactions", [])
+    ]
     return {
         "genes": pd.DataFrame(genes, columns=["method", "AUROC", "precision@5", "precision@10", "APOE rank"]),
-        "rois": pd.DataFrame(rois, columns=["method", "stage", "n planted", "AUROC (stage - NC)",
-                                            "AUROC (mean |attribution|)"]),
-        "interactions": pd.DataFrame(inter, columns=["gene", "roi", "stage", "direction", "rank", "n_pairs",
-                                                     "top_percent", "in_top_5_percent"]),
+        "rois": pd.DataFrame(
+            rois, columns=["method", "stage", "n planted", "AUROC (stage - NC)", "AUROC (mean |attribution|)"]
+        ),
+        "interactions": pd.DataFrame(
+            inter, columns=["gene", "roi", "stage", "direction", "rank", "n_pairs", "top_percent", "in_top_5_percent"]
+        ),
     }

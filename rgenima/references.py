@@ -80,11 +80,16 @@ def _check_labels(labels, n: int, other: str) -> np.ndarray:
         raise ValueError(f"labels: expected shape ({n},) to match the rows of {other}, got {labels.shape}")
     if labels.size and not np.issubdtype(labels.dtype, np.number):
         raise ValueError(f"labels: expected integer stage indices 0..{len(STAGES) - 1}, got dtype {labels.dtype}")
-    if labels.size and (not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))
-                        or labels.min() < 0 or labels.max() >= len(STAGES)):
+    if labels.size and (
+        not np.all(np.isfinite(labels))
+        or np.any(labels != np.round(labels))
+        or labels.min() < 0
+        or labels.max() >= len(STAGES)
+    ):
         bad = sorted({str(v) for v in labels if v not in range(len(STAGES))})
-        raise ValueError(f"labels: expected stage indices 0..{len(STAGES) - 1} ({', '.join(STAGES)}), "
-                         f"found {', '.join(bad[:5])}")
+        raise ValueError(
+            f"labels: expected stage indices 0..{len(STAGES) - 1} ({', '.join(STAGES)}), found {', '.join(bad[:5])}"
+        )
     return labels.astype(np.int64)
 
 
@@ -243,9 +248,14 @@ def snp_scan_scores(dosage: np.ndarray, labels: np.ndarray, snp_names: Sequence[
     return pd.DataFrame({**scores, **tstats}, index=pd.Index(list(names), name="snp"))
 
 
-def gene_scan_scores(dosage: np.ndarray, labels: np.ndarray, snp_genes: Sequence[str],
-                     gene_names: Iterable[str] | None = None, *,
-                     snp_names: Sequence[str] | None = None) -> pd.DataFrame:
+def gene_scan_scores(
+    dosage: np.ndarray,
+    labels: np.ndarray,
+    snp_genes: Sequence[str],
+    gene_names: Iterable[str] | None = None,
+    *,
+    snp_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Gene scores: the maximum over the gene's SNPs of the per-SNP ``-log10 p``.
 
     Parameters
@@ -319,8 +329,9 @@ def _roi_means(data, rows: np.ndarray, batch_size: int) -> np.ndarray:
     if features is not None:
         features = np.asarray(features)
         if features.shape != (n, r):
-            raise ValueError(f"prepared: roi_features has shape {features.shape}, expected ({n}, {r}) "
-                             "(subjects x ROIs)")
+            raise ValueError(
+                f"prepared: roi_features has shape {features.shape}, expected ({n}, {r}) (subjects x ROIs)"
+            )
         return features[rows].astype(np.float64)
     cubes = data.cubes
     if np.ndim(cubes) != 5 or cubes.shape[:2] != (n, r):
@@ -332,8 +343,9 @@ def _roi_means(data, rows: np.ndarray, batch_size: int) -> np.ndarray:
     return means
 
 
-def reference_scores(prepared, subject_ptids: Iterable[str] | None = None, *,
-                     batch_size: int = 8) -> dict[str, pd.DataFrame]:
+def reference_scores(
+    prepared, subject_ptids: Iterable[str] | None = None, *, batch_size: int = 8
+) -> dict[str, pd.DataFrame]:
     """ROI and gene reference scores of a prepared run, on the subjects explained.
 
     Parameters
@@ -369,9 +381,12 @@ def reference_scores(prepared, subject_ptids: Iterable[str] | None = None, *,
     labels = data.labels[rows]
     dosage = np.asarray(data.dosage)
     if dosage.ndim != 2 or dosage.shape != (len(data.subjects), len(data.snps)):
-        raise ValueError(f"prepared: dosage has shape {dosage.shape}, expected "
-                         f"({len(data.subjects)}, {len(data.snps)}) (subjects x SNPs)")
+        raise ValueError(
+            f"prepared: dosage has shape {dosage.shape}, expected "
+            f"({len(data.subjects)}, {len(data.snps)}) (subjects x SNPs)"
+        )
     roi = roi_t_scores(_roi_means(data, rows, batch_size), labels, data.rois["name"].astype(str).tolist())
-    gene = gene_scan_scores(dosage[rows], labels, data.snps["gene"].astype(str).tolist(),
-                            snp_names=data.snps["snp"].astype(str).tolist())
+    gene = gene_scan_scores(
+        dosage[rows], labels, data.snps["gene"].astype(str).tolist(), snp_names=data.snps["snp"].astype(str).tolist()
+    )
     return {"roi": roi, "gene": gene}

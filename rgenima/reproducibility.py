@@ -17,16 +17,37 @@ import pandas as pd
 
 #: Packages whose versions decide the results (and the book's rendering).
 KEY_PACKAGES = (
-    "rgenima", "torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "captum",
-    "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "nibabel", "nilearn", "pandas-plink",
-    "gseapy", "matplotlib", "seaborn", "papermill", "jupyter-book", "myst-nb",
+    "rgenima",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "tokenizers",
+    "safetensors",
+    "captum",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "statsmodels",
+    "nibabel",
+    "nilearn",
+    "pandas-plink",
+    "gseapy",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "jupyter-book",
+    "myst-nb",
 )
 
 
 def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> pd.DataFrame:
     """Installed version of each package (``"not installed"`` when absent), plus Python and the platform."""
-    rows = [{"package": "python", "version": sys.version.split()[0]},
-            {"package": "platform", "version": platform.platform()}]
+    rows = [
+        {"package": "python", "version": sys.version.split()[0]},
+        {"package": "platform", "version": platform.platform()},
+    ]
     for name in packages:
         try:
             version = metadata.version(name)

@@ -135,7 +135,8 @@ class Run:
             if configuration not in trained:
                 raise FileNotFoundError(
                     f"'configuration' must be one of the trained configurations in {self.models} {trained}; "
-                    f"got {configuration!r}.")
+                    f"got {configuration!r}."
+                )
             return configuration
         main = [c for c in trained if c == MAIN_PREFIX or c.startswith(MAIN_PREFIX + "__")]
         if MAIN_PREFIX in main:
@@ -145,7 +146,8 @@ class Run:
         if not main:
             raise FileNotFoundError(
                 f"{self.models}: no trained {MAIN_PREFIX} configuration (training.json); found {trained}. "
-                "Train one with `rgenima train`, or pass --configuration.")
+                "Train one with `rgenima train`, or pass --configuration."
+            )
         raise ValueError(f"{self.models}: several {MAIN_PREFIX} configurations {main}; pass 'configuration'.")
 
     # -- evaluation ----------------------------------------------------------------
@@ -200,19 +202,25 @@ class Run:
         if configuration is not None:
             path = self.attributions_npz(configuration)
             if not path.is_file():
-                raise FileNotFoundError(f"attributions file not found: {path} (run the explain step for "
-                                        f"configuration {configuration!r} first).")
+                raise FileNotFoundError(
+                    f"attributions file not found: {path} (run the explain step for "
+                    f"configuration {configuration!r} first)."
+                )
             return path
         found = self.explained_configurations()
         if not found:
-            raise FileNotFoundError(f"no attributions found under {self.path / 'explain'} (expected "
-                                    "explain/<configuration>/attributions.npz; run the explain step first).")
+            raise FileNotFoundError(
+                f"no attributions found under {self.path / 'explain'} (expected "
+                "explain/<configuration>/attributions.npz; run the explain step first)."
+            )
         if MAIN_PREFIX in found:
             return self.attributions_npz(MAIN_PREFIX)
         if len(found) == 1:
             return self.attributions_npz(found[0])
-        raise FileNotFoundError(f"several explained configurations under {self.path / 'explain'}: {found}; "
-                                "'configuration' must name one of them.")
+        raise FileNotFoundError(
+            f"several explained configurations under {self.path / 'explain'}: {found}; "
+            "'configuration' must name one of them."
+        )
 
     @property
     def roi_attribution_csv(self) -> Path:

@@ -114,6 +114,7 @@ __all__ = [
     "signatures_run",
 ]
 
+
 # ---------------------------------------------------------------------------------
 # Bootstrap helpers
 # ---------------------------------------------------------------------------------
@@ -165,12 +166,22 @@ def _rank_desc(scores: np.ndarray, names: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _table(names: np.ndarray, stage: str, method: str, score: np.ndarray, low: np.ndarray,
-           high: np.ndarray) -> pd.DataFrame:
+def _table(
+    names: np.ndarray, stage: str, method: str, score: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> pd.DataFrame:
     keep = np.isfinite(score)
     names, score, low, high = names[keep], score[keep], low[keep], high[keep]
-    frame = pd.DataFrame({"name": names.astype(str), "stage": stage, "method": method, "score": score,
-                          "ci_low": low, "ci_high": high, "rank": _rank_desc(score, names)})
+    frame = pd.DataFrame(
+        {
+            "name": names.astype(str),
+            "stage": stage,
+            "method": method,
+            "score": score,
+            "ci_low": low,
+            "ci_high": high,
+            "rank": _rank_desc(score, names),
+        }
+    )
     return frame.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
@@ -212,8 +223,9 @@ def stage_signature(
     names = attributions.names(kind)
     masks = _group_masks(attributions.label)
     if not masks[REFERENCE_STAGE].any():
-        logger.warning("%s: no %s subjects; stage signatures of %s/%s skipped", attributions.path,
-                       REFERENCE_STAGE, kind, method)
+        logger.warning(
+            "%s: no %s subjects; stage signatures of %s/%s skipped", attributions.path, REFERENCE_STAGE, kind, method
+        )
         return pd.DataFrame(columns=list(ATTRIBUTION_COLUMNS))
     counts = _bootstrap_counts(attributions.label, n_boot, seed)
     ref = values[masks[REFERENCE_STAGE]]
@@ -302,8 +314,7 @@ def attribution_table(
     for method in methods:
         blocks.append(stage_signature(attributions, kind, method, n_boot=n_boot, seed=seed, confidence=confidence))
         if include_mean:
-            blocks.append(mean_attribution(attributions, kind, method, n_boot=n_boot, seed=seed,
-                                           confidence=confidence))
+            blocks.append(mean_attribution(attributions, kind, method, n_boot=n_boot, seed=seed, confidence=confidence))
     return _concat(blocks, ATTRIBUTION_COLUMNS)
 
 
@@ -341,8 +352,11 @@ def roi_gene_matrix(attributions: Attributions, stage: str = ALL, direction: str
     values = attributions.roi_gene(direction)
     mask = _stage_mask(attributions, stage)
     matrix = _mean_matrix(values, mask) if mask.any() else np.full(values.shape[1:], np.nan)
-    return pd.DataFrame(matrix, index=pd.Index(attributions.roi_names, name="roi"),
-                        columns=pd.Index(attributions.gene_names, name="gene"))
+    return pd.DataFrame(
+        matrix,
+        index=pd.Index(attributions.roi_names, name="roi"),
+        columns=pd.Index(attributions.gene_names, name="gene"),
+    )
 
 
 def roi_gene_table(attributions: Attributions, stages: tuple[str, ...] = (*STAGES, ALL)) -> pd.DataFrame:
@@ -367,8 +381,9 @@ def roi_gene_table(attributions: Attributions, stages: tuple[str, ...] = (*STAGE
         values = attributions.roi_gene(direction)
         finite = values[np.isfinite(values)]
         if finite.size == 0 or not np.any(finite != 0):
-            logger.info("%s: roi_gene__%s is identically zero or NaN (causal backbone?): omitted",
-                        attributions.path, direction)
+            logger.info(
+                "%s: roi_gene__%s is identically zero or NaN (causal backbone?): omitted", attributions.path, direction
+            )
             continue
         roi = np.repeat(roi_names, len(gene_names))
         gene = np.tile(gene_names, len(roi_names))
@@ -378,8 +393,16 @@ def roi_gene_table(attributions: Attributions, stages: tuple[str, ...] = (*STAGE
             if not mask.any():
                 continue
             score = _mean_matrix(values, mask).ravel()
-            frame = pd.DataFrame({"stage": stage, "direction": direction, "roi": roi, "gene": gene,
-                                  "score": score, "rank": _rank_desc(score, pair_names)})
+            frame = pd.DataFrame(
+                {
+                    "stage": stage,
+                    "direction": direction,
+                    "roi": roi,
+                    "gene": gene,
+                    "score": score,
+                    "rank": _rank_desc(score, pair_names),
+                }
+            )
             blocks.append(frame.sort_values("rank", kind="stable"))
     table = _concat(blocks, ROI_GENE_COLUMNS)
     return table.reset_index(drop=True)
@@ -468,8 +491,14 @@ def signatures_run(
     if truth_path is not None and not truth_path.is_file():
         raise FileNotFoundError(f"truth file not found: {truth_path}")
     attributions = load_attributions(npz)
-    logger.info("signatures of %s: %d subjects %s, %d bootstrap resamples (seed %d)", npz,
-                attributions.n_subjects, attributions.stage_counts(), n_boot, seed)
+    logger.info(
+        "signatures of %s: %d subjects %s, %d bootstrap resamples (seed %d)",
+        npz,
+        attributions.n_subjects,
+        attributions.stage_counts(),
+        n_boot,
+        seed,
+    )
 
     tables = {}
     paths: dict[str, Path] = {}
@@ -487,15 +516,14 @@ def signatures_run(
         table = attribution_table(attributions, kind, n_boot=n_boot, seed=seed, confidence=confidence)
         tables[kind] = table
         target = run.roi_attribution_csv if kind == "roi" else run.gene_attribution_csv
-        paths[f"{kind}_attribution"] = atomic_write_text(target,
-                                                         table.to_csv(index=False, float_format="%.6g"))
+        paths[f"{kind}_attribution"] = atomic_write_text(target, table.to_csv(index=False, float_format="%.6g"))
         logger.info("wrote %s (%d rows)", paths[f"{kind}_attribution"], len(table))
 
-    roi_gene = roi_gene_table(attributions) if set(kinds) == {"roi", "gene"} else \
-        pd.DataFrame(columns=list(ROI_GENE_COLUMNS))
+    roi_gene = (
+        roi_gene_table(attributions) if set(kinds) == {"roi", "gene"} else pd.DataFrame(columns=list(ROI_GENE_COLUMNS))
+    )
     if set(kinds) == {"roi", "gene"}:
-        paths["roi_gene"] = atomic_write_text(run.roi_gene_csv,
-                                              roi_gene.to_csv(index=False, float_format="%.6g"))
+        paths["roi_gene"] = atomic_write_text(run.roi_gene_csv, roi_gene.to_csv(index=False, float_format="%.6g"))
         logger.info("wrote %s (%d rows)", paths["roi_gene"], len(roi_gene))
 
     result = None
@@ -505,8 +533,12 @@ def signatures_run(
         sanity_path = run.sanity_json(npz.parent.name)
         sanity = run.read_sanity(npz.parent.name)
         result = recovery(attributions, truth_path, sanity=sanity)
-        result = {"configuration": npz.parent.name, "attributions": str(npz),
-                  "sanity_file": str(sanity_path) if sanity is not None else None, **result}
+        result = {
+            "configuration": npz.parent.name,
+            "attributions": str(npz),
+            "sanity_file": str(sanity_path) if sanity is not None else None,
+            **result,
+        }
         # RUNDIR/recovery.json belongs to the main configuration (the call with the ROI
         # tables); every call also writes its own beside its attributions.
         text = json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n"
@@ -514,5 +546,6 @@ def signatures_run(
         if "roi" in kinds:
             paths["recovery"] = atomic_write_text(run.recovery_json, text)
             logger.info("wrote %s", paths["recovery"])
-    return SignaturesResult(roi_attribution=tables["roi"], gene_attribution=tables["gene"], roi_gene=roi_gene,
-                            recovery=result, paths=paths)
+    return SignaturesResult(
+        roi_attribution=tables["roi"], gene_attribution=tables["gene"], roi_gene=roi_gene, recovery=result, paths=paths
+    )

@@ -58,8 +58,9 @@ class Study:
     folds: int = 5
 
     @classmethod
-    def from_parameters(cls, manifest, run_dir, seed=0, profile="default", modalities="mri+snp",
-                        backbone=None, folds=5) -> Study:
+    def from_parameters(
+        cls, manifest, run_dir, seed=0, profile="default", modalities="mri+snp", backbone=None, folds=5
+    ) -> Study:
         """Build from a notebook's parameters (strings as papermill injects them)."""
         from rgenima.train import get_profile
 

@@ -123,11 +123,14 @@ class TrainProfile:
         if self.prompt_bias not in ("scan", "constant", "none"):
             raise ValueError(f"'prompt_bias' must be one of ('scan', 'constant', 'none'); got {self.prompt_bias!r}.")
         if self.prompt_bias_normalise not in ("length", "total"):
-            raise ValueError("'prompt_bias_normalise' must be 'length' or 'total'; "
-                             f"got {self.prompt_bias_normalise!r}.")
+            raise ValueError(
+                f"'prompt_bias_normalise' must be 'length' or 'total'; got {self.prompt_bias_normalise!r}."
+            )
         if self.warm_start_trainable not in WARM_START_TRAINABLE:
-            raise ValueError(f"'warm_start_trainable' must be one of {tuple(WARM_START_TRAINABLE)}; "
-                             f"got {self.warm_start_trainable!r}.")
+            raise ValueError(
+                f"'warm_start_trainable' must be one of {tuple(WARM_START_TRAINABLE)}; "
+                f"got {self.warm_start_trainable!r}."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,7 +140,9 @@ PROFILES: dict[str, TrainProfile] = {
     "quick": TrainProfile(
         name="quick",
         rit=RiTConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32),
-        backbone=DefaultBackboneConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+        backbone=DefaultBackboneConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+        ),
         max_epochs=6,
         patience=6,
         learning_rate=3e-3,
@@ -147,7 +152,9 @@ PROFILES: dict[str, TrainProfile] = {
     "gpu": TrainProfile(
         name="gpu",
         rit=RiTConfig(input_pool=2, patch_size=2, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
-        backbone=DefaultBackboneConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8),
+        backbone=DefaultBackboneConfig(
+            hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8
+        ),
         max_epochs=80,
         patience=12,
         batch_size=32,
@@ -162,7 +169,9 @@ def get_profile(name: str) -> TrainProfile:
     return PROFILES[name]
 
 
-def configuration_name(modalities: tuple[str, ...], profile: str = "default", backbone: str | Path | None = None) -> str:
+def configuration_name(
+    modalities: tuple[str, ...], profile: str = "default", backbone: str | Path | None = None
+) -> str:
     """Folder name of a model configuration: ``rgenima_mri+snp`` for the default profile
     and backbone, with ``__<profile>`` and ``__<backbone folder>`` appended otherwise, so
     that runs with different settings never share checkpoints."""
@@ -227,8 +236,11 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict |
     from safetensors.torch import save_file
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-              metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+        str(tmp),
+        metadata={k: json.dumps(v) for k, v in (metadata or {}).items()},
+    )
     os.replace(tmp, path)
 
 
@@ -281,9 +293,17 @@ def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: in
     return path
 
 
-def model_config(profile: TrainProfile, backbone_path: Path, tokenizer, n_rois: int, cube_size: int,
-                 modalities: tuple[str, ...], covariates: tuple[str, ...] = (), prompt_length: int = 0,
-                 text_config: dict | None = None):
+def model_config(
+    profile: TrainProfile,
+    backbone_path: Path,
+    tokenizer,
+    n_rois: int,
+    cube_size: int,
+    modalities: tuple[str, ...],
+    covariates: tuple[str, ...] = (),
+    prompt_length: int = 0,
+    text_config: dict | None = None,
+):
     """The RGenIMAConfig of a profile on a cohort's shape: the one place where training
     settings become architecture.
 
@@ -324,17 +344,34 @@ def model_config(profile: TrainProfile, backbone_path: Path, tokenizer, n_rois: 
     )
 
 
-def build_model(backbone_path: Path, n_rois: int, cube_size: int, modalities: tuple[str, ...],
-                profile: TrainProfile, seed: int, attn_implementation: str = "sdpa",
-                covariates: tuple[str, ...] = (), prompt_length: int = 0):
+def build_model(
+    backbone_path: Path,
+    n_rois: int,
+    cube_size: int,
+    modalities: tuple[str, ...],
+    profile: TrainProfile,
+    seed: int,
+    attn_implementation: str = "sdpa",
+    covariates: tuple[str, ...] = (),
+    prompt_length: int = 0,
+):
     """Fresh R-GenIMA (seeded) and its tokenizer, from the backbone directory and
     :func:`model_config`; LoRA for a pretrained backbone."""
     from rgenima.model.backbone import load_backbone
     from rgenima.model.rgenima import RGenIMAForStaging, text_config_of
 
     language_model, tokenizer = load_backbone(backbone_path, attn_implementation=attn_implementation)
-    config = model_config(profile, backbone_path, tokenizer, n_rois, cube_size, modalities, covariates,
-                          prompt_length, text_config=text_config_of(language_model))
+    config = model_config(
+        profile,
+        backbone_path,
+        tokenizer,
+        n_rois,
+        cube_size,
+        modalities,
+        covariates,
+        prompt_length,
+        text_config=text_config_of(language_model),
+    )
     torch.manual_seed(seed)
     return RGenIMAForStaging(config, language_model), tokenizer
 
@@ -357,8 +394,9 @@ def prompt_length(tokenizer, prompts: list[dict]) -> int:
     return max(len(tokenizer(p["text"], add_special_tokens=False)["input_ids"]) for p in prompts)
 
 
-def snp_scan_bias(dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, scale: float,
-                  normalise: str = "length") -> np.ndarray:
+def snp_scan_bias(
+    dosage: np.ndarray, labels: np.ndarray, snps: list[str], seq, scale: float, normalise: str = "length"
+) -> np.ndarray:
     """Initial attention bias of each prompt token from a per-SNP trend test.
 
     For every SNP, the squared correlation ``r^2`` between its allele dose (missing calls
@@ -564,8 +602,10 @@ def train_fold(
     weights = torch.tensor(class_weights(labels[fit_idx]), dtype=torch.float32)
 
     model = model_factory()
-    model.fit_input_statistics(torch.from_numpy(data.cubes[fit_idx]) if "mri" in modalities else None,
-                               torch.from_numpy(data.covariates()[fit_idx]))
+    model.fit_input_statistics(
+        torch.from_numpy(data.cubes[fit_idx]) if "mri" in modalities else None,
+        torch.from_numpy(data.covariates()[fit_idx]),
+    )
     if init_weights is not None:
         missing, unexpected = model.load_state_dict(load_file(str(init_weights)), strict=False)
         if unexpected or set(missing) - {"prompt_bias", "prompt_gate"}:
@@ -577,8 +617,14 @@ def train_fold(
                     parameter.requires_grad_(False)
     if hasattr(model, "prompt_bias") and profile.prompt_bias == "scan":
         with torch.no_grad():
-            bias = snp_scan_bias(data.dosage[fit_idx], labels[fit_idx], list(data.snps["snp"]), seq,
-                                 profile.prompt_bias_scale, profile.prompt_bias_normalise)
+            bias = snp_scan_bias(
+                data.dosage[fit_idx],
+                labels[fit_idx],
+                list(data.snps["snp"]),
+                seq,
+                profile.prompt_bias_scale,
+                profile.prompt_bias_normalise,
+            )
             model.prompt_bias[: len(bias)] = torch.from_numpy(bias).float()
     optimizer = _optimizer(model, profile)
     state_path = out_dir / "state.json"
@@ -603,16 +649,23 @@ def train_fold(
     if init_weights is not None and not resumed:
         start = accelerator.unwrap_model(model)
         val_loss, val_bacc, terms = _validation_loss(start, val_idx, seq, data, device, modalities, weights)
-        state["history"].append({"epoch": -1, "train_loss": None, "val_loss": val_loss,
-                                 "val_balanced_accuracy": val_bacc})
+        state["history"].append(
+            {"epoch": -1, "train_loss": None, "val_loss": val_loss, "val_balanced_accuracy": val_bacc}
+        )
         state["best_val_loss"], state["best_epoch"] = val_loss, -1
         state["start_val_terms"] = terms.tolist()
         if accelerator.is_main_process:
             _save_tensors(out_dir / "best.safetensors", start.state_dict())
         logger.info("%s warm start: val loss %.4f bacc %.3f", label, val_loss, val_bacc)
     epochs_run = 0
-    bar = progress_bar(total=profile.max_epochs, initial=state["epoch"] + 1, desc=label, unit="epoch", leave=False,
-                       disable=not accelerator.is_main_process)
+    bar = progress_bar(
+        total=profile.max_epochs,
+        initial=state["epoch"] + 1,
+        desc=label,
+        unit="epoch",
+        leave=False,
+        disable=not accelerator.is_main_process,
+    )
     for epoch in range(state["epoch"] + 1, profile.max_epochs):
         if epoch > 0 and epoch - max(state["best_epoch"], 0) > profile.patience:
             logger.info("%s: early stop after epoch %d (best epoch %d)", label, epoch, state["best_epoch"] + 1)
@@ -636,8 +689,9 @@ def train_fold(
                     lam = float(rng.beta(profile.mixup_alpha, profile.mixup_alpha))
                     perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
                     out = model(**batch, mixup=(lam, perm))
-                    loss = (lam * torch.nn.functional.cross_entropy(out.logits.float(), y, weight=weights)
-                            + (1 - lam) * torch.nn.functional.cross_entropy(out.logits.float(), y[perm], weight=weights))
+                    loss = lam * torch.nn.functional.cross_entropy(out.logits.float(), y, weight=weights) + (
+                        1 - lam
+                    ) * torch.nn.functional.cross_entropy(out.logits.float(), y[perm], weight=weights)
                 else:
                     loss = model(**batch, labels=y, class_weights=weights).loss
             accelerator.backward(loss)
@@ -655,8 +709,12 @@ def train_fold(
         else:
             evaluated = unwrapped
         val_loss, val_bacc, terms = _validation_loss(evaluated, val_idx, seq, data, device, modalities, weights)
-        record = {"epoch": epoch, "train_loss": total / max(n_seen, 1), "val_loss": val_loss,
-                  "val_balanced_accuracy": val_bacc}
+        record = {
+            "epoch": epoch,
+            "train_loss": total / max(n_seen, 1),
+            "val_loss": val_loss,
+            "val_balanced_accuracy": val_bacc,
+        }
         state["history"].append(record)
         state["epoch"] = epoch
         improved = val_loss < state["best_val_loss"] - 1e-6
@@ -672,14 +730,24 @@ def train_fold(
             _save_tensors(out_dir / "last.safetensors", unwrapped.state_dict())
             if average is not None:
                 _save_tensors(out_dir / "average.safetensors", average.state)
-            save_optimizer(out_dir / "optimizer.safetensors", optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
+            save_optimizer(
+                out_dir / "optimizer.safetensors", optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
+            )
             atomic_write_text(state_path, json.dumps(state, indent=1))
         accelerator.wait_for_everyone()
         epochs_run += 1
         bar.update()
         bar.set_postfix_str(f"val loss {val_loss:.3f} bacc {val_bacc:.3f}")
-        logger.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val bacc %.3f%s", label, epoch + 1,
-                    profile.max_epochs, record["train_loss"], val_loss, val_bacc, " (best so far)" if improved else "")
+        logger.info(
+            "%s epoch %d/%d: train loss %.4f, val loss %.4f, val bacc %.3f%s",
+            label,
+            epoch + 1,
+            profile.max_epochs,
+            record["train_loss"],
+            val_loss,
+            val_bacc,
+            " (best so far)" if improved else "",
+        )
     bar.close()
     unwrapped = accelerator.unwrap_model(model)
     digests = gather_weight_digests(unwrapped, accelerator)
@@ -790,8 +858,9 @@ def train_configuration(
     n_prompt = int(seq.prompt_mask.sum(axis=1).max())
 
     def factory():
-        model, _ = build_model(backbone_path, n_rois, cube, modalities, profile, seed, covariates=covariates,
-                               prompt_length=n_prompt)
+        model, _ = build_model(
+            backbone_path, n_rois, cube, modalities, profile, seed, covariates=covariates, prompt_length=n_prompt
+        )
         return model
 
     # Warm start of the two-modality model from the MRI-only model of each fold.
@@ -801,11 +870,17 @@ def train_configuration(
         warm_from = run_dir / "models" / configuration_name(("mri",), profile.name, backbone)
         if not all((warm_from / f"fold_{k}" / "done.json").is_file() for k in range(n_folds)):
             logger.info("%s starts from %s: training it first", name, warm_from.name)
-            if train_configuration(run_dir, ("mri",), n_folds, seed, profile, backbone, accelerator=accelerator) is None:
+            if (
+                train_configuration(run_dir, ("mri",), n_folds, seed, profile, backbone, accelerator=accelerator)
+                is None
+            ):
                 return None
-        fold_profile = replace(profile, max_epochs=profile.warm_start_epochs,
-                               learning_rate=profile.warm_start_learning_rate)
-    logger.info("%s: %d subjects, sequence length %d, %d folds", name, len(data.subjects), seq.input_ids.shape[1], n_folds)
+        fold_profile = replace(
+            profile, max_epochs=profile.warm_start_epochs, learning_rate=profile.warm_start_learning_rate
+        )
+    logger.info(
+        "%s: %d subjects, sequence length %d, %d folds", name, len(data.subjects), seq.input_ids.shape[1], n_folds
+    )
     results = []
     for fold in range(n_folds):
         fold_dir = out / f"fold_{fold}"
@@ -816,21 +891,55 @@ def train_configuration(
             logger.info("%s fold %d/%d already trained (done.json): reused", name, fold + 1, n_folds)
             continue
         init = warm_from / f"fold_{fold}" / "best.safetensors" if warm_from is not None else None
-        result = train_fold(data, seq, folds, fold, factory, fold_dir, fold_profile, modalities, seed + 1000 * fold,
-                            accelerator, max_epochs_this_run, init_weights=init,
-                            label=f"{name} fold {fold + 1}/{n_folds}", tokenizer=tokenizer)
+        result = train_fold(
+            data,
+            seq,
+            folds,
+            fold,
+            factory,
+            fold_dir,
+            fold_profile,
+            modalities,
+            seed + 1000 * fold,
+            accelerator,
+            max_epochs_this_run,
+            init_weights=init,
+            label=f"{name} fold {fold + 1}/{n_folds}",
+            tokenizer=tokenizer,
+        )
         if result is None:
             return None
         if accelerator.is_main_process:
-            table = write_predictions(fold_dir / "predictions.csv", data.subjects["PTID"].to_numpy()[result.test_idx],
-                                      np.full(len(result.test_idx), fold), data.labels[result.test_idx], result.proba)
-            atomic_write_text(fold_dir / "done.json", json.dumps(
-                {"best_epoch": result.best_epoch, "seconds": round(result.seconds, 2),
-                 "epochs": len(result.history), "world_size": accelerator.num_processes,
-                 "rank_weight_digests": result.rank_weight_digests}, indent=1))
+            table = write_predictions(
+                fold_dir / "predictions.csv",
+                data.subjects["PTID"].to_numpy()[result.test_idx],
+                np.full(len(result.test_idx), fold),
+                data.labels[result.test_idx],
+                result.proba,
+            )
+            atomic_write_text(
+                fold_dir / "done.json",
+                json.dumps(
+                    {
+                        "best_epoch": result.best_epoch,
+                        "seconds": round(result.seconds, 2),
+                        "epochs": len(result.history),
+                        "world_size": accelerator.num_processes,
+                        "rank_weight_digests": result.rank_weight_digests,
+                    },
+                    indent=1,
+                ),
+            )
             results.append(table)
-            logger.info("%s fold %d/%d done: best epoch %d of %d, %.0f s", name, fold + 1, n_folds,
-                        result.best_epoch + 1, len(result.history), result.seconds)
+            logger.info(
+                "%s fold %d/%d done: best epoch %d of %d, %.0f s",
+                name,
+                fold + 1,
+                n_folds,
+                result.best_epoch + 1,
+                len(result.history),
+                result.seconds,
+            )
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
             results.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str}))
@@ -891,7 +1000,9 @@ def run_baselines(run_dir: str | Path, n_folds: int = 5, seed: int = 0, names=No
     return out
 
 
-def run_references(run_dir: str | Path, truth_dir: str | Path, n_folds: int = 5, seed: int = 0) -> dict[str, pd.DataFrame]:
+def run_references(
+    run_dir: str | Path, truth_dir: str | Path, n_folds: int = 5, seed: int = 0
+) -> dict[str, pd.DataFrame]:
     """The synthetic cohort's references on the same folds.
 
     - ``oracle``: the generator's true posterior P(stage | atrophy, genotypes, age).
@@ -918,9 +1029,12 @@ def run_references(run_dir: str | Path, truth_dir: str | Path, n_folds: int = 5,
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     proba = cross_validated_proba(lda, features.to_numpy(dtype=float), y, fold)
     return {
-        "oracle": write_predictions(run_dir / "models" / "reference_oracle" / "predictions.csv", ptids, fold, y, oracle),
+        "oracle": write_predictions(
+            run_dir / "models" / "reference_oracle" / "predictions.csv", ptids, fold, y, oracle
+        ),
         "truth_feature_lda": write_predictions(
-            run_dir / "models" / "reference_truth_feature_lda" / "predictions.csv", ptids, fold, y, proba),
+            run_dir / "models" / "reference_truth_feature_lda" / "predictions.csv", ptids, fold, y, proba
+        ),
     }
 
 
@@ -930,7 +1044,7 @@ def run_references(run_dir: str | Path, truth_dir: str | Path, n_folds: int = 5,
 def study_configurations(modalities: tuple[str, ...], ablations: bool = True) -> list[tuple[str, ...]]:
     """The main configuration first, then (with ``ablations``) its single-modality ablations."""
     main = tuple(m for m in ("mri", "snp") if m in modalities)
-    out = [main]
+    out: list[tuple[str, ...]] = [main]
     if ablations and len(main) == 2:
         out += [("mri",), ("snp",)]
     return out
@@ -990,8 +1104,13 @@ def train_study(
             done = (run_dir / "models" / name / "training.json").is_file()
             logger.info("training step %d/%d: %s%s", i + 1, n_steps, name, " (finished: reused)" if done else "")
             bar.set_postfix_str(name)
-            timed(name, done, lambda mods=mods: train_configuration(
-                run_dir, mods, n_folds=n_folds, seed=seed, profile=profile, backbone=backbone))
+            timed(
+                name,
+                done,
+                lambda mods=mods: train_configuration(
+                    run_dir, mods, n_folds=n_folds, seed=seed, profile=profile, backbone=backbone
+                ),
+            )
             bar.update()
         if baselines:
             from rgenima.model.baselines import BASELINES

@@ -76,10 +76,20 @@ def _pair_metrics(values: np.ndarray, roi_names: list[str], gene_names: list[str
             in_top = bool(is_used and ranks[i, j] <= 0.05 * n_pairs)
             used += is_used
             top += in_top
-            pairs.append({"gene": inter["gene"], "roi": roi, "used": is_used,
-                          "top_percent": float(100 * ranks[i, j] / n_pairs) if is_used else None})
-    return {"pairs_used": used, "pairs_planted": len(pairs), "pairs_top5_of_used": (top / used) if used else None,
-            "pairs": pairs}
+            pairs.append(
+                {
+                    "gene": inter["gene"],
+                    "roi": roi,
+                    "used": is_used,
+                    "top_percent": float(100 * ranks[i, j] / n_pairs) if is_used else None,
+                }
+            )
+    return {
+        "pairs_used": used,
+        "pairs_planted": len(pairs),
+        "pairs_top5_of_used": (top / used) if used else None,
+        "pairs": pairs,
+    }
 
 
 def _median(sanity: dict | None, section: str, level: str, method: str) -> float | None:
@@ -87,8 +97,12 @@ def _median(sanity: dict | None, section: str, level: str, method: str) -> float
     return None if not entry else entry.get("median")
 
 
-def validation_table(attributions: Attributions, truth: str | dict | None, sanity: dict | None,
-                     references: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def validation_table(
+    attributions: Attributions,
+    truth: str | dict | None,
+    sanity: dict | None,
+    references: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """One row per attribution method (and per univariate reference).
 
     Parameters
@@ -113,15 +127,19 @@ def validation_table(attributions: Attributions, truth: str | dict | None, sanit
     """
     data = _load_truth(truth)[0] if truth is not None else None
     masks = _group_masks(attributions.label)
-    methods = [m for m in dict.fromkeys(attributions.methods("roi") + attributions.methods("gene"))
-               if not m.startswith("attention_L") and m != "integrated_gradients_l2"]
+    methods = [
+        m
+        for m in dict.fromkeys(attributions.methods("roi") + attributions.methods("gene"))
+        if not m.startswith("attention_L") and m != "integrated_gradients_l2"
+    ]
     rows = []
     for method in methods:
         row: dict = {"method": method}
         if data is not None and method in attributions.methods("gene"):
             values = attributions.get("gene", method)
-            row.update(_gene_metrics(_nanmean(np.abs(values[masks[ALL]])), attributions.gene_names,
-                                     list(data["causal_genes"])))
+            row.update(
+                _gene_metrics(_nanmean(np.abs(values[masks[ALL]])), attributions.gene_names, list(data["causal_genes"]))
+            )
         if data is not None and method in attributions.methods("roi"):
             values = attributions.get("roi", method)
             for stage in CONTRAST_STAGES:
@@ -131,9 +149,18 @@ def validation_table(attributions: Attributions, truth: str | dict | None, sanit
                     row[f"roi_auroc_{stage}"] = _auroc(contrast, planted)
         direction = LINK_MAPS.get(method)
         if data is not None and direction in attributions.directions():
-            row.update({k: v for k, v in _pair_metrics(attributions.roi_gene(direction),
-                                                       list(attributions.roi_names), list(attributions.gene_names),
-                                                       data).items() if k != "pairs"})
+            row.update(
+                {
+                    k: v
+                    for k, v in _pair_metrics(
+                        attributions.roi_gene(direction),
+                        list(attributions.roi_names),
+                        list(attributions.gene_names),
+                        data,
+                    ).items()
+                    if k != "pairs"
+                }
+            )
         medians = {}
         for section, key in (("levels", "parameters"), ("label_randomisation", "labels")):
             for level in ("roi", "gene"):
@@ -145,21 +172,38 @@ def validation_table(attributions: Attributions, truth: str | dict | None, sanit
     if references is not None and data is not None:
         gene = references.get("gene")
         if gene is not None and len(gene):
-            rows.append({"method": REFERENCE_ROWS["gene"],
-                         **_gene_metrics(gene["all"].to_numpy(dtype=float), gene.index.to_numpy().astype(str),
-                                         list(data["causal_genes"]))})
+            rows.append(
+                {
+                    "method": REFERENCE_ROWS["gene"],
+                    **_gene_metrics(
+                        gene["all"].to_numpy(dtype=float), gene.index.to_numpy().astype(str), list(data["causal_genes"])
+                    ),
+                }
+            )
         roi = references.get("roi")
         if roi is not None and len(roi):
             row = {"method": REFERENCE_ROWS["roi"]}
             names = roi.index.to_numpy().astype(str)
             for stage in CONTRAST_STAGES:
                 if stage in roi:
-                    row[f"roi_auroc_{stage}"] = _auroc(roi[stage].to_numpy(dtype=float),
-                                                       np.isin(names, data["planted_regions"].get(stage, [])))
+                    row[f"roi_auroc_{stage}"] = _auroc(
+                        roi[stage].to_numpy(dtype=float), np.isin(names, data["planted_regions"].get(stage, []))
+                    )
             rows.append(row)
-    columns = ["method", "gene_auroc", "apoe_rank", *[f"roi_auroc_{s}" for s in CONTRAST_STAGES], "pairs_used",
-               "pairs_planted", "pairs_top5_of_used", "rho_parameters_roi", "rho_parameters_gene", "rho_labels_roi",
-               "rho_labels_gene", "passes_randomisation"]
+    columns = [
+        "method",
+        "gene_auroc",
+        "apoe_rank",
+        *[f"roi_auroc_{s}" for s in CONTRAST_STAGES],
+        "pairs_used",
+        "pairs_planted",
+        "pairs_top5_of_used",
+        "rho_parameters_roi",
+        "rho_parameters_gene",
+        "rho_labels_roi",
+        "rho_labels_gene",
+        "passes_randomisation",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -183,11 +227,14 @@ def choose_method(table: pd.DataFrame, criteria: tuple[str, ...]) -> tuple[str |
         best = passing.loc[mean.fillna(-np.inf).idxmax()]
         return str(best["method"]), (
             f"{best['method']} passes both randomisation tests and has the highest mean "
-            f"{' / '.join(criteria)} ({mean.max():.3f}) of the {len(passing)} passing methods.")
+            f"{' / '.join(criteria)} ({mean.max():.3f}) of the {len(passing)} passing methods."
+        )
     rho = passing.filter(like="rho_").astype(float).max(axis=1)
     best = passing.loc[rho.idxmin()]
-    return str(best["method"]), (f"no planted truth: {best['method']} is the passing method with the lowest "
-                                 f"median correlation with the randomised models ({rho.min():.2f}).")
+    return str(best["method"]), (
+        f"no planted truth: {best['method']} is the passing method with the lowest "
+        f"median correlation with the randomised models ({rho.min():.2f})."
+    )
 
 
 __all__ = ["choose_method", "gene_configuration", "reads_prompt", "validate_run", "validation_table"]
@@ -222,8 +269,10 @@ def gene_configuration(run_dir, main: str) -> str:
         return main
     snp_only = main.replace("rgenima_mri+snp", "rgenima_snp", 1)
     if not Run(run_dir).training_json(snp_only).is_file():
-        raise FileNotFoundError(f"every fold of {main} kept its prompt closed and {snp_only} is not trained: "
-                                "no model of this run uses the genes.")
+        raise FileNotFoundError(
+            f"every fold of {main} kept its prompt closed and {snp_only} is not trained: "
+            "no model of this run uses the genes."
+        )
     return snp_only
 
 

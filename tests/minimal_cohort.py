@@ -46,7 +46,15 @@ AFFINE = np.array(
 )
 N_SNPS = 10
 CLINICAL_COLUMNS = (
-    "RID", "PTID", "VISCODE", "DX_bl", "AGE", "PTGENDER", "PTEDUCAT", "APOE4", "MMSE",
+    "RID",
+    "PTID",
+    "VISCODE",
+    "DX_bl",
+    "AGE",
+    "PTGENDER",
+    "PTEDUCAT",
+    "APOE4",
+    "MMSE",
 )
 
 
@@ -114,9 +122,7 @@ def clinical_rows(subjects=SUBJECTS, visits: Iterable[str] = VISITS) -> list[dic
 
 def write_clinical(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(rows[0]) if rows else CLINICAL_COLUMNS).to_csv(
-        path, index=False
-    )
+    pd.DataFrame(rows, columns=list(rows[0]) if rows else CLINICAL_COLUMNS).to_csv(path, index=False)
     return path
 
 
@@ -180,9 +186,7 @@ def write_plink(prefix: Path, iids: list[str], n_snps: int = N_SNPS, seed: int =
             "a1": ("variant", ["G"] * n_snps),
         },
     )
-    write_plink1_bin(
-        G, f"{prefix}.bed", f"{prefix}.bim", f"{prefix}.fam", verbose=False
-    )
+    write_plink1_bin(G, f"{prefix}.bed", f"{prefix}.bim", f"{prefix}.fam", verbose=False)
     return prefix
 
 

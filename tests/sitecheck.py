@@ -412,7 +412,7 @@ class _Checker:
         """``url`` as a site path if it is on the local server, else None."""
         if not url.startswith(self.base_url):
             return None
-        return "/" + urlsplit(url).path[len(self.base_path):].lstrip("/")
+        return "/" + urlsplit(url).path[len(self.base_path) :].lstrip("/")
 
     def link_error(self, url: str) -> str | None:
         """Why an internal URL does not resolve, or None when it does."""
@@ -509,9 +509,7 @@ class _Checker:
             if height != WINDOW_SIZE[1]:
                 driver.set_window_size(*WINDOW_SIZE)
 
-        report.pages.append(
-            PageResult(rel, data["url"], data["title"], images, links, resources, shot)
-        )
+        report.pages.append(PageResult(rel, data["url"], data["title"], images, links, resources, shot))
 
 
 def check_site(

@@ -72,7 +72,9 @@ def test_atlas_path_info(name):
 
 
 def test_unknown_builtin_name():
-    with pytest.raises(DataContractError, match=r"'atlas' must be one of 'aal2', 'desikan_killiany'; 'aal3' was provided"):
+    with pytest.raises(
+        DataContractError, match=r"'atlas' must be one of 'aal2', 'desikan_killiany'; 'aal3' was provided"
+    ):
         builtin_atlas_files("aal3")
 
 
@@ -143,7 +145,9 @@ def test_labels_without_index_column(tmp_path):
 def test_label_index_not_integer(tmp_path):
     spec = _user_atlas(tmp_path)
     pd.DataFrame({"index": ["1", "two", "5"], "name": list("abc")}).to_csv(spec.labels, sep="\t", index=False)
-    with pytest.raises(DataContractError, match=r"atlas\.tsv, line 3: column 'index' must be an integer label value; got 'two'"):
+    with pytest.raises(
+        DataContractError, match=r"atlas\.tsv, line 3: column 'index' must be an integer label value; got 'two'"
+    ):
         load_atlas(spec)
 
 

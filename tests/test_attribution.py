@@ -56,14 +56,26 @@ class _LinearTokens(nn.Module):
     def set_attention_implementation(self, implementation):
         pass
 
-    def forward(self, input_ids, attention_mask=None, answer_positions=None, position_ids=None, prompt_mask=None,
-                inputs_embeds=None, **_):
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        answer_positions=None,
+        position_ids=None,
+        prompt_mask=None,
+        inputs_embeds=None,
+        **_,
+    ):
         return SimpleNamespace(logits=(inputs_embeds * self.w).sum(1) @ self.proj)
 
 
 def _toy_batch(b: int, length: int):
-    return {"attention_mask": torch.ones(b, length, dtype=torch.long),
-            "answer_positions": torch.full((b,), length - 1), "position_ids": None, "prompt_mask": None}
+    return {
+        "attention_mask": torch.ones(b, length, dtype=torch.long),
+        "answer_positions": torch.full((b,), length - 1),
+        "position_ids": None,
+        "prompt_mask": None,
+    }
 
 
 def test_occlusion_matches_the_closed_form_and_captum():
@@ -120,8 +132,16 @@ class _Interaction(nn.Module):
     def set_attention_implementation(self, implementation):
         pass
 
-    def forward(self, input_ids, attention_mask=None, answer_positions=None, position_ids=None, prompt_mask=None,
-                inputs_embeds=None, **_):
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        answer_positions=None,
+        position_ids=None,
+        prompt_mask=None,
+        inputs_embeds=None,
+        **_,
+    ):
         x = inputs_embeds
         roi0 = x[:, 1] @ self.u
         gene0 = x[:, 3:5].sum(1) @ self.v
@@ -140,8 +160,9 @@ def test_roi_gene_links_find_the_interacting_pair_only():
     member[:, 0, 3:5] = 1
     member[:, 1, 5] = 1
     target = torch.tensor([3, 2])
-    links = roi_relevance_under_gene_occlusion(model, _toy_batch(b, length), x, ref, torch.tensor([1, 2]), member,
-                                               target)
+    links = roi_relevance_under_gene_occlusion(
+        model, _toy_batch(b, length), x, ref, torch.tensor([1, 2]), member, target
+    )
     assert links.shape == (b, 2, 2)
     # d/dx_roi0 logit_t = t (v . x_gene0) u, so the link is t ((x - r)_gene0 . v)(u . (x - r)_roi0).
     expected = target * ((x - ref)[:, 3:5].sum(1) @ model.v) * ((x - ref)[:, 1] @ model.u)

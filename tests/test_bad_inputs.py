@@ -829,9 +829,18 @@ def _png_with_text(html: Path) -> Path:
 
 def _executed_notebook_in_sources(html: Path) -> Path:
     notebook = {
-        "cells": [{"cell_type": "code", "source": "subjects.head()", "metadata": {}, "execution_count": 1,
-                   "outputs": [{"output_type": "stream", "name": "stdout", "text": [f"0  {PTID}  NC\n"]}]}],
-        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "subjects.head()",
+                "metadata": {},
+                "execution_count": 1,
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": [f"0  {PTID}  NC\n"]}],
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path = html / "_sources" / "01_cohort.ipynb"
     path.write_text(json.dumps(notebook, indent=1))

@@ -22,11 +22,13 @@ from rgenima.model.baselines import (
 
 
 def test_apoe_doses_count_e4_and_e2_in_any_allele_order_and_strand():
-    snps = pd.DataFrame({
-        "snp": ["rs1", "rs429358", "rs7412"],
-        "a1": ["A", "T", "T"],  # rs429358 counted on its T allele: e4 dose = 2 - dosage
-        "a2": ["G", "C", "C"],
-    })
+    snps = pd.DataFrame(
+        {
+            "snp": ["rs1", "rs429358", "rs7412"],
+            "a1": ["A", "T", "T"],  # rs429358 counted on its T allele: e4 dose = 2 - dosage
+            "a2": ["G", "C", "C"],
+        }
+    )
     dosage = np.array([[0, 2, 0], [1, 1, 1], [2, 0, 2], [0, np.nan, 0]], dtype=float)
     doses = apoe_doses(dosage, snps)
     np.testing.assert_array_equal(doses[:3], [[0, 0], [1, 1], [2, 2]])
@@ -81,12 +83,14 @@ def test_every_baseline_reads_only_its_feature_blocks(name):
 
 def test_tuned_logistic_equals_a_hand_made_nested_grid_search():
     X, y, blocks = _toy()
-    columns = list(range(blocks["mri"].start, blocks["mri"].stop)) + list(range(blocks["covariates"].start,
-                                                                                  blocks["covariates"].stop))
+    columns = list(range(blocks["mri"].start, blocks["mri"].stop)) + list(
+        range(blocks["covariates"].start, blocks["covariates"].stop)
+    )
     hand = GridSearchCV(
         make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)),
         {"logisticregression__C": list(C_GRID)},
-        cv=StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=3), scoring="neg_log_loss",
+        cv=StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=3),
+        scoring="neg_log_loss",
     ).fit(X[:, columns], y)
     model = make_baseline("logistic_roi", 3, blocks).fit(X, y)
     assert model.best_params_ == hand.best_params_
@@ -113,8 +117,13 @@ def test_external_probabilities_average_the_fold_models():
     estimator = make_baseline("logistic_apoe", 0, blocks)
     oof, external = cross_validated_proba(estimator, X, y, folds, X_external=X_ext)
     np.testing.assert_allclose(oof, cross_validated_proba(estimator, X, y, folds))
-    by_hand = np.mean([make_baseline("logistic_apoe", 0, blocks).fit(X[folds != k], y[folds != k]).predict_proba(X_ext)
-                       for k in range(3)], axis=0)
+    by_hand = np.mean(
+        [
+            make_baseline("logistic_apoe", 0, blocks).fit(X[folds != k], y[folds != k]).predict_proba(X_ext)
+            for k in range(3)
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(external, by_hand)
 
 

@@ -103,10 +103,17 @@ def _outputs(path: Path) -> tuple[str, str]:
 # Grid parsing and names (no kernel)
 # ---------------------------------------------------------------------------------
 def test_parse_grid_coerces_types():
-    grid = parse_grid([
-        "seed=0,1,2", "modalities=mri, snp,mri+snp", "backbone=None,/models/llama 1b", "other=null",
-        "lr=0.1,1e-3", "flag=true,False", "tag='0',x",
-    ])
+    grid = parse_grid(
+        [
+            "seed=0,1,2",
+            "modalities=mri, snp,mri+snp",
+            "backbone=None,/models/llama 1b",
+            "other=null",
+            "lr=0.1,1e-3",
+            "flag=true,False",
+            "tag='0',x",
+        ]
+    )
     assert grid["seed"] == [0, 1, 2] and all(type(v) is int for v in grid["seed"])
     assert grid["modalities"] == ["mri", "snp", "mri+snp"]
     assert grid["lr"] == [0.1, 0.001] and all(type(v) is float for v in grid["lr"])
@@ -138,8 +145,11 @@ def test_parse_grid_errors(specs, match):
 
 
 def test_parse_grid_rejects_undeclared_names_listing_allowed():
-    with pytest.raises(ValueError, match=r"'sed' is not declared by the batch notebooks; "
-                                         r"allowed: folds, modalities, seed$"):
+    with pytest.raises(
+        ValueError,
+        match=r"'sed' is not declared by the batch notebooks; "
+        r"allowed: folds, modalities, seed$",
+    ):
         parse_grid(["sed=0,1"], allowed={"seed", "modalities", "folds", "run_dir", "manifest"})
 
 
@@ -153,8 +163,7 @@ def test_combinations_are_a_deterministic_product():
 def test_combination_name_is_sorted_safe_and_stable():
     assert combination_name({"seed": 0, "modalities": "mri+snp"}) == "modalities-mri+snp__seed-0"
     assert combination_name({"modalities": "mri+snp", "seed": 0}) == "modalities-mri+snp__seed-0"
-    assert combination_name({"backbone": None, "lr": 0.001, "flag": True}) == \
-        "backbone-None__flag-True__lr-0.001"
+    assert combination_name({"backbone": None, "lr": 0.001, "flag": True}) == "backbone-None__flag-True__lr-0.001"
     name = combination_name({"backbone": "/models/my llama:1b"})
     assert name == "backbone-_models_my_llama_1b"
     long = combination_name({"backbone": "/very/long/path/" * 10})
@@ -164,12 +173,21 @@ def test_combination_name_is_sorted_safe_and_stable():
 
 def test_run_batch_checks_parameters_against_notebooks(project, tmp_path):
     manifest = project / "manifest.yaml"
-    with pytest.raises(ValueError, match=r"grid parameter 'sed' is not declared by the batch "
-                                         r"notebooks; allowed: backbone, folds, modalities, profile, seed"):
+    with pytest.raises(
+        ValueError,
+        match=r"grid parameter 'sed' is not declared by the batch "
+        r"notebooks; allowed: backbone, folds, modalities, profile, seed",
+    ):
         run_batch(manifest, {"sed": [0]}, notebooks=("fake_eval",), root=project, runs_root=tmp_path / "r")
     with pytest.raises(ValueError, match=r"parameter 'fold' is not declared"):
-        run_batch(manifest, {"seed": [0]}, notebooks=("fake_eval",), root=project,
-                  runs_root=tmp_path / "r", base_parameters={"fold": 3})
+        run_batch(
+            manifest,
+            {"seed": [0]},
+            notebooks=("fake_eval",),
+            root=project,
+            runs_root=tmp_path / "r",
+            base_parameters={"fold": 3},
+        )
     with pytest.raises(FileNotFoundError, match=r"batch notebook .*missing\.ipynb: not found"):
         run_batch(manifest, {"seed": [0]}, notebooks=("missing",), root=project, runs_root=tmp_path / "r")
     nb = nbformat.read(project / "notebooks" / "fake_eval.ipynb", as_version=4)
@@ -194,16 +212,16 @@ def batch_2x2(tmp_path_factory):
     _write_notebook(root, "fake_eval")
     (root / "manifest.yaml").write_text("cohort: {name: fake}\n")
     runs = tmp / "runs"
-    result = run_batch(root / "manifest.yaml", GRID, notebooks=("fake_eval",), runs_root=runs,
-                       root=root, base_parameters={"folds": 3})
+    result = run_batch(
+        root / "manifest.yaml", GRID, notebooks=("fake_eval",), runs_root=runs, root=root, base_parameters={"folds": 3}
+    )
     return root, runs, result
 
 
 def test_run_batch_runs_every_combination_into_its_folder(batch_2x2):
     root, runs, result = batch_2x2
     assert result.ok and len(result.executed) == 4 and not result.skipped
-    names = ["modalities-mri__seed-0", "modalities-snp__seed-0", "modalities-mri__seed-1",
-             "modalities-snp__seed-1"]
+    names = ["modalities-mri__seed-0", "modalities-snp__seed-0", "modalities-mri__seed-1", "modalities-snp__seed-1"]
     assert [r.name for r in result.results] == names
     for r in result.results:
         run_dir = runs / r.name
@@ -214,8 +232,9 @@ def test_run_batch_runs_every_combination_into_its_folder(batch_2x2):
         assert f"seed={seed} modalities={modalities} folds=3 manifest={root / 'manifest.yaml'}" in text
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert metrics["main"] == f"rgenima_{modalities}"
-        assert metrics["configurations"][metrics["main"]]["metrics"]["balanced_accuracy"] == \
-            pytest.approx(0.5 + 0.01 * seed + (0.1 if modalities == "snp" else 0))
+        assert metrics["configurations"][metrics["main"]]["metrics"]["balanced_accuracy"] == pytest.approx(
+            0.5 + 0.01 * seed + (0.1 if modalities == "snp" else 0)
+        )
         done = json.loads((run_dir / DONE_FILE).read_text())
         assert done["parameters"]["seed"] == seed and done["parameters"]["folds"] == 3
         assert done["notebooks"][0]["name"] == "fake_eval" and len(done["notebooks"][0]["sha256"]) == 64
@@ -227,8 +246,14 @@ def test_run_batch_skips_finished_combinations(batch_2x2, caplog):
     executed = sorted(runs.glob("*/notebooks/fake_eval.ipynb"))
     mtimes = [p.stat().st_mtime_ns for p in executed]
     with caplog.at_level(logging.INFO, logger="rgenima.batch"):
-        again = run_batch(root / "manifest.yaml", GRID, notebooks=("fake_eval",), runs_root=runs,
-                          root=root, base_parameters={"folds": 3})
+        again = run_batch(
+            root / "manifest.yaml",
+            GRID,
+            notebooks=("fake_eval",),
+            runs_root=runs,
+            root=root,
+            base_parameters={"folds": 3},
+        )
     assert again.ok and len(again.skipped) == 4 and not again.executed
     assert [p.stat().st_mtime_ns for p in executed] == mtimes
     assert caplog.text.count("skip modalities-") == 4
@@ -275,13 +300,25 @@ def test_changed_notebook_or_parameter_reruns(project, tmp_path, caplog):
 
 
 def test_failed_combination_is_reported_and_rerun_next_time(project, tmp_path, monkeypatch, capsys):
-    _write_notebook(project, "fake_eval", extra=(
-        "if seed == 1:\n    raise RuntimeError(f'planted failure for seed {seed}')"
-    ))
+    _write_notebook(
+        project, "fake_eval", extra=("if seed == 1:\n    raise RuntimeError(f'planted failure for seed {seed}')")
+    )
     runs = tmp_path / "runs"
     monkeypatch.chdir(project)
-    argv = ["batch", "--manifest", "manifest.yaml", "--grid", "seed=0,1", "--notebook", "fake_eval",
-            "--runs-root", str(runs), "-p", "folds", "4"]
+    argv = [
+        "batch",
+        "--manifest",
+        "manifest.yaml",
+        "--grid",
+        "seed=0,1",
+        "--notebook",
+        "fake_eval",
+        "--runs-root",
+        str(runs),
+        "-p",
+        "folds",
+        "4",
+    ]
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert "1 run, 0 skipped (finished), 1 failed" in out
@@ -292,12 +329,31 @@ def test_failed_combination_is_reported_and_rerun_next_time(project, tmp_path, m
     assert set(summary.seeds) == {"0"}
     assert [c["finished"] for c in summary.attrs["combinations"]] == [True, False]
     # Next call: the finished one is skipped, the failed one runs again.
-    result = run_batch(project / "manifest.yaml", {"seed": [0, 1]}, notebooks=("fake_eval",),
-                       runs_root=runs, base_parameters={"folds": 4})
+    result = run_batch(
+        project / "manifest.yaml",
+        {"seed": [0, 1]},
+        notebooks=("fake_eval",),
+        runs_root=runs,
+        base_parameters={"folds": 4},
+    )
     assert [r.status for r in result.results] == ["skipped", "failed"]
     assert result.failed[0].reason == "previous run did not finish"
-    assert main(["batch", "--manifest", "manifest.yaml", "--grid", "sed=0", "--notebook", "fake_eval",
-                 "--runs-root", str(runs)]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                "--manifest",
+                "manifest.yaml",
+                "--grid",
+                "sed=0",
+                "--notebook",
+                "fake_eval",
+                "--runs-root",
+                str(runs),
+            ]
+        )
+        == 2
+    )
     assert "'sed' is not declared" in capsys.readouterr().err
 
 
@@ -306,8 +362,15 @@ def test_jobs_2_runs_combinations_in_parallel_processes(tmp_path):
     _write_notebook(root, "fake_eval", extra=BARRIER)
     (root / "manifest.yaml").write_text("cohort: {name: fake}\n")
     runs = tmp_path / "runs"
-    result = run_batch(root / "manifest.yaml", {"seed": [0, 1]}, notebooks=("fake_eval",),
-                       runs_root=runs, root=root, jobs=2, timeout_s=120)
+    result = run_batch(
+        root / "manifest.yaml",
+        {"seed": [0, 1]},
+        notebooks=("fake_eval",),
+        runs_root=runs,
+        root=root,
+        jobs=2,
+        timeout_s=120,
+    )
     assert result.ok, result.report()
     assert len(result.executed) == 2
     threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
@@ -324,11 +387,25 @@ def test_slurm_executor_through_submitit_local_gives_the_local_outputs(project, 
     from rgenima.batch import SUMMARY_CSV, ClusterOptions
 
     grid = {"seed": [0, 1], "modalities": ["snp"]}
-    local = run_batch(project / "manifest.yaml", grid, notebooks=("fake_eval",), runs_root=tmp_path / "local",
-                      root=project, base_parameters={"folds": 3})
+    local = run_batch(
+        project / "manifest.yaml",
+        grid,
+        notebooks=("fake_eval",),
+        runs_root=tmp_path / "local",
+        root=project,
+        base_parameters={"folds": 3},
+    )
     options = ClusterOptions(cluster="local", gpus_per_node=0, cpus_per_task=1, timeout_min=10)
-    slurm = run_batch(project / "manifest.yaml", grid, notebooks=("fake_eval",), runs_root=tmp_path / "slurm",
-                      root=project, base_parameters={"folds": 3}, executor="slurm", cluster=options)
+    slurm = run_batch(
+        project / "manifest.yaml",
+        grid,
+        notebooks=("fake_eval",),
+        runs_root=tmp_path / "slurm",
+        root=project,
+        base_parameters={"folds": 3},
+        executor="slurm",
+        cluster=options,
+    )
     assert local.ok and slurm.ok and len(slurm.executed) == 2
     assert [r.name for r in slurm.results] == [r.name for r in local.results]
     for r in slurm.results:
@@ -342,8 +419,16 @@ def test_slurm_executor_through_submitit_local_gives_the_local_outputs(project, 
     summary = lambda root: (root / SUMMARY_CSV).read_text()  # noqa: E731
     assert summary(tmp_path / "slurm") == summary(tmp_path / "local")
     # Finished combinations are skipped as with the local executor: nothing is submitted.
-    again = run_batch(project / "manifest.yaml", grid, notebooks=("fake_eval",), runs_root=tmp_path / "slurm",
-                      root=project, base_parameters={"folds": 3}, executor="slurm", cluster=options)
+    again = run_batch(
+        project / "manifest.yaml",
+        grid,
+        notebooks=("fake_eval",),
+        runs_root=tmp_path / "slurm",
+        root=project,
+        base_parameters={"folds": 3},
+        executor="slurm",
+        cluster=options,
+    )
     assert len(again.skipped) == 2 and not again.executed
     job_folders = [p for p in (tmp_path / "slurm" / ".submitit").iterdir() if p.name.isdigit()]
     assert len(job_folders) == 2
@@ -353,11 +438,24 @@ def test_slurm_options_are_checked_before_anything_runs(project, tmp_path, capsy
     from rgenima.batch import ClusterOptions
 
     with pytest.raises(ValueError, match="cpus >= 1"):
-        run_batch(project / "manifest.yaml", {"seed": [0]}, notebooks=("fake_eval",), runs_root=tmp_path / "r",
-                  root=project, executor="slurm", cluster=ClusterOptions(cpus_per_task=0))
+        run_batch(
+            project / "manifest.yaml",
+            {"seed": [0]},
+            notebooks=("fake_eval",),
+            runs_root=tmp_path / "r",
+            root=project,
+            executor="slurm",
+            cluster=ClusterOptions(cpus_per_task=0),
+        )
     with pytest.raises(ValueError, match="'executor' must be one of"):
-        run_batch(project / "manifest.yaml", {"seed": [0]}, notebooks=("fake_eval",), runs_root=tmp_path / "r",
-                  root=project, executor="pbs")
+        run_batch(
+            project / "manifest.yaml",
+            {"seed": [0]},
+            notebooks=("fake_eval",),
+            runs_root=tmp_path / "r",
+            root=project,
+            executor="pbs",
+        )
     assert not (tmp_path / "r").exists()
     with pytest.raises(SystemExit):
         main(["batch", "--manifest", str(project / "manifest.yaml"), "--grid", "seed=0", "--executor", "pbs"])

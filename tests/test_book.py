@@ -56,8 +56,14 @@ def restricted_manifest(small_cohort: Path, tmp_path_factory) -> Path:
 def built_study(tmp_path_factory, restricted_manifest):
     root = _copy_project(tmp_path_factory.mktemp("project"))
     run_dir = root / "runs" / "small"
-    parameters = {"run_dir": str(run_dir), "profile": "quick", "folds": 2, "seed": 1,
-                  "ig_steps": 4, "n_permutations": 200}
+    parameters = {
+        "run_dir": str(run_dir),
+        "profile": "quick",
+        "folds": 2,
+        "seed": 1,
+        "ig_steps": 4,
+        "n_permutations": 200,
+    }
     index = run_study(restricted_manifest, parameters, root=root)
     return root, run_dir, index
 
@@ -73,8 +79,14 @@ def test_every_notebook_ran_with_the_injected_parameters(built_study):
     training = run_dir / "models" / "rgenima_mri+snp__quick" / "training.json"
     assert training.is_file()
     assert (run_dir / "folds.csv").read_text().count("\n") > 1
-    for name in ("metrics.json", "gene_attribution.csv", "roi_attribution.csv", "roi_gene.csv",
-                 "enrichment.csv", "recovery.json"):
+    for name in (
+        "metrics.json",
+        "gene_attribution.csv",
+        "roi_attribution.csv",
+        "roi_gene.csv",
+        "enrichment.csv",
+        "recovery.json",
+    ):
         assert (run_dir / name).is_file(), name
 
 
@@ -141,8 +153,9 @@ def _tiny_project(root: Path, cells: list[str]) -> Path:
     (root / "book").mkdir()
     (root / "book" / "intro.md").write_text("# Tiny\n\nA test book.\n")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/generated/00_tiny\n")
-    (root / "_config.yml").write_text('title: tiny\nexecute:\n  execute_notebooks: "off"\n'
-                                      "exclude_patterns: [notebooks/*, _build/*]\n")
+    (root / "_config.yml").write_text(
+        'title: tiny\nexecute:\n  execute_notebooks: "off"\nexclude_patterns: [notebooks/*, _build/*]\n'
+    )
     _write_tiny_notebook(root, cells)
     return root
 
@@ -211,7 +224,7 @@ def test_book_run_log_shows_each_notebook_and_the_training_progress(built_study)
     # While the notebooks run, a line comes at least once a minute.
     start = next(i for i, line in enumerate(lines) if "notebook 1/" in line)
     end = next(i for i, line in enumerate(lines) if f"notebook {n}/{n}:" in line and " done in " in line)
-    times = _log_times(lines[start:end + 1])
+    times = _log_times(lines[start : end + 1])
     assert max(b - a for a, b in zip(times, times[1:])) < 60
 
 
@@ -229,13 +242,13 @@ def test_a_slow_silent_cell_is_not_failed_by_a_time_limit(tmp_path, small_manife
     from rgenima.book import execute_notebooks
 
     root = _tiny_project(tmp_path / "project", ["import time\ntime.sleep(4)\nprint('slow step finished')"])
-    (written,) = execute_notebooks({"manifest": str(small_manifest)}, root, tmp_path / "out",
-                                   notebooks=("00_tiny",))
+    (written,) = execute_notebooks({"manifest": str(small_manifest)}, root, tmp_path / "out", notebooks=("00_tiny",))
     assert "slow step finished" in str(nbformat.read(written, as_version=4).cells)
     # The same cell under a limit shorter than it fails: the default has no such limit.
     with pytest.raises(Exception, match="(?i)timed? ?out|timeout"):
-        execute_notebooks({"manifest": str(small_manifest)}, root, tmp_path / "limited",
-                          notebooks=("00_tiny",), timeout_s=1)
+        execute_notebooks(
+            {"manifest": str(small_manifest)}, root, tmp_path / "limited", notebooks=("00_tiny",), timeout_s=1
+        )
 
 
 def test_a_dead_kernel_is_reported_in_one_short_message(tmp_path, small_manifest, monkeypatch, capsys):
@@ -265,12 +278,16 @@ print("trained", len(result), "subjects")"""
 
 
 def test_interrupted_run_ends_in_a_short_message_and_resumes_from_finished_folds(
-        tmp_path, small_manifest, monkeypatch, capsys):
+    tmp_path, small_manifest, monkeypatch, capsys
+):
     from rgenima.cli import main
 
     root = _tiny_project(tmp_path / "project", [])
-    _write_notebook(root / "notebooks" / "00_tiny.ipynb",
-                    'manifest: str = ""\nrun_dir: str = ""\nmax_epochs_this_run: int = 0', [_TRAINING_CELL])
+    _write_notebook(
+        root / "notebooks" / "00_tiny.ipynb",
+        'manifest: str = ""\nrun_dir: str = ""\nmax_epochs_this_run: int = 0',
+        [_TRAINING_CELL],
+    )
     run_dir = tmp_path / "run"
     monkeypatch.chdir(root)
     argv = ["run", "--manifest", str(small_manifest), "--notebook", "00_tiny", "-p", "run_dir", str(run_dir)]
@@ -291,7 +308,9 @@ def test_interrupted_run_ends_in_a_short_message_and_resumes_from_finished_folds
     assert "[00_tiny] rgenima_snp__quick fold 2/2 done" in log
     import re
 
-    assert re.search(r"trained \d+ subjects", (root / "_build" / "html" / "book" / "generated" / "00_tiny.html").read_text())
+    assert re.search(
+        r"trained \d+ subjects", (root / "_build" / "html" / "book" / "generated" / "00_tiny.html").read_text()
+    )
     # A third run trains nothing: both folds are reused.
     assert main(argv) == 0
     log = (root / "_build" / "logs" / "run.log").read_text()
@@ -302,8 +321,14 @@ def test_interrupted_run_ends_in_a_short_message_and_resumes_from_finished_folds
 def test_every_run_directory_of_the_book_has_a_model_card(built_study):
     _, run_dir, _ = built_study
     text = (run_dir / "MODEL_CARD.md").read_text()
-    for section in ("## Model details", "## Intended use", "## Training data", "## Evaluation results",
-                    "## Limitations", "## Ethical considerations"):
+    for section in (
+        "## Model details",
+        "## Intended use",
+        "## Training data",
+        "## Evaluation results",
+        "## Limitations",
+        "## Ethical considerations",
+    ):
         assert section in text
     assert "R-GenIMA (MRI + SNP)" in text and "[" in text.split("## Evaluation results")[1]
 

@@ -198,14 +198,14 @@ def test_non_numeric_covariate(tmp_path):
         tmp_path / "ADNIMERGE.csv",
         [_row("991_S_9001", AGE="71"), _row("991_S_9002", AGE="seventy")],
     )
-    with pytest.raises(DataContractError, match=r"ADNIMERGE\.csv, line 3: column 'AGE' must be a number; got 'seventy'"):
+    with pytest.raises(
+        DataContractError, match=r"ADNIMERGE\.csv, line 3: column 'AGE' must be a number; got 'seventy'"
+    ):
         baseline_subjects(read_clinical(path))
 
 
 def test_empty_covariate_is_nan(tmp_path):
-    path = write_clinical(
-        tmp_path / "ADNIMERGE.csv", [_row("991_S_9001", APOE4=""), _row("991_S_9002", APOE4="1")]
-    )
+    path = write_clinical(tmp_path / "ADNIMERGE.csv", [_row("991_S_9001", APOE4=""), _row("991_S_9002", APOE4="1")])
     subjects, _ = baseline_subjects(read_clinical(path))
     assert subjects["APOE4"].isna().tolist() == [True, False]
 

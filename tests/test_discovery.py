@@ -117,9 +117,7 @@ def test_find_mri_pattern_with_ptid(tmp_path):
     spec = MriSpec(pattern=str(tmp_path / "gm" / "{ptid}_gm.nii.gz"))
     found, missing = find_mri(spec, PTIDS)
     assert found == {p: tmp_path / "gm" / f"{p}_gm.nii.gz" for p in PTIDS[:2]}
-    assert missing.to_dict("records") == [
-        {"PTID": PTIDS[2], "reason": "no MRI: no file matches the pattern"}
-    ]
+    assert missing.to_dict("records") == [{"PTID": PTIDS[2], "reason": "no MRI: no file matches the pattern"}]
 
 
 def test_find_mri_pattern_with_participant_and_glob(tmp_path):
@@ -141,7 +139,9 @@ def test_pattern_with_several_matches_is_an_exclusion(tmp_path):
 
 def test_pattern_folder_missing(tmp_path):
     spec = MriSpec(pattern=str(tmp_path / "nowhere" / "{ptid}.nii.gz"))
-    with pytest.raises(DataContractError, match=r"MRI folder not found: .*nowhere \(the fixed part of cohort\.mri\.pattern"):
+    with pytest.raises(
+        DataContractError, match=r"MRI folder not found: .*nowhere \(the fixed part of cohort\.mri\.pattern"
+    ):
         find_mri(spec, PTIDS)
 
 

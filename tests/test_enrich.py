@@ -54,10 +54,19 @@ def _attribution(panel: pd.DataFrame, enriched: bool, seed: int = 0, n_drop: int
         for method in ("attention", "integrated_gradients"):
             score = rng.random(len(genes)) + (genes["ad_locus"].to_numpy() * 10.0 if enriched else 0.0)
             rank = pd.Series(score).rank(ascending=False, method="first").astype(int).to_numpy()
-            rows.append(pd.DataFrame({
-                "name": genes["symbol"].to_numpy(), "stage": stage, "method": method, "score": score,
-                "ci_low": score - 0.1, "ci_high": score + 0.1, "rank": rank,
-            }))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "name": genes["symbol"].to_numpy(),
+                        "stage": stage,
+                        "method": method,
+                        "score": score,
+                        "ci_low": score - 0.1,
+                        "ci_high": score + 0.1,
+                        "rank": rank,
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -106,11 +115,12 @@ def test_permutation_enrichment_calibrated_under_null():
     rng = np.random.default_rng(12345)
     genes = [f"g{i}" for i in range(160)]
     locus = genes[:80]
-    p_values = np.array([
-        permutation_enrichment(pd.Series(rng.random(160), index=genes), locus, k=10,
-                               n_permutations=200, seed=rng)
-        for _ in range(300)
-    ])
+    p_values = np.array(
+        [
+            permutation_enrichment(pd.Series(rng.random(160), index=genes), locus, k=10, n_permutations=200, seed=rng)
+            for _ in range(300)
+        ]
+    )
     assert np.all((p_values >= 1 / 201) & (p_values <= 1))
     # 3 standard errors of a proportion over 300 repeats: 0.038 at 0.05, 0.087 at 0.5.
     assert np.mean(p_values <= 0.05) <= 0.05 + 0.04
@@ -126,7 +136,8 @@ def test_permutation_enrichment_weights_rank_within_top_k():
     top_locus = genes[:3] + genes[50:57]
     low_locus = genes[7:10] + genes[50:57]
     assert hypergeometric_enrichment(genes[:10], top_locus, genes) == hypergeometric_enrichment(
-        genes[:10], low_locus, genes)
+        genes[:10], low_locus, genes
+    )
     p_top = permutation_enrichment(scores, top_locus, 10, n_permutations=2000, seed=0)
     p_low = permutation_enrichment(scores, low_locus, 10, n_permutations=2000, seed=0)
     assert p_top < 0.05 < p_low
@@ -143,13 +154,21 @@ def test_permutation_enrichment_is_reproducible_and_bounded():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"k": 0}, "'k' must be in"), ({"k": 11}, "'k' must be in"),
-     ({"n_permutations": 0}, "'n_permutations' must be >= 1"),
-     ({"locus_genes": ["nope"]}, "'locus_genes' are not in the background")],
+    [
+        ({"k": 0}, "'k' must be in"),
+        ({"k": 11}, "'k' must be in"),
+        ({"n_permutations": 0}, "'n_permutations' must be >= 1"),
+        ({"locus_genes": ["nope"]}, "'locus_genes' are not in the background"),
+    ],
 )
 def test_permutation_enrichment_rejects_bad_input(kwargs, match):
-    args = {"scores_by_gene": pd.Series(np.arange(10.0), index=list("abcdefghij")),
-            "locus_genes": ["a", "b"], "k": 3, "n_permutations": 10, "seed": 0}
+    args = {
+        "scores_by_gene": pd.Series(np.arange(10.0), index=list("abcdefghij")),
+        "locus_genes": ["a", "b"],
+        "k": 3,
+        "n_permutations": 10,
+        "seed": 0,
+    }
     with pytest.raises(ValueError, match=match):
         permutation_enrichment(**(args | kwargs))
 
@@ -182,14 +201,12 @@ def test_enrichment_table_strong_enrichment(panel):
 
 
 def test_enrichment_table_null_is_not_significant(panel):
-    table = enrichment_table(_attribution(panel, enriched=False, seed=1), panel, ks=(10, 20),
-                             n_permutations=500)
+    table = enrichment_table(_attribution(panel, enriched=False, seed=1), panel, ks=(10, 20), n_permutations=500)
     assert (table["q_hypergeom"] > 0.05).all()
 
 
 def test_enrichment_table_bh_matches_statsmodels(panel):
-    table = enrichment_table(_attribution(panel, enriched=False, seed=2), panel, ks=(5, 10, 20),
-                             n_permutations=200)
+    table = enrichment_table(_attribution(panel, enriched=False, seed=2), panel, ks=(5, 10, 20), n_permutations=200)
     for _, rows in table.groupby("method"):
         for p_col, q_col in (("p_hypergeom", "q_hypergeom"), ("p_permutation", "q_permutation")):
             expected = multipletests(rows[p_col].to_numpy(), method="fdr_bh")[1]
@@ -389,8 +406,7 @@ def test_negative_control_flags_a_miscalibrated_test(monkeypatch):
 
 def test_enrichment_controls_is_deterministic_and_fast():
     first = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=500, seed=7)
-    assert first == enrichment_controls(GENES, set(LOCI), CAUSAL, ks=[20, 10, 5],
-                                        n_random=500, seed=7)
+    assert first == enrichment_controls(GENES, set(LOCI), CAUSAL, ks=[20, 10, 5], n_random=500, seed=7)
     other = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10, 20), n_random=500, seed=8)
     assert other["negative"] != first["negative"]
     many = [f"G{i}" for i in range(2000)]
@@ -414,14 +430,19 @@ def test_controls_table_one_row_per_control_and_k():
     controls = enrichment_controls(GENES, LOCI, CAUSAL, ks=(5, 10), n_random=300, seed=0)
     table = controls_table(controls)
     assert list(table.columns) == list(CONTROLS_COLUMNS)
-    assert list(zip(table["control"], table["k"])) == [("positive", 5), ("positive", 10),
-                                                       ("negative", 5), ("negative", 10)]
+    assert list(zip(table["control"], table["k"])) == [
+        ("positive", 5),
+        ("positive", 10),
+        ("negative", 5),
+        ("negative", 10),
+    ]
     positive, negative = table.iloc[:2], table.iloc[2:]
     assert list(positive["significant_fdr05"]) == [r["significant_fdr05"] for r in controls["positive"]["rows"]]
     assert negative["p"].isna().all() and negative["overlap"].isna().all()
     assert list(negative["calibrated"]) == [True, True]
-    np.testing.assert_allclose(negative["rejection_rate"],
-                               [r["fraction_p_below_alpha"] for r in controls["negative"]["rows"]])
+    np.testing.assert_allclose(
+        negative["rejection_rate"], [r["fraction_p_below_alpha"] for r in controls["negative"]["rows"]]
+    )
     real = controls_table(enrichment_controls(GENES, LOCI, None, ks=(5, 10), n_random=300, seed=0))
     assert list(real["control"]) == ["negative", "negative"]
 
@@ -449,10 +470,10 @@ def test_enrich_run_writes_enrichment_controls(tmp_path, panel):
 
     # The same truth as a file, then no truth (real data): the negative control only.
     (tmp_path / "truth.json").write_text(json.dumps(truth))
-    again = enrich_run(tmp_path, ks=(10, 20), n_permutations=100, seed=3, truth=tmp_path / "truth.json",
-                       n_random=500)
+    again = enrich_run(tmp_path, ks=(10, 20), n_permutations=100, seed=3, truth=tmp_path / "truth.json", n_random=500)
     assert {k: v for k, v in again.attrs["enrichment_controls"].items() if k != "truth"} == {
-        k: v for k, v in written.items() if k != "truth"}
+        k: v for k, v in written.items() if k != "truth"
+    }
     enrich_run(tmp_path, ks=(10, 20), n_permutations=100, seed=3, n_random=500)
     real = _no_nan(path.read_text())
     assert real["positive"] is None and "positive control: no planted genes (real data)" in real["notes"]

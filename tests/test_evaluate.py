@@ -154,8 +154,7 @@ def test_paired_comparison_better_model_has_ci_above_zero():
     d = paired_comparison(y_true, good, poor, n_boot=300, seed=0)["balanced_accuracy_difference"]
     assert d["ci_low"] > 0 and d["estimate"] > 0.3
     assert d["p_value"] < 0.01
-    assert d["estimate"] == pytest.approx(
-        balanced_accuracy_score(y_true, good) - balanced_accuracy_score(y_true, poor))
+    assert d["estimate"] == pytest.approx(balanced_accuracy_score(y_true, good) - balanced_accuracy_score(y_true, poor))
 
 
 # ---------------------------------------------------------------------------------
@@ -181,8 +180,14 @@ def tiny_run(tmp_path):
     for name, p in accuracy.items():
         y_pred = np.where(rng.random(n) < p, y_true, np.array(STAGES)[rng.integers(0, 4, n)])
         order = rng.permutation(n)
-        _write_predictions(tmp_path / "models" / name / "predictions.csv", np.array(ptids)[order],
-                           folds[order], y_true[order], y_pred[order], _proba(y_pred[order], seed=1))
+        _write_predictions(
+            tmp_path / "models" / name / "predictions.csv",
+            np.array(ptids)[order],
+            folds[order],
+            y_true[order],
+            y_pred[order],
+            _proba(y_pred[order], seed=1),
+        )
     return tmp_path
 
 
@@ -202,12 +207,17 @@ def test_evaluate_run_writes_metrics_json(tiny_run):
     assert written == result
     assert written["main"] == "rgenima_mri+snp"
     assert written["n_subjects"] == 40
-    assert list(written["configurations"]) == ["rgenima_mri+snp", "rgenima_mri", "baseline_logistic",
-                                               "reference_oracle"]
+    assert list(written["configurations"]) == [
+        "rgenima_mri+snp",
+        "rgenima_mri",
+        "baseline_logistic",
+        "reference_oracle",
+    ]
     entry = written["configurations"]["rgenima_mri+snp"]
     assert entry["role"] == "main"
-    assert {"accuracy", "balanced_accuracy", "macro_f1", "macro_auroc", "recall", "auroc",
-            "confusion_matrix"} <= set(entry["metrics"])
+    assert {"accuracy", "balanced_accuracy", "macro_f1", "macro_auroc", "recall", "auroc", "confusion_matrix"} <= set(
+        entry["metrics"]
+    )
     assert np.sum(entry["metrics"]["confusion_matrix"]) == 40
     low, high = entry["ci"]["balanced_accuracy"]
     assert low <= entry["metrics"]["balanced_accuracy"] <= high
@@ -217,14 +227,16 @@ def test_evaluate_run_writes_metrics_json(tiny_run):
     assert set(comparison["balanced_accuracy_difference"]) >= {"estimate", "ci_low", "ci_high", "p_value"}
     oracle = written["references"]["reference_oracle"]
     assert oracle["ratio"] == pytest.approx(
-        entry["metrics"]["balanced_accuracy"] / written["configurations"]["reference_oracle"]["metrics"][
-            "balanced_accuracy"])
+        entry["metrics"]["balanced_accuracy"]
+        / written["configurations"]["reference_oracle"]["metrics"]["balanced_accuracy"]
+    )
     assert len(oracle["ratio_ci"]) == 2
 
     table = metrics_table(written)
     assert table.shape == (4, 7) and table.index[0] == "rgenima_mri+snp"
     assert table.loc["rgenima_mri", "balanced_accuracy"] == pytest.approx(
-        written["configurations"]["rgenima_mri"]["metrics"]["balanced_accuracy"])
+        written["configurations"]["rgenima_mri"]["metrics"]["balanced_accuracy"]
+    )
     comparisons = comparison_table(written)
     assert comparisons.shape == (3, 10)
     assert (comparisons["p_mcnemar_holm"] >= comparisons["p_mcnemar"]).all()

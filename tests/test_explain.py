@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
+from rgenima.attribution import answer_attention, reference_embeddings
 from rgenima.data.cohort import PrepareConfig, prepare_cohort
 from rgenima.data.manifest import load_manifest
 from rgenima.data.synthetic import SynthConfig, write_synthetic_cohort
-from rgenima.attribution import answer_attention, reference_embeddings
 from rgenima.explain import (
     METHODS,
     ROI_ONLY_METHODS,
@@ -43,8 +43,10 @@ LINKS = 6
 def trained_run(tmp_path_factory) -> Path:
     """40 subjects, two SNPs per gene (so genes have multi-token spans), 2 folds, 2 epochs."""
     root = tmp_path_factory.mktemp("explain")
-    write_synthetic_cohort(root / "cohort", SynthConfig(n_subjects=40, seed=5, voxel_mm=4.0, n_defective=0,
-                                                        effect_scale=3.0, max_snps_per_gene=2))
+    write_synthetic_cohort(
+        root / "cohort",
+        SynthConfig(n_subjects=40, seed=5, voxel_mm=4.0, n_defective=0, effect_scale=3.0, max_snps_per_gene=2),
+    )
     (root / "cohort" / "manifest.yaml").write_text(
         "cohort:\n  name: explain\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n  genotypes: genotypes/cohort\n"
     )
@@ -163,8 +165,9 @@ def test_attributions_come_only_from_held_out_folds(trained_run, explained, tmp_
     folds = pd.read_csv(trained_run / "folds.csv", dtype={"PTID": str}).set_index("PTID")
     np.testing.assert_array_equal(z["fold"], folds.loc[z["ptid"], "fold"].to_numpy())
     for k in (0, 1):
-        held_out = set(pd.read_csv(trained_run / "models" / CONFIG / f"fold_{k}" / "predictions.csv",
-                                   dtype={"PTID": str})["PTID"])
+        held_out = set(
+            pd.read_csv(trained_run / "models" / CONFIG / f"fold_{k}" / "predictions.csv", dtype={"PTID": str})["PTID"]
+        )
         trained_on = set(folds.index[folds["fold"] != k])
         explained_by_k = set(z["ptid"][z["fold"] == k])
         assert explained_by_k == held_out and not (explained_by_k & trained_on)
@@ -208,10 +211,12 @@ def test_integrated_gradients_completeness(trained_run, explained, data):
             train_idx = np.flatnonzero(z["fold"] != 1)
             reference_ids = torch.from_numpy(modal_genotype_ids(tokenizer, seq, data, train_idx)[[i]])
             base = reference_embeddings(model, batch, reference_ids)
-            f_in = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=embeds,
-                         **layout).logits
-            f_base = model(None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=base,
-                           **layout).logits
+            f_in = model(
+                None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=embeds, **layout
+            ).logits
+            f_base = model(
+                None, batch["attention_mask"], batch["answer_positions"], inputs_embeds=base, **layout
+            ).logits
         t = z["target"][i]
         difference = float(f_in[0, t] - f_base[0, t])
         assert abs(total[i] - difference) <= abs(z["ig_delta"][i]) + 1e-4
@@ -315,8 +320,9 @@ def test_a_closed_prompt_reads_like_the_mri_only_sequence(trained_run, data):
         model.prompt_gate.zero_()
     assert prompt_closed(model)
     full = model_sequences(model, tokenizer, data)
-    pruned = build_sequences(tokenizer, data.prompts, data.cubes.shape[1], ("mri",),
-                             n_covariates=len(model.config.covariates))
+    pruned = build_sequences(
+        tokenizer, data.prompts, data.cubes.shape[1], ("mri",), n_covariates=len(model.config.covariates)
+    )
     idx = np.arange(6)
     with torch.no_grad():
         a = model(**_tensors(idx, full, data, torch.device("cpu"), ("mri", "snp"))).logits
@@ -344,8 +350,22 @@ def test_explain_cli_reuses_up_to_date_results(explained, trained_run, capsys):
 
     out, _ = explained
     mtime = (out / "attributions.npz").stat().st_mtime_ns
-    assert main(["explain", "--run", str(trained_run), "--ig-steps", str(IG_STEPS),
-                 "--sanity-subjects", str(SANITY), "--link-subjects", str(LINKS)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--run",
+                str(trained_run),
+                "--ig-steps",
+                str(IG_STEPS),
+                "--sanity-subjects",
+                str(SANITY),
+                "--link-subjects",
+                str(LINKS),
+            ]
+        )
+        == 0
+    )
     assert "attributions.npz" in capsys.readouterr().out
     assert (out / "attributions.npz").stat().st_mtime_ns == mtime
     assert main(["explain", "--run", str(trained_run), "--configuration", "rgenima_mri"]) == 1

@@ -25,12 +25,23 @@ QUICK = replace(PROFILES["quick"], max_epochs=2, patience=2, batch_size=8)
 
 
 def _cohort(root: Path, name: str, seed: int, first_subject: int) -> Path:
-    write_synthetic_cohort(root / name, SynthConfig(n_subjects=32, seed=seed, voxel_mm=4.0, n_defective=0,
-                                                     effect_scale=3.0, max_snps_per_gene=1,
-                                                     first_subject=first_subject))
+    write_synthetic_cohort(
+        root / name,
+        SynthConfig(
+            n_subjects=32,
+            seed=seed,
+            voxel_mm=4.0,
+            n_defective=0,
+            effect_scale=3.0,
+            max_snps_per_gene=1,
+            first_subject=first_subject,
+        ),
+    )
     manifest = root / name / "manifest.yaml"
-    manifest.write_text(f"cohort:\n  name: {name}\n  clinical: ADNIMERGE.csv\n  mri: {{bids_root: bids}}\n"
-                        "  genotypes: genotypes/cohort\n")
+    manifest.write_text(
+        f"cohort:\n  name: {name}\n  clinical: ADNIMERGE.csv\n  mri: {{bids_root: bids}}\n"
+        "  genotypes: genotypes/cohort\n"
+    )
     return manifest
 
 
@@ -63,8 +74,13 @@ def test_external_predictions_average_fold_models_and_metrics_equal_scikit_learn
     metrics = validate_external(run, load_manifest(external_manifest), n_boot=200)
     ext = external_dir(run, "later-phase")
     assert (ext / "metrics.json").is_file() and json.loads((ext / "metrics.json").read_text())["external"]
-    names = {"rgenima_mri__quick", "baseline_logistic_roi", "baseline_logistic_apoe",
-             "reference_oracle", "reference_truth_feature_lda"}
+    names = {
+        "rgenima_mri__quick",
+        "baseline_logistic_roi",
+        "baseline_logistic_apoe",
+        "reference_oracle",
+        "reference_truth_feature_lda",
+    }
     assert set(metrics["configurations"]) == names
     data = PreparedData.load(ext / "prepared")
     assert data.subjects["PTID"].str.endswith(tuple(str(n) for n in range(9500, 9532))).all()
@@ -92,25 +108,35 @@ def test_external_predictions_average_fold_models_and_metrics_equal_scikit_learn
 def test_external_cohort_must_use_the_training_cube_size(trained, tmp_path):
     run, _, external_manifest = trained
     with pytest.raises(DataContractError, match="cube size differs from the training cohort's"):
-        prepare_cohort(load_manifest(external_manifest), tmp_path / "other", PrepareConfig(cube_size=4),
-                       reference=run / "prepared")
+        prepare_cohort(
+            load_manifest(external_manifest), tmp_path / "other", PrepareConfig(cube_size=4), reference=run / "prepared"
+        )
 
 
 def _genotypes(variants: list[tuple[str, str, str]], dosage) -> Genotypes:
     return Genotypes(
         dosage=np.asarray(dosage, dtype=np.float32),
         samples=pd.DataFrame({"fid": ["a", "b"], "iid": ["a", "b"], "sex": [1, 2]}),
-        variants=pd.DataFrame({"snp": [v[0] for v in variants], "chrom": "19", "pos": 1,
-                               "a1": [v[1] for v in variants], "a2": [v[2] for v in variants]}),
+        variants=pd.DataFrame(
+            {
+                "snp": [v[0] for v in variants],
+                "chrom": "19",
+                "pos": 1,
+                "a1": [v[1] for v in variants],
+                "a2": [v[2] for v in variants],
+            }
+        ),
     )
 
 
 def test_align_to_reference_recodes_swapped_and_flipped_alleles():
-    reference = pd.DataFrame({"snp": ["rs1", "rs2", "rs3", "rs4"], "a1": ["A", "C", "A", "G"],
-                              "a2": ["G", "T", "C", "T"]})
+    reference = pd.DataFrame(
+        {"snp": ["rs1", "rs2", "rs3", "rs4"], "a1": ["A", "C", "A", "G"], "a2": ["G", "T", "C", "T"]}
+    )
     # rs2 swapped (T/C), rs3 on the other strand (T/G = A/C), rs4 absent, rsX extra.
-    geno = _genotypes([("rsX", "A", "G"), ("rs3", "T", "G"), ("rs2", "T", "C"), ("rs1", "A", "G")],
-                      [[2, 0, 0, 1], [1, 2, 2, np.nan]])
+    geno = _genotypes(
+        [("rsX", "A", "G"), ("rs3", "T", "G"), ("rs2", "T", "C"), ("rs1", "A", "G")], [[2, 0, 0, 1], [1, 2, 2, np.nan]]
+    )
     dosage, report = align_to_reference(geno, reference, source="ext.bim")
     np.testing.assert_array_equal(dosage[:, :3], [[1, 2, 0], [np.nan, 0, 2]])
     assert np.isnan(dosage[:, 3]).all()
@@ -123,7 +149,8 @@ def test_align_to_reference_refuses_other_alleles_and_repeated_ids():
     with pytest.raises(DataContractError, match="ext.bim: SNP rs1 has alleles A/C, but A/G in the training cohort"):
         align_to_reference(_genotypes([("rs1", "A", "C")], [[0], [1]]), reference, source="ext.bim")
     with pytest.raises(DataContractError, match=r"ext.bim: SNP id\(s\) 'rs1' appear more than once"):
-        align_to_reference(_genotypes([("rs1", "A", "G"), ("rs1", "A", "G")], [[0, 0], [1, 1]]), reference,
-                           source="ext.bim")
+        align_to_reference(
+            _genotypes([("rs1", "A", "G"), ("rs1", "A", "G")], [[0, 0], [1, 1]]), reference, source="ext.bim"
+        )
     with pytest.raises(DataContractError, match="none of the training cohort's 1 SNPs"):
         align_to_reference(_genotypes([("rs9", "A", "G")], [[0], [1]]), reference, source="ext.bim")

@@ -114,7 +114,8 @@ def run_plink(prefix: Path, out: Path, *flags: str) -> Path:
     """Run plink1.9 with --keep-allele-order (A1 stays .bim column 5)."""
     result = subprocess.run(
         [plink_executable(), "--bfile", str(prefix), "--keep-allele-order", *flags, "--out", str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return out
@@ -179,16 +180,12 @@ def compare_with_plink(snp: pd.DataFrame, samples: pd.DataFrame, reports: dict, 
     assert_printed(snp["a1_freq"], frq["MAF"], ".frq MAF")
     # Missingness: exact from N_MISS / N_GENO, and at printed precision.
     np.testing.assert_array_equal(lmiss["N_GENO"].astype(int), n)
-    np.testing.assert_allclose(
-        snp["call_rate"], 1 - lmiss["N_MISS"].astype(int) / n, rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(snp["call_rate"], 1 - lmiss["N_MISS"].astype(int) / n, rtol=0, atol=1e-12)
     assert_printed(1 - snp["call_rate"], lmiss["F_MISS"], ".lmiss F_MISS")
     assert samples["iid"].tolist() == imiss["IID"].tolist()
     n_geno = imiss["N_GENO"].astype(int).to_numpy()
     np.testing.assert_array_equal(samples["n_missing"], imiss["N_MISS"].astype(int))
-    np.testing.assert_allclose(
-        samples["call_rate"], 1 - imiss["N_MISS"].astype(int) / n_geno, rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(samples["call_rate"], 1 - imiss["N_MISS"].astype(int) / n_geno, rtol=0, atol=1e-12)
     assert_printed(1 - samples["call_rate"], imiss["F_MISS"], ".imiss F_MISS")
     # HWE: same genotype counts, p-values at printed precision (both variants).
     geno = snp["n_hom_a1"].astype(str) + "/" + snp["n_het"].astype(str) + "/" + snp["n_hom_a2"].astype(str)
@@ -239,7 +236,8 @@ def test_genetics_qc_matches_plink_on_edge_cases(tmp_path, n):
     in_memory = genotype_qc(geno.dosage, geno.variants)
     pd.testing.assert_frame_equal(in_memory, snp, check_dtype=False)
     pd.testing.assert_frame_equal(
-        sample_call_rate(geno.dosage, geno.samples), samples.drop(columns=["pass", "fail_reason"]),
+        sample_call_rate(geno.dosage, geno.samples),
+        samples.drop(columns=["pass", "fail_reason"]),
         check_dtype=False,
     )
     np.testing.assert_array_equal(np.isnan(geno.dosage), np.isnan(dosage))
@@ -305,9 +303,7 @@ def test_genetics_qc_founders_only_like_plink(tmp_path):
     np.testing.assert_allclose(snp["a1_freq"], a1_freq, rtol=0, atol=1e-12)
     assert_printed(snp["a1_freq"], reports["frq"]["MAF"], ".frq MAF (founders)")
     assert_printed(snp["hwe_p"], reports["hwe"]["P"], ".hwe P (founders)")
-    np.testing.assert_allclose(
-        snp["call_rate"], 1 - reports["lmiss"]["N_MISS"].astype(int) / 301, atol=1e-12
-    )
+    np.testing.assert_allclose(snp["call_rate"], 1 - reports["lmiss"]["N_MISS"].astype(int) / 301, atol=1e-12)
     np.testing.assert_array_equal(samples["n_missing"], reports["imiss"]["N_MISS"].astype(int))
     # The in-memory path with the same founders agrees.
     geno = read_genotypes(prefix)
@@ -343,9 +339,7 @@ def test_genetics_qc_ignores_bed_padding_bits(tmp_path):
 
 def test_genetics_qc_thresholds_and_reasons():
     dosage = np.array([[2, 1, np.nan, 0], [1, 1, 0, 0], [0, 1, 1, 0], [2, 1, 2, 0]], dtype=float)
-    variants = pd.DataFrame(
-        {"snp": ["a", "b", "c", "d"], "chrom": "1", "pos": [1, 2, 3, 4], "a1": "A", "a2": "G"}
-    )
+    variants = pd.DataFrame({"snp": ["a", "b", "c", "d"], "chrom": "1", "pos": [1, 2, 3, 4], "a1": "A", "a2": "G"})
     table = genotype_qc(dosage, variants, QCSpec(min_call_rate=0.8, min_maf=0.1, hwe_p=0.05))
     assert table["call_rate"].tolist() == [1, 1, 0.75, 1]
     assert table["fail_reason"].tolist()[2:] == ["call_rate<0.8", "maf<0.1"]
@@ -364,10 +358,7 @@ def test_genetics_qc_thresholds_and_reasons():
 # ---------------------------------------------------------------------------------
 def test_hwe_exact_p_equals_exact_enumeration():
     cases = [
-        (het, hom1, n - het - hom1)
-        for n in (1, 2, 3, 4, 7, 12)
-        for het in range(n + 1)
-        for hom1 in range(n - het + 1)
+        (het, hom1, n - het - hom1) for n in (1, 2, 3, 4, 7, 12) for het in range(n + 1) for hom1 in range(n - het + 1)
     ]
     rng = np.random.default_rng(7)
     for n in (60, 150, 301, 1000):
@@ -415,8 +406,13 @@ def test_hwe_exact_p_degenerate_inputs():
 def test_hwe_exact_p_large_and_tiny():
     """Large samples (wide distributions) and p-values down to ~1e-300 stay exact."""
     cases = [
-        (6800, 1600, 1600), (6500, 1750, 1750), (4000, 3000, 3000), (5000, 2400, 2600),
-        (5200, 2000, 2800), (600, 100, 9300), (1400, 0, 8600),
+        (6800, 1600, 1600),
+        (6500, 1750, 1750),
+        (4000, 3000, 3000),
+        (5000, 2400, 2600),
+        (5200, 2000, 2800),
+        (600, 100, 9300),
+        (1400, 0, 8600),
     ]
     het, hom1, hom2 = np.array(cases).T
     ours = hwe_exact_p(het, hom1, hom2)
@@ -463,7 +459,9 @@ def test_read_gene_panel_builtin():
 def test_read_gene_panel_unknown_chromosome(tmp_path, bad):
     path = tmp_path / "panel.tsv"
     path.write_text(PANEL_TEXT.replace("GB\t1\t", f"GB\t{bad}\t"))
-    with pytest.raises(DataContractError, match=rf"panel\.tsv, line 3: column 'chrom' must be one of 1\.\.22, X, Y, MT .*got '{bad}'"):
+    with pytest.raises(
+        DataContractError, match=rf"panel\.tsv, line 3: column 'chrom' must be one of 1\.\.22, X, Y, MT .*got '{bad}'"
+    ):
         read_gene_panel(path)
 
 
@@ -471,7 +469,11 @@ def test_read_gene_panel_unknown_chromosome(tmp_path, bad):
     "old, new, message",
     [
         ("GD\t3\t100\t1000", "GD\t3\t1000\t100", r"line 5: gene 'GD' has start 1000 > end 100"),
-        ("GD\t3\t100\t", "GD\t3\t1e2\t", r"line 5: column 'start' must be a positive integer GRCh37 position; got '1e2'"),
+        (
+            "GD\t3\t100\t",
+            "GD\t3\t1e2\t",
+            r"line 5: column 'start' must be a positive integer GRCh37 position; got '1e2'",
+        ),
         ("GE\t3", "GA\t3", r"line 6: gene symbol 'GA' repeats line 2"),
         ("\tad_locus", "\tlocus", r"line 1: gene panel is missing column\(s\) 'ad_locus'"),
         ("False\tTest\nGC", "maybe\tTest\nGC", r"line 3: column 'ad_locus' must be True or False; got 'maybe'"),
@@ -508,9 +510,16 @@ def test_map_snps_to_genes_windows_overlaps_and_unmapped(panel_file):
     mapped, n_unmapped = map_snps_to_genes(variants, panel, window_kb=1)
     got = dict(zip(mapped["snp"], mapped["gene"]))
     assert got == {
-        "lower_edge": "GA", "inside_a": "GA", "upper_edge": "GC", "between": "GA",
-        "nearer_b": "GB", "tie": "GA", "in_both_bodies": "GD", "nearer_e": "GE",
-        "chr2_prefixed": "GC", "x_as_23": "GX",
+        "lower_edge": "GA",
+        "inside_a": "GA",
+        "upper_edge": "GC",
+        "between": "GA",
+        "nearer_b": "GB",
+        "tie": "GA",
+        "in_both_bodies": "GD",
+        "nearer_e": "GE",
+        "chr2_prefixed": "GC",
+        "x_as_23": "GX",
     }
     assert n_unmapped == 4
     assert mapped["snp"].tolist() == [s for s in variants["snp"] if s in got]  # input order
@@ -540,7 +549,16 @@ def test_map_snps_to_genes_on_small_cohort(small_cohort):
 
 def test_normalize_chrom():
     assert [normalize_chrom(c) for c in ("chr1", "01", "X", "chrx", "23", "24", "25", "26", "chrM", "MT")] == [
-        "1", "1", "X", "X", "X", "Y", "X", "MT", "MT", "MT"
+        "1",
+        "1",
+        "X",
+        "X",
+        "X",
+        "Y",
+        "X",
+        "MT",
+        "MT",
+        "MT",
     ]
     assert normalize_chrom("chr23") is None and normalize_chrom("Un_gl000") is None
     assert normalize_chrom("27") is None and normalize_chrom("0") is None
@@ -612,8 +630,11 @@ def test_cli_qc_on_small_cohort(small_cohort, tmp_path, capsys):
     assert "SNPs pass QC" in printed and "by reason" in printed
     assert sorted(p.name for p in out.iterdir()) == ["sample_qc.tsv", "snp_qc.tsv"]  # no temp files
     snp = pd.read_csv(
-        out / "snp_qc.tsv", sep="\t", dtype={"chrom": str, "fail_reason": str},
-        keep_default_na=False, float_precision="round_trip",
+        out / "snp_qc.tsv",
+        sep="\t",
+        dtype={"chrom": str, "fail_reason": str},
+        keep_default_na=False,
+        float_precision="round_trip",
     )
     assert list(snp.columns[:9]) == ["snp", "chrom", "pos", "a1", "a2", "maf", "call_rate", "hwe_p", "pass"]
     samples = pd.read_csv(out / "sample_qc.tsv", sep="\t")

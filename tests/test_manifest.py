@@ -253,9 +253,7 @@ def test_qc_numbers_in_range(tmp_path, field, value, expected):
 
 def test_window_must_be_non_negative(tmp_path):
     path = _write(tmp_path, {"snp_gene_window_kb": -5})
-    with pytest.raises(
-        ManifestError, match=r"field 'snp_gene_window_kb' must be a number in \[0, 10000\]; got -5\."
-    ):
+    with pytest.raises(ManifestError, match=r"field 'snp_gene_window_kb' must be a number in \[0, 10000\]; got -5\."):
         load_manifest(path)
 
 

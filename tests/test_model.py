@@ -17,7 +17,9 @@ from rgenima.model.backbone import (
 from rgenima.model.rgenima import RGenIMAConfig, RGenIMAForStaging
 from rgenima.model.rit import RiT, RiTConfig, patchify
 
-TINY_RIT = RiTConfig(n_rois=5, cube_size=8, input_pool=1, patch_size=4, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+TINY_RIT = RiTConfig(
+    n_rois=5, cube_size=8, input_pool=1, patch_size=4, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32
+)
 TINY_LM = DefaultBackboneConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 SNPS = pd.DataFrame(
     {
@@ -47,7 +49,9 @@ def test_rit_shapes():
 
 
 def test_rit_rejects_wrong_shape():
-    with pytest.raises(ValueError, match=r"RiT expects cubes of shape \(batch_size, 5, 8, 8, 8\); got \(3, 4, 8, 8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"RiT expects cubes of shape \(batch_size, 5, 8, 8, 8\); got \(3, 4, 8, 8, 8\)"
+    ):
         RiT(TINY_RIT)(torch.randn(3, 4, 8, 8, 8))
 
 
@@ -224,8 +228,9 @@ def test_default_genotype_embeddings_encode_allele_dose(backbone_dir):
 def test_build_model_freezes_structured_embeddings_only_for_the_default_backbone(backbone_dir):
     from rgenima.train import PROFILES, build_model
 
-    model, _ = build_model(backbone_dir, n_rois=5, cube_size=8, modalities=("mri", "snp"),
-                           profile=PROFILES["quick"], seed=0)
+    model, _ = build_model(
+        backbone_dir, n_rois=5, cube_size=8, modalities=("mri", "snp"), profile=PROFILES["quick"], seed=0
+    )
     assert not model.language_model.get_input_embeddings().weight.requires_grad
     assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("vision_tower", "score")))
 
@@ -233,10 +238,15 @@ def test_build_model_freezes_structured_embeddings_only_for_the_default_backbone
 def _full_model(backbone_dir, modalities=("mri", "snp"), prompt_length=5, **config):
     lm, tok = load_backbone(backbone_dir, attn_implementation="eager")
     torch.manual_seed(0)
-    config = RGenIMAConfig(rit=TINY_RIT, modalities=modalities, roi_token_id=tok.convert_tokens_to_ids("[ROI]"),
-                           covariate_token_id=tok.convert_tokens_to_ids("[COV]"),
-                           covariates=("age", "sex_female", "education"),
-                           prompt_length=prompt_length if "snp" in modalities else 0, **config)
+    config = RGenIMAConfig(
+        rit=TINY_RIT,
+        modalities=modalities,
+        roi_token_id=tok.convert_tokens_to_ids("[ROI]"),
+        covariate_token_id=tok.convert_tokens_to_ids("[COV]"),
+        covariates=("age", "sex_female", "education"),
+        prompt_length=prompt_length if "snp" in modalities else 0,
+        **config,
+    )
     return RGenIMAForStaging(config, lm), tok
 
 
@@ -244,8 +254,10 @@ def _full_batch(tok, modalities, n_cov=3):
     from rgenima.model.inputs import build_sequences
 
     seq = build_sequences(tok, _prompts(), 5, modalities, n_covariates=n_cov)
-    batch = {k: torch.from_numpy(getattr(seq, k)) for k in
-             ("input_ids", "attention_mask", "position_ids", "answer_positions", "prompt_mask")}
+    batch = {
+        k: torch.from_numpy(getattr(seq, k))
+        for k in ("input_ids", "attention_mask", "position_ids", "answer_positions", "prompt_mask")
+    }
     batch["covariates"] = torch.tensor([[70.0, 1.0, 16.0], [80.0, 0.0, float("nan")]])
     if "mri" in modalities:
         torch.manual_seed(1)
@@ -278,7 +290,9 @@ def test_closed_rit_gate_gives_regional_intensity_tokens(backbone_dir):
     a = model.get_image_features(batch["cubes"])
     # Same mean intensity in every ROI, another texture: same tokens while the gate is closed.
     texture = batch["cubes"] + 0.5 * torch.sign(torch.randn_like(batch["cubes"]))
-    texture += regional_intensity(batch["cubes"])[..., None, None, None] - regional_intensity(texture)[..., None, None, None]
+    texture += (
+        regional_intensity(batch["cubes"])[..., None, None, None] - regional_intensity(texture)[..., None, None, None]
+    )
     torch.testing.assert_close(model.get_image_features(texture), a)
     m = (regional_intensity(batch["cubes"]) - model.intensity_mean) / model.intensity_std
     torch.testing.assert_close(a, model.roi_embedding + m.unsqueeze(-1) * model.intensity_direction)
@@ -289,8 +303,9 @@ def test_closed_rit_gate_gives_regional_intensity_tokens(backbone_dir):
 
 def test_missing_covariate_is_the_training_mean(backbone_dir):
     model, _ = _full_model(backbone_dir, ("snp",))
-    model.fit_input_statistics(covariates=torch.tensor([[60.0, 0.0, 12.0], [80.0, 1.0, float("nan")],
-                                                        [70.0, 1.0, 18.0]]))
+    model.fit_input_statistics(
+        covariates=torch.tensor([[60.0, 0.0, 12.0], [80.0, 1.0, float("nan")], [70.0, 1.0, 18.0]])
+    )
     torch.testing.assert_close(model.covariate_mean, torch.tensor([70.0, 2 / 3, 15.0]))
     tokens = model.get_covariate_features(torch.tensor([[70.0, 1.0, float("nan")]]))
     torch.testing.assert_close(tokens[0, 2], model.covariate_embedding[2])  # z = 0
@@ -323,8 +338,11 @@ def test_zero_prompt_bias_changes_nothing(backbone_dir):
     with torch.no_grad():
         model.prompt_bias.zero_()
         with_bias = model(**batch).logits
-        plain = model.language_model(inputs_embeds=model.embed(batch["input_ids"], batch["cubes"], batch["covariates"]),
-                                     attention_mask=batch["attention_mask"], position_ids=batch["position_ids"])
+        plain = model.language_model(
+            inputs_embeds=model.embed(batch["input_ids"], batch["cubes"], batch["covariates"]),
+            attention_mask=batch["attention_mask"],
+            position_ids=batch["position_ids"],
+        )
         rows = torch.arange(2)
         expected = model.score(plain.last_hidden_state[rows, batch["answer_positions"]])
     torch.testing.assert_close(with_bias, expected, rtol=1e-4, atol=1e-5)

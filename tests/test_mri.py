@@ -41,8 +41,12 @@ def test_roi_cubes_shape_and_masking():
     labels = atlas.get_fdata()
     np.testing.assert_allclose(features.loc[9, "mean_intensity"], data[labels == 9].mean(), rtol=1e-6)
     global_mean = data[labels > 0].mean()
-    np.testing.assert_allclose(features.loc[9, "mean_intensity_norm"], data[labels == 9].mean() / global_mean, rtol=1e-6)
-    np.testing.assert_allclose(features.loc[5, "tissue_sum_ml"], data[labels == 5].sum() / global_mean * 27 / 1000, rtol=1e-6)
+    np.testing.assert_allclose(
+        features.loc[9, "mean_intensity_norm"], data[labels == 9].mean() / global_mean, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        features.loc[5, "tissue_sum_ml"], data[labels == 5].sum() / global_mean * 27 / 1000, rtol=1e-6
+    )
 
 
 def test_roi_cube_is_zero_outside_roi():
@@ -122,7 +126,9 @@ def test_image_not_overlapping_atlas_is_rejected():
     atlas, ids = _atlas()
     shifted = AFFINE.copy()
     shifted[:3, 3] += 200.0  # a grid 200 mm away from the atlas
-    with pytest.raises(DataContractError, match=r"native\.nii: the image does not overlap the atlas: 0% of atlas voxels"):
+    with pytest.raises(
+        DataContractError, match=r"native\.nii: the image does not overlap the atlas: 0% of atlas voxels"
+    ):
         RoiExtractor(atlas, ids, cube_size=4).transform(_image(affine=shifted), name="native.nii")
 
 

@@ -36,7 +36,10 @@ def _outputs(nb) -> tuple[int, str]:
 def test_cohort_notebook_runs_with_injected_manifest(small_manifest, tmp_path):
     (written,) = execute_notebooks(
         {"manifest": str(small_manifest), "n_example_stages": 2, "unused": 1},
-        ROOT, tmp_path, notebooks=("01_cohort",), timeout_s=600,
+        ROOT,
+        tmp_path,
+        notebooks=("01_cohort",),
+        timeout_s=600,
     )
     nb = nbformat.read(written, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -72,8 +75,11 @@ def _twin(path: Path) -> Path:
 
     config = load_jupytext_config(str(path.parent))
     assert config is not None, "no jupytext.toml above notebooks/"
-    paths = [Path(p) for p, fmt in paired_paths(str(path), "ipynb", config.default_formats(str(path)))
-             if fmt.get("format_name") == "myst"]
+    paths = [
+        Path(p)
+        for p, fmt in paired_paths(str(path), "ipynb", config.default_formats(str(path)))
+        if fmt.get("format_name") == "myst"
+    ]
     assert len(paths) == 1, (path.name, paths)
     return paths[0]
 
@@ -94,7 +100,8 @@ def test_notebook_and_its_myst_twin_are_in_sync(path):
     assert twin.is_file(), f"{twin.relative_to(ROOT)} is missing: run `jupytext --sync notebooks/*.ipynb`"
     nb, md = jupytext.read(path), jupytext.read(twin)
     assert _cells(md) == _cells(nb), (
-        f"{path.name} and {twin.relative_to(ROOT)} differ: run `jupytext --sync notebooks/*.ipynb`")
+        f"{path.name} and {twin.relative_to(ROOT)} differ: run `jupytext --sync notebooks/*.ipynb`"
+    )
     assert md.metadata["kernelspec"] == nb.metadata["kernelspec"]
 
 
@@ -117,7 +124,8 @@ def test_notebook_has_the_kernel_and_tags_the_book_relies_on(path):
     # Outputs belong to the executed copies in book/generated/ (a restricted cohort's would
     # otherwise land in git).
     assert all(not c.get("outputs") for c in code), (
-        f"{path.name} has outputs: jupyter nbconvert --clear-output --inplace notebooks/{path.name}")
+        f"{path.name} has outputs: jupyter nbconvert --clear-output --inplace notebooks/{path.name}"
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -158,8 +166,9 @@ def test_settings_are_parameters_used_through_their_names(path):
             elif isinstance(node, ast.Name) and node.id in parameters:
                 problems.append(f"cell {i} line {node.lineno}: {node.id} is rebound after the parameters cell")
             elif isinstance(node, ast.keyword) and node.arg in every_parameter and _is_literal(node.value):
-                problems.append(f"cell {i} line {node.lineno}: {node.arg}={ast.unparse(node.value)} "
-                                "(a literal, not the parameter)")
+                problems.append(
+                    f"cell {i} line {node.lineno}: {node.arg}={ast.unparse(node.value)} (a literal, not the parameter)"
+                )
     # A parameter no cell reads would make `-p NAME VALUE` change nothing.
     problems += [f"parameter {name} is never read" for name in sorted(parameters - read)]
     assert problems == [], (path.name, problems)

@@ -49,8 +49,17 @@ def _panels(fig):
 # ---------------------------------------------------------------------------------
 # Generated inputs
 # ---------------------------------------------------------------------------------
-def _predictions(n=64, seed=0, configurations=("rgenima_mri+snp", "rgenima_mri", "baseline_logistic",
-                                               "reference_oracle", "reference_truth_feature_lda")):
+def _predictions(
+    n=64,
+    seed=0,
+    configurations=(
+        "rgenima_mri+snp",
+        "rgenima_mri",
+        "baseline_logistic",
+        "reference_oracle",
+        "reference_truth_feature_lda",
+    ),
+):
     rng = np.random.default_rng(seed)
     y_true = np.array(STAGES)[np.arange(n) % 4]
     out = {}
@@ -58,8 +67,14 @@ def _predictions(n=64, seed=0, configurations=("rgenima_mri+snp", "rgenima_mri",
         logits = rng.normal(size=(n, 4))
         logits[np.arange(n), np.arange(n) % 4] += 0.5 + i * 0.4  # increasingly accurate
         proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        table = pd.DataFrame({"PTID": [f"S{k:03d}" for k in range(n)], "fold": np.arange(n) % 3, "y_true": y_true,
-                              "y_pred": np.array(STAGES)[proba.argmax(axis=1)]})
+        table = pd.DataFrame(
+            {
+                "PTID": [f"S{k:03d}" for k in range(n)],
+                "fold": np.arange(n) % 3,
+                "y_true": y_true,
+                "y_pred": np.array(STAGES)[proba.argmax(axis=1)],
+            }
+        )
         for k, stage in enumerate(STAGES):
             table[f"p_{stage}"] = proba[:, k]
         out[name] = table
@@ -86,8 +101,17 @@ def _attribution_table(names, stages, methods, seed=0):
             rank = np.empty(len(names), int)
             rank[order] = np.arange(1, len(names) + 1)
             for name, s, r in zip(names, score, rank):
-                rows.append({"name": name, "stage": stage, "method": method, "score": s,
-                             "ci_low": s - 0.2, "ci_high": s + 0.2, "rank": r})
+                rows.append(
+                    {
+                        "name": name,
+                        "stage": stage,
+                        "method": method,
+                        "score": s,
+                        "ci_low": s - 0.2,
+                        "ci_high": s + 0.2,
+                        "rank": r,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -127,12 +151,29 @@ def test_stage_colors_cover_every_stage():
 # 1. Framework
 # ---------------------------------------------------------------------------------
 def test_plot_framework_shows_the_numbers_passed(tmp_path):
-    fig = plots.plot_framework(n_rois=83, n_snps=641, n_genes=160, rit_hidden_size=48, hidden_size=96,
-                               num_layers=3, atlas_name="Desikan-Killiany", pretrained=True)
+    fig = plots.plot_framework(
+        n_rois=83,
+        n_snps=641,
+        n_genes=160,
+        rit_hidden_size=48,
+        hidden_size=96,
+        num_layers=3,
+        atlas_name="Desikan-Killiany",
+        pretrained=True,
+    )
     assert len(fig.axes) == 1
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    for expected in ("83 ROIs", "641 SNPs", "160 genes", "48 → 96", "3 layers", "LoRA", "Desikan-Killiany",
-                     "rs429358", "integrated gradients"):
+    for expected in (
+        "83 ROIs",
+        "641 SNPs",
+        "160 genes",
+        "48 → 96",
+        "3 layers",
+        "LoRA",
+        "Desikan-Killiany",
+        "rs429358",
+        "integrated gradients",
+    ):
         assert expected in texts
     assert all(s in texts for s in STAGES)
     assert tuple(fig.get_size_inches()) == (12.0, 5.0)
@@ -149,8 +190,11 @@ def test_plot_performance_rows_and_reference_lines(metrics, tmp_path):
     # Human names; references are lines, not rows.
     assert labels == ["R-GenIMA (MRI + SNP)", "R-GenIMA (MRI only)", "Logistic regression"]
     assert ax.get_yticklabels()[0].get_fontweight() == "bold"
-    vertical = [line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1
-                and len(line.get_xdata()) == 2 and tuple(line.get_ydata()) == (0, 1)]
+    vertical = [
+        line.get_xdata()[0]
+        for line in ax.get_lines()
+        if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2 and tuple(line.get_ydata()) == (0, 1)
+    ]
     oracle = metrics["configurations"]["reference_oracle"]["metrics"]["balanced_accuracy"]
     lda = metrics["configurations"]["reference_truth_feature_lda"]["metrics"]["balanced_accuracy"]
     assert any(math.isclose(x, oracle) for x in vertical)
@@ -163,15 +207,22 @@ def test_plot_performance_rows_and_reference_lines(metrics, tmp_path):
 def test_plot_learning_curve_draws_each_model_per_size(tmp_path):
     sizes = {}
     for n, value in (("400", 0.60), ("1000", 0.63), ("2000", 0.66)):
-        bacc = {"rgenima_mri+snp": value, "rgenima_mri": value - 0.01, "baseline_logistic_roi": value - 0.02,
-                "baseline_logistic_roi_apoe": value - 0.015, "reference_truth_feature_lda": value + 0.05,
-                "reference_oracle": 0.76}
+        bacc = {
+            "rgenima_mri+snp": value,
+            "rgenima_mri": value - 0.01,
+            "baseline_logistic_roi": value - 0.02,
+            "baseline_logistic_roi_apoe": value - 0.015,
+            "reference_truth_feature_lda": value + 0.05,
+            "reference_oracle": 0.76,
+        }
         sizes[n] = {"balanced_accuracy": bacc, "ci": {k: [v - 0.02, v + 0.02] for k, v in bacc.items()}}
     fig = plots.plot_learning_curve({"sizes": sizes})
     (ax,) = fig.axes
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert set(labels) == {v[0] for v in plots.LEARNING_CURVE_MODELS.values()} | {
-        "oracle (true posterior): 0.760", "chance (0.25)"}
+        "oracle (true posterior): 0.760",
+        "chance (0.25)",
+    }
     curves = {c.get_label(): c for c in ax.containers}
     np.testing.assert_allclose(curves["R-GenIMA MRI + SNP"].lines[0].get_ydata(), [0.60, 0.63, 0.66])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["400", "1,000", "2,000"]
@@ -218,8 +269,15 @@ def test_plot_roc_curves_one_panel_per_stage(predictions, tmp_path):
 # ---------------------------------------------------------------------------------
 def _history(n_epochs, best, seed):
     rng = np.random.default_rng(seed)
-    return [{"epoch": e, "train_loss": 1.4 - 0.05 * e, "val_loss": 1.4 - 0.04 * e + (0.1 if e != best else -0.2),
-             "val_balanced_accuracy": float(rng.uniform(0.25, 0.6))} for e in range(n_epochs)]
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1.4 - 0.05 * e,
+            "val_loss": 1.4 - 0.04 * e + (0.1 if e != best else -0.2),
+            "val_balanced_accuracy": float(rng.uniform(0.25, 0.6)),
+        }
+        for e in range(n_epochs)
+    ]
 
 
 def test_plot_training_curves_marks_best_epoch(tmp_path):
@@ -289,8 +347,9 @@ def test_roi_score_image_on_aal2():
 def test_plot_brain_signature_one_map_per_stage(tmp_path):
     image, labels = _tiny_atlas()
     table = _attribution_table(labels["name"].tolist(), ["SMC", "MCI", "AD"], ["integrated_gradients"])
-    fig = plots.plot_brain_signature(table, (image, labels), ("SMC", "AD"), "integrated_gradients",
-                                     display_mode="ortho", top=2)
+    fig = plots.plot_brain_signature(
+        table, (image, labels), ("SMC", "AD"), "integrated_gradients", display_mode="ortho", top=2
+    )
     titles = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any(t.startswith("SMC: integrated_gradients") for t in titles)
     assert any(t.startswith("AD: integrated_gradients") for t in titles)
@@ -322,8 +381,7 @@ def test_plot_top_rois_marks_planted(tmp_path):
 @pytest.fixture(scope="module")
 def gene_inputs():
     genes = ["APOE", "BIN1", "CLU", "RBFOX1", "CR1"] + [f"G{i}" for i in range(25)]
-    panel = pd.DataFrame({"symbol": genes, "ad_locus": [g in {"APOE", "BIN1", "CLU", "RBFOX1", "CR1"}
-                                                        for g in genes]})
+    panel = pd.DataFrame({"symbol": genes, "ad_locus": [g in {"APOE", "BIN1", "CLU", "RBFOX1", "CR1"} for g in genes]})
     table = _attribution_table(genes, ["SMC", "MCI", "AD"], ["integrated_gradients"], seed=4)
     return table, panel
 
@@ -364,7 +422,7 @@ def _roi_gene_matrix(seed=0):
     rois = [f"R{i}" for i in range(12)]
     genes = [f"G{j}" for j in range(9)]
     values = rng.uniform(0, 0.1, size=(12, 9))
-    values[3, 5] = 1.0   # strongest cell
+    values[3, 5] = 1.0  # strongest cell
     values[7, 2] = 0.8
     values[10, :] = 0.01
     values[:, 8] = 0.01
@@ -396,8 +454,9 @@ def test_plot_roi_gene_heatmap_outlines_the_right_cells(tmp_path):
     assert "R10" in yt and "G8" in xt  # planted pair kept although weak
     assert _highlight_cells(ax) == {("R3", "G5"), ("R10", "G8")}
     # without forcing, the weak pair drops out and only the strong one is outlined
-    fig2 = plots.plot_roi_gene_heatmap(matrix, top_rois=4, top_genes=3, highlight_pairs=pairs,
-                                       include_highlighted=False)
+    fig2 = plots.plot_roi_gene_heatmap(
+        matrix, top_rois=4, top_genes=3, highlight_pairs=pairs, include_highlighted=False
+    )
     ax2 = _panels(fig2)[0]
     assert len(ax2.get_yticklabels()) == 4 and len(ax2.get_xticklabels()) == 3
     assert _highlight_cells(ax2) == {("R3", "G5")}
@@ -410,11 +469,20 @@ def test_plot_roi_gene_heatmaps_grid(tmp_path):
         m = _roi_gene_matrix(seed=i)
         for roi in m.index:
             for gene in m.columns:
-                rows.append({"stage": stage, "direction": "gene_to_roi", "roi": roi, "gene": gene,
-                             "score": m.loc[roi, gene], "rank": 0})
+                rows.append(
+                    {
+                        "stage": stage,
+                        "direction": "gene_to_roi",
+                        "roi": roi,
+                        "gene": gene,
+                        "score": m.loc[roi, gene],
+                        "rank": 0,
+                    }
+                )
     long = pd.DataFrame(rows)
-    fig = plots.plot_roi_gene_heatmaps(long, ("SMC", "MCI", "AD"), top_rois=5, top_genes=4,
-                                       highlight_pairs={"AD": [("R3", "G5")]})
+    fig = plots.plot_roi_gene_heatmaps(
+        long, ("SMC", "MCI", "AD"), top_rois=5, top_genes=4, highlight_pairs={"AD": [("R3", "G5")]}
+    )
     panels = _panels(fig)
     assert len(panels) == 3 and len(fig.axes) == 4  # one colour bar
     assert _highlight_cells(panels[2]) == {("R3", "G5")} and _highlight_cells(panels[0]) == set()
@@ -430,15 +498,25 @@ def test_plot_enrichment_bars_line_and_overlaps(tmp_path):
     rows = []
     for stage in ("SMC", "MCI", "AD"):
         for k in (5, 10, 20):
-            rows.append({"stage": stage, "method": "attention", "k": k, "overlap": k // 5,
-                         "q_hypergeom": 0.5 / k, "q_permutation": 0.4})
+            rows.append(
+                {
+                    "stage": stage,
+                    "method": "attention",
+                    "k": k,
+                    "overlap": k // 5,
+                    "q_hypergeom": 0.5 / k,
+                    "q_permutation": 0.4,
+                }
+            )
     rows.append({"stage": "AD", "method": "rollout", "k": 5, "overlap": 1, "q_hypergeom": 1.0, "q_permutation": 1})
     table = pd.DataFrame(rows)
     fig = plots.plot_enrichment(table, "attention")
     (ax,) = fig.axes
     assert len(ax.patches) == 9
-    assert np.allclose(sorted({round(p.get_height(), 6) for p in ax.patches}),
-                       sorted({round(-math.log10(0.5 / k), 6) for k in (5, 10, 20)}))
+    assert np.allclose(
+        sorted({round(p.get_height(), 6) for p in ax.patches}),
+        sorted({round(-math.log10(0.5 / k), 6) for k in (5, 10, 20)}),
+    )
     hlines = [line.get_ydata()[0] for line in ax.get_lines()]
     assert any(math.isclose(y, -math.log10(0.05)) for y in hlines)
     texts = [t.get_text() for t in ax.texts]
@@ -456,23 +534,32 @@ def test_plot_enrichment_bars_line_and_overlaps(tmp_path):
 # 10. Batch summary
 # ---------------------------------------------------------------------------------
 def test_plot_batch_summary_default_and_custom_columns(tmp_path):
-    summary = pd.DataFrame({
-        "configuration": ["rgenima_mri+snp", "rgenima_mri+snp", "baseline_logistic"],
-        "modalities": ["mri+snp", "mri", "mri+snp"],
-        "balanced_accuracy_mean": [0.55, 0.5, 0.45], "balanced_accuracy_sd": [0.02, 0.03, 0.01],
-        "accuracy_mean": [0.6, 0.55, 0.5], "n_seeds": [3, 3, 3],
-    })
+    summary = pd.DataFrame(
+        {
+            "configuration": ["rgenima_mri+snp", "rgenima_mri+snp", "baseline_logistic"],
+            "modalities": ["mri+snp", "mri", "mri+snp"],
+            "balanced_accuracy_mean": [0.55, 0.5, 0.45],
+            "balanced_accuracy_sd": [0.02, 0.03, 0.01],
+            "accuracy_mean": [0.6, 0.55, 0.5],
+            "n_seeds": [3, 3, 3],
+        }
+    )
     fig = plots.plot_batch_summary(summary)
     (ax,) = fig.axes
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["R-GenIMA (MRI + SNP), modalities=mri+snp", "R-GenIMA (MRI + SNP), modalities=mri",
-                      "Logistic regression, modalities=mri+snp"]
+    assert labels == [
+        "R-GenIMA (MRI + SNP), modalities=mri+snp",
+        "R-GenIMA (MRI + SNP), modalities=mri",
+        "Logistic regression, modalities=mri+snp",
+    ]
     assert any("(n=3)" in t.get_text() for t in ax.texts)
     _save(fig, tmp_path)
-    custom = summary.rename(columns={"balanced_accuracy_mean": "ba", "balanced_accuracy_sd": "ba_sd",
-                                     "configuration": "model"}).drop(columns="modalities")
-    fig = plots.plot_batch_summary(custom.set_index("model"), mean_column="ba", sd_column="ba_sd",
-                                   configuration_column="model")
+    custom = summary.rename(
+        columns={"balanced_accuracy_mean": "ba", "balanced_accuracy_sd": "ba_sd", "configuration": "model"}
+    ).drop(columns="modalities")
+    fig = plots.plot_batch_summary(
+        custom.set_index("model"), mean_column="ba", sd_column="ba_sd", configuration_column="model"
+    )
     assert len(fig.axes[0].get_yticklabels()) == 3
     with pytest.raises(ValueError, match="lacks column"):
         plots.plot_batch_summary(custom)
@@ -483,9 +570,12 @@ def test_plot_batch_summary_default_and_custom_columns(tmp_path):
 # ---------------------------------------------------------------------------------
 def test_plot_sanity_check_from_dict_and_npz(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "attributions.npz", sanity__roi__attention=rng.uniform(-0.2, 0.9, 20),
-             sanity__gene__integrated_gradients=np.r_[rng.uniform(-0.5, 0.3, 19), np.nan],
-             roi__attention=np.zeros((20, 3)))
+    np.savez(
+        tmp_path / "attributions.npz",
+        sanity__roi__attention=rng.uniform(-0.2, 0.9, 20),
+        sanity__gene__integrated_gradients=np.r_[rng.uniform(-0.5, 0.3, 19), np.nan],
+        roi__attention=np.zeros((20, 3)),
+    )
     correlations = plots.load_sanity_correlations(tmp_path / "attributions.npz")
     assert sorted(correlations) == ["gene · integrated_gradients", "roi · attention"]
     fig = plots.plot_sanity_check(correlations)

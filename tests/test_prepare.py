@@ -112,7 +112,7 @@ def test_prepare_at_1_5mm_with_desikan_killiany_and_glob_pattern(tmp_path):
     flat = cohort / "flat"
     flat.mkdir()
     for img in (cohort / "bids").glob("sub-*/ses-M000/anat/*_T1w.nii.gz"):
-        participant = img.name.split("_")[0][len("sub-ADNI"):]
+        participant = img.name.split("_")[0][len("sub-ADNI") :]
         ptid = f"{participant[:3]}_S_{participant[4:]}"
         shutil.copy(img, flat / f"{ptid}_T1w.nii.gz")
     manifest = load_manifest(_manifest(cohort, '{pattern: "flat/{ptid}_T1w.nii.gz"}', atlas="desikan_killiany"))

@@ -32,8 +32,10 @@ PROBA = [f"p_{s}" for s in STAGES]
 def trained_run(tmp_path_factory) -> Path:
     """32 subjects, both modalities, 2 folds, 2 epochs."""
     root = tmp_path_factory.mktemp("pretrained")
-    write_synthetic_cohort(root / "cohort", SynthConfig(n_subjects=32, seed=5, voxel_mm=4.0, n_defective=0,
-                                                        effect_scale=3.0, max_snps_per_gene=1))
+    write_synthetic_cohort(
+        root / "cohort",
+        SynthConfig(n_subjects=32, seed=5, voxel_mm=4.0, n_defective=0, effect_scale=3.0, max_snps_per_gene=1),
+    )
     (root / "cohort" / "manifest.yaml").write_text(
         "cohort:\n  name: pretrained\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n"
         "  genotypes: genotypes/cohort\n"
@@ -99,8 +101,13 @@ def test_training_writes_a_pretrained_folder_per_fold(trained_run):
 
 
 def test_fold_model_reloads_without_the_training_code(trained_run):
-    result = subprocess.run([sys.executable, "-c", _WITHOUT_TRAINING_CODE, str(trained_run), CONFIG],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TRAINING_CODE, str(trained_run), CONFIG],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["modules"] == []
@@ -147,10 +154,15 @@ def _untrained(backbone_dir, **config):
 
     lm, tok = load_backbone(backbone_dir)
     torch.manual_seed(0)
-    config = RGenIMAConfig(rit=TINY_RIT, roi_token_id=tok.convert_tokens_to_ids("[ROI]"),
-                           covariate_token_id=tok.convert_tokens_to_ids("[COV]"),
-                           covariates=("age", "sex_female", "education"), prompt_length=5, prompt_gate=True,
-                           **config)
+    config = RGenIMAConfig(
+        rit=TINY_RIT,
+        roi_token_id=tok.convert_tokens_to_ids("[ROI]"),
+        covariate_token_id=tok.convert_tokens_to_ids("[COV]"),
+        covariates=("age", "sex_female", "education"),
+        prompt_length=5,
+        prompt_gate=True,
+        **config,
+    )
     model = RGenIMAForStaging(config, lm).eval()
     with torch.no_grad():  # statistics and gates away from their initial values, so that they must be saved
         model.cube_mean.add_(0.3)
@@ -182,10 +194,10 @@ def test_save_and_load_round_trip(backbone_dir, tmp_path, lora):
     assert torch.equal(torch.random.get_rng_state(), state)  # loading draws nothing from the caller's RNG
     assert not loaded.training
     assert loaded.config.to_dict() == model.config.to_dict() | {"text_config": loaded.config.text_config}
-    assert {k: v.requires_grad for k, v in loaded.named_parameters()} == \
-        {k: v.requires_grad for k, v in model.named_parameters()}
-    torch.testing.assert_close(_logits(loaded, load_tokenizer(tmp_path / "m")), _logits(model, tok),
-                               atol=0, rtol=0)
+    assert {k: v.requires_grad for k, v in loaded.named_parameters()} == {
+        k: v.requires_grad for k, v in model.named_parameters()
+    }
+    torch.testing.assert_close(_logits(loaded, load_tokenizer(tmp_path / "m")), _logits(model, tok), atol=0, rtol=0)
     assert load_tokenizer(tmp_path / "m").get_vocab() == tok.get_vocab()
 
 

@@ -84,15 +84,13 @@ def _book(root: Path) -> Path:
         "</body></html>\n"
     )
     (html / "chapter.html").write_text(
-        "<html>\n<body>\n<p>Placeholder</p>\n<table><tr><td>NC</td><td>9004</td></tr></table>\n"
-        "</body>\n</html>\n"
+        "<html>\n<body>\n<p>Placeholder</p>\n<table><tr><td>NC</td><td>9004</td></tr></table>\n</body>\n</html>\n"
     )
     (html / "_static" / "metrics.json").write_text(
         json.dumps({"n_subjects": 40, "n_permutations": 9000, "seed": 9005}, indent=1)
     )
     (html / "_images" / "figure.svg").write_text(
-        '<svg xmlns="http://www.w3.org/2000/svg">\n<text x="1" y="2">NC</text>\n'
-        '<text x="3" y="4">9006</text>\n</svg>\n'
+        '<svg xmlns="http://www.w3.org/2000/svg">\n<text x="1" y="2">NC</text>\n<text x="3" y="4">9006</text>\n</svg>\n'
     )
     (html / "searchindex.js").write_text('Search.setIndex({"terms": {"9000": [1], "permut": [0]}})')
     _png(html / "_images" / "figure.png", {"Software": "matplotlib 9000"})
@@ -202,9 +200,7 @@ def test_scan_is_fast_for_2000_subjects_and_100_files(tmp_path):
     start = time.perf_counter()
     findings = scan_directory(tmp_path, ids)
     assert time.perf_counter() - start < 10
-    assert [(f.file.name, f.line, f.identifier) for f in findings] == [
-        ("page42.html", 401, "999_S_10999")
-    ]
+    assert [(f.file.name, f.line, f.identifier) for f in findings] == [("page42.html", 401, "999_S_10999")]
 
 
 # ---------------------------------------------------------------------------
@@ -246,18 +242,14 @@ def test_rid_flagged_only_in_context(tmp_path, ids):
     html = _book(tmp_path)
     _plant(html / "index.html", 4, "<p>excluded: RID 9000</p>")
     findings = scan_directory(html, ids)
-    assert [(f.file.name, f.line, f.identifier) for f in findings] == [
-        ("index.html", 4, "RID 9000")
-    ]
+    assert [(f.file.name, f.line, f.identifier) for f in findings] == [("index.html", 4, "RID 9000")]
 
 
 def test_rid_in_json_found(tmp_path, ids):
     html = _book(tmp_path)
     (html / "_static" / "report.json").write_text(json.dumps([{"RID": 9003, "n": 9001}], indent=1))
     findings = scan_directory(html, ids)
-    assert [(f.file.name, f.line, f.identifier) for f in findings] == [
-        ("report.json", 3, "RID 9003")
-    ]
+    assert [(f.file.name, f.line, f.identifier) for f in findings] == [("report.json", 3, "RID 9003")]
 
 
 # ---------------------------------------------------------------------------

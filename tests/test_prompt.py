@@ -41,9 +41,9 @@ def test_character_spans_cover_exactly_their_text():
     prompt = build_prompt(np.array([2, 1, 1, 0]), SNPS, layout)
     by_name = {(s.kind, s.name): s for s in prompt.spans}
     apoe = by_name[("gene", "APOE")]
-    assert prompt.text[apoe.start:apoe.end] == "APOE: rs429358 C/T, rs7412 T/C"
+    assert prompt.text[apoe.start : apoe.end] == "APOE: rs429358 C/T, rs7412 T/C"
     snp = by_name[("snp", "rs7412")]
-    assert prompt.text[snp.start:snp.end] == "rs7412 T/C" and snp.gene == "APOE"
+    assert prompt.text[snp.start : snp.end] == "rs7412 T/C" and snp.gene == "APOE"
     assert len([s for s in prompt.spans if s.kind == "snp"]) == 4
 
 
@@ -65,13 +65,13 @@ def test_token_spans_map_back_to_the_right_genes():
     spans = token_spans(enc["offset_mapping"], prompt.spans)
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
     for span in spans:
-        piece = "".join(tokens[span.start:span.end])
+        piece = "".join(tokens[span.start : span.end])
         if span.kind == "snp":
             assert piece.startswith(span.name)
         else:
             assert piece.startswith(span.name + ":")
     clu = next(s for s in spans if s.name == "CLU")
-    assert "".join(tokens[clu.start:clu.end]) == "CLU: rs11136000 C/C"
+    assert "".join(tokens[clu.start : clu.end]) == "CLU: rs11136000 C/C"
 
 
 def test_token_spans_with_a_subword_tokenizer():

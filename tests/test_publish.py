@@ -12,8 +12,12 @@ from rgenima.cli import main
 from rgenima.privacy import cohort_identifiers
 
 ROOT = Path(__file__).resolve().parents[1]
-GIT_ENV = {"GIT_AUTHOR_NAME": "rgenima test", "GIT_AUTHOR_EMAIL": "test@example.org",
-           "GIT_COMMITTER_NAME": "rgenima test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "rgenima test",
+    "GIT_AUTHOR_EMAIL": "test@example.org",
+    "GIT_COMMITTER_NAME": "rgenima test",
+    "GIT_COMMITTER_EMAIL": "test@example.org",
+}
 
 
 def _git(*args, cwd: Path) -> str:

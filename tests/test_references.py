@@ -148,8 +148,7 @@ def test_reference_scores_on_a_prepared_run(prepared_run):
     data = PreparedData.load(prepared_run)
     out = reference_scores(prepared_run)
     assert set(out) == {"roi", "gene"}
-    pd.testing.assert_frame_equal(
-        out["roi"], roi_t_scores(data.roi_features, data.labels, data.rois["name"].tolist()))
+    pd.testing.assert_frame_equal(out["roi"], roi_t_scores(data.roi_features, data.labels, data.rois["name"].tolist()))
     assert list(out["roi"].index) == data.rois["name"].tolist()
     assert out["roi"]["SMC"].isna().all()  # one SMC subject
     assert out["roi"]["MCI"].notna().all()  # two NC, two MCI
@@ -164,15 +163,16 @@ def test_reference_scores_on_a_prepared_run(prepared_run):
     restricted = reference_scores(data, subset)
     pd.testing.assert_frame_equal(
         restricted["gene"],
-        gene_scan_scores(data.dosage[rows], data.labels[rows], data.snps["gene"].tolist(),
-                         snp_names=data.snps["snp"].tolist()))
+        gene_scan_scores(
+            data.dosage[rows], data.labels[rows], data.snps["gene"].tolist(), snp_names=data.snps["snp"].tolist()
+        ),
+    )
     assert restricted["roi"]["AD"].isna().all()  # no AD subject among them
 
     # Without prepared ROI features, the means come from the cubes in batches.
     from_cubes = reference_scores(replace(data, roi_features=None), subset, batch_size=3)
     means = cube_roi_means(data.cubes[rows])
-    pd.testing.assert_frame_equal(
-        from_cubes["roi"], roi_t_scores(means, data.labels[rows], data.rois["name"].tolist()))
+    pd.testing.assert_frame_equal(from_cubes["roi"], roi_t_scores(means, data.labels[rows], data.rois["name"].tolist()))
 
     with pytest.raises(ValueError, match=r"subject_ptids: PTID '999_S_0000'"):
         reference_scores(data, [ptids[0], "999_S_0000"])

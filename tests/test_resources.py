@@ -26,7 +26,9 @@ RS7412 = 45_412_079
 
 @pytest.fixture(scope="module")
 def panel() -> pd.DataFrame:
-    return pd.read_csv(RESOURCES / "gene_panel_grch37.tsv", sep="\t", dtype={"symbol": str, "chrom": str, "source": str})
+    return pd.read_csv(
+        RESOURCES / "gene_panel_grch37.tsv", sep="\t", dtype={"symbol": str, "chrom": str, "source": str}
+    )
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from rgenima.run import Run
 
 def _record(run_dir, cohort: dict) -> None:
     (run_dir / "prepared").mkdir(parents=True)
-    (run_dir / "prepared" / "prepare.json").write_text(json.dumps({"manifest": {"cohort": cohort,
-                                                                               "gene_panel": "/p/panel.tsv"}}))
+    (run_dir / "prepared" / "prepare.json").write_text(
+        json.dumps({"manifest": {"cohort": cohort, "gene_panel": "/p/panel.tsv"}})
+    )
 
 
 def test_truth_from_the_manifest_entry_then_beside_the_clinical_table(tmp_path):

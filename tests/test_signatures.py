@@ -26,8 +26,7 @@ from rgenima.signatures import (
 )
 
 # Unequal dimensions on purpose: 7 ROIs, 8 genes, 9 SNPs.
-ROIS = np.array(["Hippocampus_L", "Hippocampus_R", "Amygdala_L", "Precuneus_L", "Caudate_L", "Putamen_L",
-                 "Cuneus_L"])
+ROIS = np.array(["Hippocampus_L", "Hippocampus_R", "Amygdala_L", "Precuneus_L", "Caudate_L", "Putamen_L", "Cuneus_L"])
 GENES = np.array(["ABCA7", "APOE", "BIN1", "CLU", "CR1", "PICALM", "SORL1", "TREM2"])
 CAUSAL = ["APOE", "CLU", "CR1", "PICALM", "SORL1"]
 SNPS = np.array([f"rs{i}" for i in range(1, 10)])
@@ -37,13 +36,20 @@ PLANTED_ROI = 3  # Precuneus_L: higher attention in AD than in NC
 
 TRUTH = {
     "causal_genes": CAUSAL,
-    "causal_snps": [{"gene": "APOE", "rsid": "rs1", "effect_allele": "C", "beta": 1.1},
-                    {"gene": "CLU", "rsid": "rs4", "effect_allele": "C", "beta": 0.45}],
-    "planted_regions": {"NC": [], "SMC": ["Caudate_L", "Putamen_L"],
-                        "MCI": ["Hippocampus_L", "Hippocampus_R", "Amygdala_L"],
-                        "AD": ["Hippocampus_L", "Hippocampus_R", "Amygdala_L", "Precuneus_L"]},
-    "interactions": [{"gene": "APOE", "rsid": "rs1", "regions": ["Hippocampus_L", "Amygdala_L"], "gamma": 0.04},
-                     {"gene": "CLU", "rsid": "rs4", "regions": ["Precuneus_L"], "gamma": 0.03}],
+    "causal_snps": [
+        {"gene": "APOE", "rsid": "rs1", "effect_allele": "C", "beta": 1.1},
+        {"gene": "CLU", "rsid": "rs4", "effect_allele": "C", "beta": 0.45},
+    ],
+    "planted_regions": {
+        "NC": [],
+        "SMC": ["Caudate_L", "Putamen_L"],
+        "MCI": ["Hippocampus_L", "Hippocampus_R", "Amygdala_L"],
+        "AD": ["Hippocampus_L", "Hippocampus_R", "Amygdala_L", "Precuneus_L"],
+    },
+    "interactions": [
+        {"gene": "APOE", "rsid": "rs1", "regions": ["Hippocampus_L", "Amygdala_L"], "gamma": 0.04},
+        {"gene": "CLU", "rsid": "rs4", "regions": ["Precuneus_L"], "gamma": 0.03},
+    ],
 }
 
 
@@ -52,8 +58,12 @@ def make_arrays(seed: int = 0, rois=ROIS, genes=GENES, modalities=("mri", "snp")
     rng = np.random.default_rng(seed)
     label = np.concatenate([np.full(COUNTS[s], k) for k, s in enumerate(STAGES)])
     n, r, g = len(label), len(rois), len(genes)
-    arrays = {"ptid": np.array([f"{i:03d}_S_{i:04d}" for i in range(n)]), "label": label,
-              "pred": label.copy(), "fold": np.arange(n) % 5}
+    arrays = {
+        "ptid": np.array([f"{i:03d}_S_{i:04d}" for i in range(n)]),
+        "label": label,
+        "pred": label.copy(),
+        "fold": np.arange(n) % 5,
+    }
     methods = ("attention", "rollout", "integrated_gradients", "attention_L0", "attention_L1")
     if "mri" in modalities:
         arrays["roi_names"] = np.asarray(rois)
@@ -97,8 +107,13 @@ def attributions(tmp_path):
 def test_load_attributions_shapes_and_methods(attributions):
     assert attributions.n_subjects == sum(COUNTS.values())
     assert attributions.stage_counts() == COUNTS
-    assert attributions.methods("roi") == ["attention", "rollout", "integrated_gradients", "attention_L0",
-                                           "attention_L1"]
+    assert attributions.methods("roi") == [
+        "attention",
+        "rollout",
+        "integrated_gradients",
+        "attention_L0",
+        "attention_L1",
+    ]
     assert attributions.methods("gene", random=True)[0] == "attention"
     assert attributions.get("roi", "attention").shape == (sum(COUNTS.values()), len(ROIS))
     assert attributions.roi_gene("gene_to_roi").shape == (sum(COUNTS.values()), len(ROIS), len(GENES))
@@ -166,8 +181,9 @@ def test_stage_signature_signed_method(attributions):
 
 def test_stage_signature_null_cis_cover_zero(tmp_path):
     rois = np.array([f"roi_{i:02d}" for i in range(40)])
-    att = load_attributions(write_npz(tmp_path / "null.npz", make_arrays(seed=5, rois=rois, effect=0.0,
-                                                                         modalities=("mri",))))
+    att = load_attributions(
+        write_npz(tmp_path / "null.npz", make_arrays(seed=5, rois=rois, effect=0.0, modalities=("mri",)))
+    )
     table = stage_signature(att, "roi", "attention", n_boot=400, seed=2)
     covered = (table["ci_low"] <= 0) & (table["ci_high"] >= 0)
     assert len(table) == 3 * 40
@@ -327,8 +343,9 @@ def _run_dir(tmp_path, arrays, configuration="rgenima_mri+snp", with_truth=True)
     if with_truth:
         (cohort / "truth.json").write_text(json.dumps(TRUTH))
     (run / "prepared").mkdir(parents=True)
-    (run / "prepared" / "prepare.json").write_text(json.dumps(
-        {"manifest": {"cohort": {"name": "synthetic", "clinical": str(cohort / "ADNIMERGE.csv")}}}))
+    (run / "prepared" / "prepare.json").write_text(
+        json.dumps({"manifest": {"cohort": {"name": "synthetic", "clinical": str(cohort / "ADNIMERGE.csv")}}})
+    )
     return run
 
 

@@ -119,8 +119,11 @@ def test_synthetic_genotypes_read_by_plink(small_cohort, tmp_path):
     prefix = small_cohort / "genotypes" / "cohort"
     # --keep-allele-order: A1 stays .bim column 5, the allele rgenima's dosages count,
     # and PLINK's "MAF" column is then that allele's frequency.
-    subprocess.run([plink, "--bfile", str(prefix), "--freq", "--keep-allele-order", "--out", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [plink, "--bfile", str(prefix), "--freq", "--keep-allele-order", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     frq = pd.read_csv(f"{out}.frq", sep=r"\s+")
     geno = read_genotypes(prefix)
     assert len(frq) == geno.dosage.shape[1]
@@ -174,8 +177,9 @@ def _latent_oracle(config: syn.SynthConfig, n: int = 6000):
     latent = syn.sample_latent(config, np.random.default_rng(11), snps, rois, b, n)
     y = np.array([STAGES.index(syn.SUBSTAGE_TO_STAGE[syn.SUBSTAGES[k]]) for k in latent.substage])
     full = syn.oracle_posterior(config, b, rois, latent.age, latent.effect_doses, latent.atrophy)
-    noint = syn.oracle_posterior(config, b, rois, latent.age, latent.effect_doses, latent.atrophy,
-                                 with_interactions=False)
+    noint = syn.oracle_posterior(
+        config, b, rois, latent.age, latent.effect_doses, latent.atrophy, with_interactions=False
+    )
     return y, syn.classification_summary(y, full), syn.classification_summary(y, noint)
 
 

@@ -28,8 +28,10 @@ QUICK = replace(PROFILES["quick"], max_epochs=3, patience=3, batch_size=8)
 def easy_run(tmp_path_factory) -> Path:
     """48 subjects with strong planted atrophy, prepared with small cubes."""
     root = tmp_path_factory.mktemp("easy")
-    write_synthetic_cohort(root / "cohort", SynthConfig(n_subjects=48, seed=5, voxel_mm=4.0, n_defective=0,
-                                                        effect_scale=3.0, max_snps_per_gene=1))
+    write_synthetic_cohort(
+        root / "cohort",
+        SynthConfig(n_subjects=48, seed=5, voxel_mm=4.0, n_defective=0, effect_scale=3.0, max_snps_per_gene=1),
+    )
     (root / "cohort" / "manifest.yaml").write_text(
         "cohort:\n  name: easy\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n  genotypes: genotypes/cohort\n"
     )
@@ -61,8 +63,13 @@ def test_class_weights_balance_the_classes():
 
 
 def test_quick_training_learns_and_is_deterministic(easy_run, tmp_path):
-    a = train_configuration(_copy_run(easy_run, tmp_path / "a"), ("mri",), n_folds=2, seed=0,
-                            profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3))
+    a = train_configuration(
+        _copy_run(easy_run, tmp_path / "a"),
+        ("mri",),
+        n_folds=2,
+        seed=0,
+        profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3),
+    )
     state = json.loads((tmp_path / "a" / "models" / "rgenima_mri__quick" / "fold_0" / "state.json").read_text())
     losses = [h["train_loss"] for h in state["history"]]
     assert losses[-1] < losses[0]  # the loss falls
@@ -70,8 +77,13 @@ def test_quick_training_learns_and_is_deterministic(easy_run, tmp_path):
     assert accuracy > 0.4  # chance is about 0.25-0.35 with these class proportions
     folds = pd.read_csv(tmp_path / "a" / "folds.csv")
     assert len(folds) == 48 and folds["PTID"].is_unique
-    b = train_configuration(_copy_run(easy_run, tmp_path / "b"), ("mri",), n_folds=2, seed=0,
-                            profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3))
+    b = train_configuration(
+        _copy_run(easy_run, tmp_path / "b"),
+        ("mri",),
+        n_folds=2,
+        seed=0,
+        profile=replace(QUICK, max_epochs=12, patience=12, learning_rate=3e-3),
+    )
     pd.testing.assert_frame_equal(a, b)  # same seed, same predictions
 
 
@@ -166,19 +178,52 @@ def test_train_cli_quick_profile(tmp_path, capsys):
     cohort = tmp_path / "cohort"
     write_synthetic_cohort(cohort, SynthConfig(n_subjects=40, seed=8, voxel_mm=4.0, n_defective=0, max_snps_per_gene=1))
     manifest = cohort / "manifest.yaml"
-    manifest.write_text("cohort:\n  name: cli\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n"
-                        "  genotypes: genotypes/cohort\n")
+    manifest.write_text(
+        "cohort:\n  name: cli\n  clinical: ADNIMERGE.csv\n  mri: {bids_root: bids}\n  genotypes: genotypes/cohort\n"
+    )
     run = tmp_path / "run"
-    assert main(["train", "--manifest", str(manifest), "--out", str(run), "--modalities", "snp",
-                 "--folds", "2", "--profile", "quick"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(run),
+                "--modalities",
+                "snp",
+                "--folds",
+                "2",
+                "--profile",
+                "quick",
+            ]
+        )
+        == 0
+    )
     assert "trained" in capsys.readouterr().out
     preds = pd.read_csv(run / "models" / "rgenima_snp__quick" / "predictions.csv")
     assert len(preds) == 40 and set(preds["fold"]) == {0, 1}
     training = json.loads((run / "models" / "rgenima_snp__quick" / "training.json").read_text())
     assert training["modalities"] == ["snp"] and training["n_folds"] == 2
     # A missing backbone directory is a clear error.
-    assert main(["train", "--manifest", str(manifest), "--out", str(run), "--backbone", str(tmp_path / "none"),
-                 "--folds", "2", "--profile", "quick"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(run),
+                "--backbone",
+                str(tmp_path / "none"),
+                "--folds",
+                "2",
+                "--profile",
+                "quick",
+            ]
+        )
+        == 1
+    )
     assert "backbone directory not found" in capsys.readouterr().err
 
 
@@ -204,21 +249,33 @@ def test_two_modality_model_starts_from_the_mri_model_of_each_fold(easy_run, tmp
 
 def test_fine_tuning_that_does_not_help_keeps_the_mri_model(easy_run, tmp_path):
     run = _copy_run(easy_run, tmp_path / "keep")
-    profile = replace(QUICK, warm_start=True, warm_start_epochs=2, warm_start_learning_rate=0.0,
-                      prompt_bias="scan", prompt_bias_learning_rate=0.0, prompt_gate_learning_rate=0.0)
+    profile = replace(
+        QUICK,
+        warm_start=True,
+        warm_start_epochs=2,
+        warm_start_learning_rate=0.0,
+        prompt_bias="scan",
+        prompt_bias_learning_rate=0.0,
+        prompt_gate_learning_rate=0.0,
+    )
     fused = train_configuration(run, ("mri", "snp"), n_folds=2, seed=0, profile=profile)
     for k in range(2):
-        assert json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{k}" / "done.json").read_text())[
-            "best_epoch"] == -1
+        assert (
+            json.loads((run / "models" / "rgenima_mri+snp__quick" / f"fold_{k}" / "done.json").read_text())[
+                "best_epoch"
+            ]
+            == -1
+        )
     mri = pd.read_csv(run / "models" / "rgenima_mri__quick" / "predictions.csv", dtype={"PTID": str})
     pd.testing.assert_frame_equal(fused[["PTID", "y_pred"]], mri[["PTID", "y_pred"]])
-    np.testing.assert_allclose(fused[["p_NC", "p_SMC", "p_MCI", "p_AD"]], mri[["p_NC", "p_SMC", "p_MCI", "p_AD"]],
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        fused[["p_NC", "p_SMC", "p_MCI", "p_AD"]], mri[["p_NC", "p_SMC", "p_MCI", "p_AD"]], atol=1e-4
+    )
 
 
 def test_snp_scan_bias_ranks_an_associated_snp_first():
-    from rgenima.model.inputs import Sequences
     from rgenima.data.prompt import Span
+    from rgenima.model.inputs import Sequences
     from rgenima.train import snp_scan_bias
 
     rng = np.random.default_rng(0)
@@ -230,8 +287,9 @@ def test_snp_scan_bias_ranks_an_associated_snp_first():
     prompt = np.zeros((1, 6), dtype=bool)
     prompt[0, 1:5] = True
     spans = [[Span("snp", "rs_c", "G", 1, 2), Span("snp", "rs_a", "G", 2, 3), Span("snp", "rs_b", "G", 3, 4)]]
-    seq = Sequences(np.zeros((1, 6)), np.ones((1, 6)), np.arange(6)[None], np.array([5]), None, np.arange(0),
-                    spans, prompt)
+    seq = Sequences(
+        np.zeros((1, 6)), np.ones((1, 6)), np.arange(6)[None], np.array([5]), None, np.arange(0), spans, prompt
+    )
     bias = snp_scan_bias(dosage, labels, ["rs_a", "rs_b", "rs_c"], seq, scale=0.5)
     assert bias.shape == (4,) and bias[3] == 0.0  # the closing [SEP] is no SNP
     assert bias[2] > 5 + bias[0] and bias[2] > 5 + bias[1]  # rs_b stands out

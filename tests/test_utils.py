@@ -17,11 +17,27 @@ from rgenima._utils.stats import bootstrap_indices, percentile_interval
 
 
 def test_json_safe_gives_strict_json_types():
-    value = {1: (np.int64(3), np.float32(0.5)), "a": np.array([[1, 2]]), "b": np.bool_(True),
-             "nan": math.nan, "inf": np.float64(np.inf), "path": Path("x/y"), "none": None, "flag": False}
+    value = {
+        1: (np.int64(3), np.float32(0.5)),
+        "a": np.array([[1, 2]]),
+        "b": np.bool_(True),
+        "nan": math.nan,
+        "inf": np.float64(np.inf),
+        "path": Path("x/y"),
+        "none": None,
+        "flag": False,
+    }
     out = json_safe(value)
-    assert out == {"1": [3, 0.5], "a": [[1, 2]], "b": True, "nan": None, "inf": None, "path": "x/y",
-                   "none": None, "flag": False}
+    assert out == {
+        "1": [3, 0.5],
+        "a": [[1, 2]],
+        "b": True,
+        "nan": None,
+        "inf": None,
+        "path": "x/y",
+        "none": None,
+        "flag": False,
+    }
     assert type(out["1"][0]) is int and type(out["b"]) is bool and type(out["flag"]) is bool
     json.dumps(out, allow_nan=False)  # raises if anything non-JSON is left
 

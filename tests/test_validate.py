@@ -147,8 +147,7 @@ def test_no_matching_iids_warns(tmp_path):
     report = _validate(cohort)
     assert report.n_cohort == 0
     assert any(
-        w.startswith("no labelled subject has genotypes: .fam IIDs must equal clinical PTIDs")
-        and "'ADNI991S9001'" in w
+        w.startswith("no labelled subject has genotypes: .fam IIDs must equal clinical PTIDs") and "'ADNI991S9001'" in w
         for w in report.warnings
     )
 
@@ -177,15 +176,14 @@ def test_missing_clinical_column(tmp_path):
     table = pd.read_csv(cohort.clinical, dtype=str).rename(columns={"PTID": "ptid"})
     table.to_csv(cohort.clinical, index=False)
     with pytest.raises(
-        DataContractError, match=r"ADNIMERGE\.csv: missing required column\(s\) 'PTID'.*Did you mean 'ptid' for 'PTID'\?"
+        DataContractError,
+        match=r"ADNIMERGE\.csv: missing required column\(s\) 'PTID'.*Did you mean 'ptid' for 'PTID'\?",
     ):
         _validate(cohort)
 
 
 def test_duplicate_baseline_rows(tmp_path):
-    cohort = write_minimal_cohort(
-        tmp_path, extra_rows=[{"PTID": "991_S_9001", "VISCODE": "bl", "DX_bl": "CN"}]
-    )
+    cohort = write_minimal_cohort(tmp_path, extra_rows=[{"PTID": "991_S_9001", "VISCODE": "bl", "DX_bl": "CN"}])
     with pytest.raises(DataContractError, match=r"several baseline rows .* 991_S_9001 \(lines 2, 20\)"):
         _validate(cohort)
 
@@ -242,7 +240,9 @@ def test_check_mri_header_singular_affine(tmp_path):
     img.header.set_sform(singular, code=1)
     img.header.set_qform(None, code=0)
     nib.save(img, path)
-    with pytest.raises(DataContractError, match=r"x\.nii\.gz: MRI image has an invalid affine \(not finite or not invertible\)"):
+    with pytest.raises(
+        DataContractError, match=r"x\.nii\.gz: MRI image has an invalid affine \(not finite or not invertible\)"
+    ):
         check_mri_header(path)
 
 
@@ -261,7 +261,8 @@ def test_truncated_bed(tmp_path):
     cohort = write_minimal_cohort(tmp_path)
     cohort.bed.write_bytes(cohort.bed.read_bytes()[:-3])
     with pytest.raises(
-        DataContractError, match=r"cohort\.bed: size is 20 bytes but cohort\.bim lists 10 SNPs and cohort\.fam lists 6 samples"
+        DataContractError,
+        match=r"cohort\.bed: size is 20 bytes but cohort\.bim lists 10 SNPs and cohort\.fam lists 6 samples",
     ):
         _validate(cohort)
 
@@ -270,13 +271,17 @@ def test_bim_fam_mismatch(tmp_path):
     cohort = write_minimal_cohort(tmp_path)
     lines = cohort.fam.read_text().splitlines()
     cohort.fam.write_text("\n".join(lines[:4]) + "\n")  # 4 samples: 1 byte per SNP, not 2
-    with pytest.raises(DataContractError, match=r"cohort\.fam lists 4 samples, so it should be .* = 13 bytes \(too large\)"):
+    with pytest.raises(
+        DataContractError, match=r"cohort\.fam lists 4 samples, so it should be .* = 13 bytes \(too large\)"
+    ):
         _validate(cohort)
 
 
 def test_duplicate_fam_iids(tmp_path):
     cohort = write_minimal_cohort(tmp_path, extra_iids=[PTIDS[0]])
-    with pytest.raises(DataContractError, match=r"cohort\.fam: IIDs must be unique \(IID = PTID\); 1 repeated: 991_S_9001"):
+    with pytest.raises(
+        DataContractError, match=r"cohort\.fam: IIDs must be unique \(IID = PTID\); 1 repeated: 991_S_9001"
+    ):
         _validate(cohort)
 
 
@@ -296,7 +301,9 @@ def test_checksums_verified_are_reported(tmp_path):
 def test_missing_gene_panel(tmp_path):
     cohort = write_minimal_cohort(tmp_path)
     cohort.gene_panel.unlink()
-    with pytest.raises(DataContractError, match=r"gene panel not found: .*gene_panel\.tsv \(gene_panel in the manifest\)"):
+    with pytest.raises(
+        DataContractError, match=r"gene panel not found: .*gene_panel\.tsv \(gene_panel in the manifest\)"
+    ):
         _validate(cohort)
 
 

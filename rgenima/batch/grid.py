@@ -101,9 +101,7 @@ def check_parameter_name(name: str, allowed: set[str] | None, what: str = "param
         )
     if allowed is not None and name not in allowed:
         choices = ", ".join(sorted(set(allowed) - set(RESERVED_PARAMETERS)))
-        raise ValueError(
-            f"{what} {name!r} is not declared by the batch notebooks; allowed: {choices}"
-        )
+        raise ValueError(f"{what} {name!r} is not declared by the batch notebooks; allowed: {choices}")
 
 
 def declared_parameters(root: Path, notebooks: Sequence[str] = BATCH_NOTEBOOKS) -> dict[str, list[str]]:
@@ -153,7 +151,7 @@ def _format_value(value: Scalar) -> str:
     safe = _UNSAFE_RE.sub("_", text)
     if len(safe) > _MAX_VALUE_CHARS or (isinstance(value, str) and not value):
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-        safe = f"{safe[:_MAX_VALUE_CHARS - 9]}-{digest}" if safe else f"empty-{digest}"
+        safe = f"{safe[: _MAX_VALUE_CHARS - 9]}-{digest}" if safe else f"empty-{digest}"
     return safe
 
 

@@ -183,9 +183,20 @@ def run_batch(
     for combo, name in zip(combos, names):
         run_dir = runs_root / name
         params = {**base, **combo, "manifest": str(manifest), "run_dir": str(run_dir)}
-        plans.append(_Plan(name=name, grid_values=json_safe(combo), parameters=params, run_dir=str(run_dir),
-                           root=str(root), notebooks=notebooks, notebook_sha256=hashes,
-                           manifest_sha256=manifest_sha, timeout_s=timeout_s, threads=threads))
+        plans.append(
+            _Plan(
+                name=name,
+                grid_values=json_safe(combo),
+                parameters=params,
+                run_dir=str(run_dir),
+                root=str(root),
+                notebooks=notebooks,
+                notebook_sha256=hashes,
+                manifest_sha256=manifest_sha,
+                timeout_s=timeout_s,
+                threads=threads,
+            )
+        )
 
     results: dict[str, CombinationResult] = {}
     todo: list[tuple[_Plan, str]] = []
@@ -193,18 +204,31 @@ def run_batch(
         reason = "forced (--force)" if force else _rerun_reason(Path(plan.run_dir) / DONE_FILE, plan)
         if reason is None:
             logger.info("skip %s: finished (%s)", plan.name, DONE_FILE)
-            results[plan.name] = CombinationResult(plan.name, plan.grid_values, Path(plan.run_dir),
-                                                   "skipped", reason="finished, inputs unchanged")
+            results[plan.name] = CombinationResult(
+                plan.name, plan.grid_values, Path(plan.run_dir), "skipped", reason="finished, inputs unchanged"
+            )
         else:
             todo.append((plan, reason))
-    logger.info("batch: %d combinations, %d to run, %d finished; %s%s", len(plans), len(todo),
-                len(plans) - len(todo), f"jobs={jobs}" if executor == "local" else f"SLURM ({cluster.cluster}) jobs",
-                f", {threads} threads each" if threads else "")
+    logger.info(
+        "batch: %d combinations, %d to run, %d finished; %s%s",
+        len(plans),
+        len(todo),
+        len(plans) - len(todo),
+        f"jobs={jobs}" if executor == "local" else f"SLURM ({cluster.cluster}) jobs",
+        f", {threads} threads each" if threads else "",
+    )
 
     def record(plan: _Plan, reason: str, outcome: dict[str, Any], log: Path | None) -> None:
-        res = CombinationResult(plan.name, plan.grid_values, Path(plan.run_dir), outcome["status"],
-                                reason=reason, error=outcome.get("error"),
-                                seconds=float(outcome.get("seconds", 0.0)), log=log)
+        res = CombinationResult(
+            plan.name,
+            plan.grid_values,
+            Path(plan.run_dir),
+            outcome["status"],
+            reason=reason,
+            error=outcome.get("error"),
+            seconds=float(outcome.get("seconds", 0.0)),
+            log=log,
+        )
         results[plan.name] = res
         if res.status == "done":
             logger.info("finished %s in %.1f s", plan.name, res.seconds)
@@ -224,8 +248,10 @@ def run_batch(
                 record(plan, reason, run_combination(plan), None)
                 bar.update()
         elif todo:
-            with tempfile.TemporaryDirectory(prefix=".batch-", dir=runs_root) as tmp, \
-                    ThreadPoolExecutor(max_workers=jobs) as pool:
+            with (
+                tempfile.TemporaryDirectory(prefix=".batch-", dir=runs_root) as tmp,
+                ThreadPoolExecutor(max_workers=jobs) as pool,
+            ):
                 futures = {}
                 for plan, reason in todo:
                     logger.info("running %s (%s); log: %s", plan.name, reason, Path(plan.run_dir) / "batch.log")

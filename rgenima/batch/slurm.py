@@ -68,8 +68,11 @@ class ClusterOptions:
 
         self.check()
         executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster)
-        params: dict[str, Any] = {"name": "rgenima-batch", "timeout_min": int(self.timeout_min),
-                                  "gpus_per_node": int(self.gpus_per_node)}
+        params: dict[str, Any] = {
+            "name": "rgenima-batch",
+            "timeout_min": int(self.timeout_min),
+            "gpus_per_node": int(self.gpus_per_node),
+        }
         if self.cluster == "slurm":
             params.update(cpus_per_task=int(self.cpus_per_task), mem_gb=float(self.mem_gb))
             if self.partition:
@@ -89,8 +92,9 @@ def _run_cluster_job(plan: _Plan) -> dict[str, Any]:
     return run_combination(plan)
 
 
-def _run_on_cluster(todo: list[tuple[_Plan, str]], runs_root: Path, options: ClusterOptions, record, bar,
-                    poll_s: float = 2.0) -> None:
+def _run_on_cluster(
+    todo: list[tuple[_Plan, str]], runs_root: Path, options: ClusterOptions, record, bar, poll_s: float = 2.0
+) -> None:
     """Submit one job per combination, wait for all, ``record`` each outcome as it ends."""
     executor = options.executor(runs_root / SUBMITIT_FOLDER)
     jobs = []
@@ -109,8 +113,10 @@ def _run_on_cluster(todo: list[tuple[_Plan, str]], runs_root: Path, options: Clu
                 outcome = job.result()
             except Exception as exc:  # noqa: BLE001 - a job that died, was cancelled or timed out
                 text = str(exc).strip().splitlines()
-                outcome = {"status": "failed", "error": f"job {job.job_id} {type(exc).__name__}: "
-                                                        f"{text[-1] if text else ''}"}
+                outcome = {
+                    "status": "failed",
+                    "error": f"job {job.job_id} {type(exc).__name__}: {text[-1] if text else ''}",
+                }
             record(plan, reason, outcome, Path(job.paths.stdout))
             bar.set_postfix_str(plan.name)
             bar.update()

@@ -73,19 +73,20 @@ def aggregate(
         run_dir = runs_root / name
         finished = (run_dir / DONE_FILE).is_file()
         has_metrics = finished and Run(run_dir).metrics_json.is_file()
-        states.append({"name": name, "parameters": json_safe(combo), "finished": finished,
-                       "metrics": has_metrics})
+        states.append({"name": name, "parameters": json_safe(combo), "finished": finished, "metrics": has_metrics})
         if finished and not has_metrics:
-            logger.warning("combination %s finished without %s; left out of the summary",
-                           name, Run(run_dir).metrics_json)
+            logger.warning(
+                "combination %s finished without %s; left out of the summary", name, Run(run_dir).metrics_json
+            )
         if not has_metrics:
             continue
         metrics = load_metrics(run_dir)
         key_values = {k: combo[k] for k in group_names}
         group = groups.setdefault(json.dumps(key_values), {"values": key_values, "configs": {}})
         for config, entry in metrics["configurations"].items():
-            c = group["configs"].setdefault(config, {"role": entry.get("role"), "seeds": [],
-                                                     **{m: [] for m in SUMMARY_METRICS}})
+            c = group["configs"].setdefault(
+                config, {"role": entry.get("role"), "seeds": [], **{m: [] for m in SUMMARY_METRICS}}
+            )
             c["seeds"].append(combo.get(seed_parameter))
             for m in SUMMARY_METRICS:
                 c[m].append(_float(entry["metrics"].get(m)))
@@ -93,15 +94,32 @@ def aggregate(
     rows = []
     for group in groups.values():
         for config, c in group["configs"].items():
-            row = {**group["values"], "configuration": config, "role": c["role"],
-                   "n_seeds": len(c["seeds"]), "seeds": ",".join(str(s) for s in c["seeds"])}
+            row = {
+                **group["values"],
+                "configuration": config,
+                "role": c["role"],
+                "n_seeds": len(c["seeds"]),
+                "seeds": ",".join(str(s) for s in c["seeds"]),
+            }
             for m in SUMMARY_METRICS:
                 values = pd.Series(c[m], dtype=float)
-                row.update({f"{m}_mean": values.mean(), f"{m}_sd": values.std(ddof=1),
-                            f"{m}_min": values.min(), f"{m}_max": values.max()})
+                row.update(
+                    {
+                        f"{m}_mean": values.mean(),
+                        f"{m}_sd": values.std(ddof=1),
+                        f"{m}_min": values.min(),
+                        f"{m}_max": values.max(),
+                    }
+                )
             rows.append(row)
-    columns = [*group_names, "configuration", "role", "n_seeds", "seeds",
-               *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "sd", "min", "max"))]
+    columns = [
+        *group_names,
+        "configuration",
+        "role",
+        "n_seeds",
+        "seeds",
+        *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "sd", "min", "max")),
+    ]
     table = pd.DataFrame(rows, columns=columns)
 
     grid: dict[str, list[Any]] = {}
@@ -109,14 +127,26 @@ def aggregate(
         for k, v in combo.items():
             if v not in grid.setdefault(k, []):
                 grid[k].append(v)
-    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-               for row in table.astype(object).to_dict(orient="records")]
-    payload = {"grid": json_safe(grid), "seed_parameter": seed_parameter, "metrics": list(SUMMARY_METRICS),
-               "columns": columns, "combinations": states, "rows": records}
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in table.astype(object).to_dict(orient="records")
+    ]
+    payload = {
+        "grid": json_safe(grid),
+        "seed_parameter": seed_parameter,
+        "metrics": list(SUMMARY_METRICS),
+        "columns": columns,
+        "combinations": states,
+        "rows": records,
+    }
     atomic_write_text(runs_root / SUMMARY_CSV, table.to_csv(index=False))
     atomic_write_text(runs_root / SUMMARY_JSON, json.dumps(payload, indent=2, default=str) + "\n")
-    logger.info("batch summary: %d rows from %d finished combinations -> %s", len(table),
-                sum(s["metrics"] for s in states), runs_root / SUMMARY_CSV)
+    logger.info(
+        "batch summary: %d rows from %d finished combinations -> %s",
+        len(table),
+        sum(s["metrics"] for s in states),
+        runs_root / SUMMARY_CSV,
+    )
     return table
 
 
@@ -149,8 +179,11 @@ def format_summary(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     Returns a DataFrame indexed by the grid parameters and configuration, with one
     text column per metric.
     """
-    index = [c for c in table.columns if c not in ("role", "n_seeds", "seeds") and
-             not c.endswith(("_mean", "_sd", "_min", "_max"))]
+    index = [
+        c
+        for c in table.columns
+        if c not in ("role", "n_seeds", "seeds") and not c.endswith(("_mean", "_sd", "_min", "_max"))
+    ]
     out = table[index].copy()
     for m in SUMMARY_METRICS:
         mean, sd = table[f"{m}_mean"], table[f"{m}_sd"]

@@ -99,8 +99,13 @@ def train_prompt_tokenizer(units: list[str]):
     )
 
 
-def create_default_backbone(out_dir: str | Path, snps: pd.DataFrame, gene_order: list[str],
-                            config: DefaultBackboneConfig = DefaultBackboneConfig(), seed: int = 0) -> Path:
+def create_default_backbone(
+    out_dir: str | Path,
+    snps: pd.DataFrame,
+    gene_order: list[str],
+    config: DefaultBackboneConfig = DefaultBackboneConfig(),
+    seed: int = 0,
+) -> Path:
     """Create, and save with ``save_pretrained``, the default backbone for a SNP table.
 
     Returns
@@ -121,7 +126,7 @@ def create_default_backbone(out_dir: str | Path, snps: pd.DataFrame, gene_order:
         num_attention_heads=config.num_attention_heads,
         num_key_value_heads=config.num_attention_heads,
         max_position_embeddings=config.max_position_embeddings,
-        rope_theta=config.rope_theta,
+        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.sep_token_id,
@@ -137,8 +142,11 @@ def create_default_backbone(out_dir: str | Path, snps: pd.DataFrame, gene_order:
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     (out_dir / "rgenima_backbone.json").write_text(
-        json.dumps({"kind": "rgenima-default", "pretrained": False, "freeze_input_embeddings": True,
-                    "config": asdict(config)}, indent=1) + "\n"
+        json.dumps(
+            {"kind": "rgenima-default", "pretrained": False, "freeze_input_embeddings": True, "config": asdict(config)},
+            indent=1,
+        )
+        + "\n"
     )
     return out_dir
 
@@ -190,7 +198,6 @@ def genotype_embeddings(tokenizer, table, seed: int = 0):
             vec += 0.5 * (dose - 1.0) * scale * hidden**0.5 * dose_dir
         out[idx] = vec
     return out
-
 
 
 def backbone_info(path: str | Path) -> dict:

@@ -64,8 +64,9 @@ BASELINE_FEATURES: dict[str, tuple[str, ...]] = {
 BASELINES: tuple[str, ...] = tuple(BASELINE_FEATURES)
 
 
-def feature_matrix(roi_features: np.ndarray, dosage: np.ndarray, covariates: np.ndarray,
-                   apoe: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def feature_matrix(
+    roi_features: np.ndarray, dosage: np.ndarray, covariates: np.ndarray, apoe: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
     """Concatenate features and describe the column blocks.
 
     Parameters
@@ -156,11 +157,21 @@ def make_baseline(name: str, random_state: int | None = 0, blocks: dict | None =
         pipe = make_pipeline(*prep, StandardScaler(), PlattLinearSVM(random_state=random_state))
         return _tuned(pipe, "plattlinearsvm__C", "balanced_accuracy", random_state)
     if name in ("gradient_boosting", "gradient_boosting_roi_apoe"):
-        return make_pipeline(*prep, HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
-            class_weight="balanced", random_state=random_state))
+        return make_pipeline(
+            *prep,
+            HistGradientBoostingClassifier(
+                max_iter=200,
+                learning_rate=0.05,
+                max_leaf_nodes=15,
+                l2_regularization=1.0,
+                class_weight="balanced",
+                random_state=random_state,
+            ),
+        )
     if name == "logistic":
-        return make_pipeline(*prep, StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
+        return make_pipeline(
+            *prep, StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000)
+        )
     # linear_svm
     return make_pipeline(*prep, StandardScaler(), PlattLinearSVM(C=0.01, random_state=random_state))
 
@@ -194,8 +205,9 @@ class PlattLinearSVM(ClassifierMixin, BaseEstimator):
             # Too few subjects to cross-validate a calibration: a logistic map of the
             # training decision values instead.
             svm.fit(X, y)
-            self.calibrated_ = make_pipeline(FunctionTransformer(svm.decision_function),
-                                             LogisticRegression(max_iter=1000)).fit(X, y)
+            self.calibrated_ = make_pipeline(
+                FunctionTransformer(svm.decision_function), LogisticRegression(max_iter=1000)
+            ).fit(X, y)
         else:
             folds = InnerFolds(INNER_FOLDS, shuffle=True, random_state=self.random_state)
             cv = StratifiedKFold(folds.get_n_splits(y=y), shuffle=True, random_state=self.random_state)
@@ -240,9 +252,17 @@ class LateFusionMLP(ClassifierMixin, BaseEstimator):
             raise ValueError("LateFusionMLP needs 'blocks' (see feature_matrix).")
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.unique(y)
-        mlp = make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(), MLPClassifier(
-            hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=2000, early_stopping=True,
-            random_state=self.random_state))
+        mlp = make_pipeline(
+            SimpleImputer(strategy="mean"),
+            StandardScaler(),
+            MLPClassifier(
+                hidden_layer_sizes=self.hidden_layer_sizes,
+                alpha=self.alpha,
+                max_iter=2000,
+                early_stopping=True,
+                random_state=self.random_state,
+            ),
+        )
         self.estimators_ = {}
         for modality in ("mri", "snp"):
             self.estimators_[modality] = clone(mlp).fit(self._columns(X, modality), y)
@@ -265,8 +285,9 @@ def _proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def cross_validated_proba(estimator, X: np.ndarray, y: np.ndarray, folds: np.ndarray, n_classes: int = 4,
-                          X_external: np.ndarray | None = None):
+def cross_validated_proba(
+    estimator, X: np.ndarray, y: np.ndarray, folds: np.ndarray, n_classes: int = 4, X_external: np.ndarray | None = None
+):
     """Out-of-fold probabilities on the given fold assignment.
 
     Parameters

@@ -50,7 +50,7 @@ class PreparedData:
     prompts: list[dict]
 
     @classmethod
-    def load(cls, prepared: str | Path) -> "PreparedData":
+    def load(cls, prepared: str | Path) -> PreparedData:
         prepared = Path(prepared)
         if not (prepared / "prepare.json").is_file():
             raise FileNotFoundError(f"{prepared}: not a prepared folder (no prepare.json); run `rgenima prepare`.")
@@ -114,8 +114,9 @@ class Sequences:
     prompt_mask: np.ndarray
 
 
-def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tuple[str, ...],
-                    n_covariates: int = 0) -> Sequences:
+def build_sequences(
+    tokenizer, prompts: list[dict], n_rois: int, modalities: tuple[str, ...], n_covariates: int = 0
+) -> Sequences:
     """Token ids for every subject, right-padded to the longest sequence.
 
     Parameters
@@ -172,21 +173,30 @@ def build_sequences(tokenizer, prompts: list[dict], n_rois: int, modalities: tup
     for i, (r, pos) in enumerate(zip(rows, positions)):
         input_ids[i, : len(r)] = r
         position_ids[i, : len(r)] = pos
-        position_ids[i, len(r):] = pos[-1]  # padding: any valid position (masked out)
+        position_ids[i, len(r) :] = pos[-1]  # padding: any valid position (masked out)
         mask[i, : len(r)] = 1
         prompt_mask[i, prompt_ranges[i][0] : prompt_ranges[i][1]] = True
     first_roi = len(head)
     roi_positions = np.arange(first_roi, first_roi + n_rois) if "mri" in modalities else None
-    return Sequences(input_ids, mask, position_ids, mask.sum(axis=1) - 1, roi_positions,
-                     np.arange(len(bos), len(bos) + n_covariates), all_spans, prompt_mask)
+    return Sequences(
+        input_ids,
+        mask,
+        position_ids,
+        mask.sum(axis=1) - 1,
+        roi_positions,
+        np.arange(len(bos), len(bos) + n_covariates),
+        all_spans,
+        prompt_mask,
+    )
 
 
 def model_sequences(model, tokenizer, data: PreparedData) -> Sequences:
     """The token sequences of a prepared cohort laid out for ``model``'s configuration
     (its modalities and covariate tokens)."""
     config = model.config
-    return build_sequences(tokenizer, data.prompts, data.cubes.shape[1], tuple(config.modalities),
-                           n_covariates=len(config.covariates))
+    return build_sequences(
+        tokenizer, data.prompts, data.cubes.shape[1], tuple(config.modalities), n_covariates=len(config.covariates)
+    )
 
 
 def batch_tensors(idx: np.ndarray, seq: Sequences, data: PreparedData, device, modalities: tuple[str, ...]) -> dict:
@@ -216,8 +226,15 @@ def batch_tensors(idx: np.ndarray, seq: Sequences, data: PreparedData, device, m
     return out
 
 
-def predict_proba(model, idx: np.ndarray, seq: Sequences, data: PreparedData, device, modalities: tuple[str, ...],
-                  batch_size: int = 32) -> np.ndarray:
+def predict_proba(
+    model,
+    idx: np.ndarray,
+    seq: Sequences,
+    data: PreparedData,
+    device,
+    modalities: tuple[str, ...],
+    batch_size: int = 32,
+) -> np.ndarray:
     """(len(idx), 4) stage probabilities of ``model`` (put in eval mode) for the subjects ``idx``."""
     import torch
 

@@ -120,8 +120,9 @@ def _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling, key_
     return out[..., :head_dim].contiguous(), weights
 
 
-def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_bias=None, prompt_gate=None,
-                   prompt_mask=None, **kwargs):
+def _key_bias_sdpa(
+    module, query, key, value, attention_mask, scaling=None, key_bias=None, prompt_gate=None, prompt_mask=None, **kwargs
+):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if key_bias is None:
@@ -131,16 +132,28 @@ def _key_bias_sdpa(module, query, key, value, attention_mask, scaling=None, key_
     # Gated fusion: attention without the genetic segment, plus tanh(gate) times what
     # attending to it changes (out = hidden + g * (all - hidden)).
     gate = prompt_gate[module.layer_idx]
-    hidden, weights = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling,
-                                          _blocked_prompt_bias(key_bias, prompt_mask), **kwargs)
+    hidden, weights = _sdpa_with_key_bias(
+        module, query, key, value, attention_mask, scaling, _blocked_prompt_bias(key_bias, prompt_mask), **kwargs
+    )
     if not gate.requires_grad and float(gate) == 0.0:
         return hidden, weights  # a closed gate (inference): the prompt changes nothing
     out, weights = _sdpa_with_key_bias(module, query, key, value, attention_mask, scaling, key_bias, **kwargs)
     return hidden + gate.to(out.dtype) * (out - hidden), weights
 
 
-def _key_bias_eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, key_bias=None,
-                    prompt_gate=None, prompt_mask=None, **kwargs):
+def _key_bias_eager(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    scaling=None,
+    dropout=0.0,
+    key_bias=None,
+    prompt_gate=None,
+    prompt_mask=None,
+    **kwargs,
+):
     """LLaMA's eager attention (attention weights returned) with the per-key bias; with a
     prompt gate, the returned weights are the gated mixture that the output uses."""
     from transformers.integrations.sdpa_attention import repeat_kv
@@ -276,7 +289,7 @@ class RGenIMAConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "RGenIMAConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> RGenIMAConfig:
         """The config written by :meth:`to_dict` (or a ``config.json``).
 
         Raises
@@ -303,8 +316,10 @@ CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 def _check_keys(values: dict, cls, source: str) -> None:
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; it was written by another "
-                         "version of rgenima (retrain the model, or use the matching version).")
+        raise ValueError(
+            f"{source}: unknown key(s) {unknown} for {cls.__name__}; it was written by another "
+            "version of rgenima (retrain the model, or use the matching version)."
+        )
 
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
@@ -378,7 +393,7 @@ def pool_cubes(cubes, pool: int, batch_size: int = 64):
 
 
 def _base_attention(language_model) -> str:
-    """"eager" or "sdpa": the kernel family a backbone was loaded with."""
+    """ "eager" or "sdpa": the kernel family a backbone was loaded with."""
     current = getattr(language_model.config, "_attn_implementation", "sdpa") or "sdpa"
     return "eager" if "eager" in current else "sdpa"
 
@@ -414,8 +429,9 @@ def language_model_from_config(text_config: dict, attn_implementation: str = "sd
     from transformers import AutoModel
 
     dtype = getattr(torch, str(text_config.get("dtype") or "float32").replace("torch.", ""), torch.float32)
-    return AutoModel.from_config(_transformers_config(text_config), attn_implementation=attn_implementation,
-                                 dtype=dtype)
+    return AutoModel.from_config(
+        _transformers_config(text_config), attn_implementation=attn_implementation, dtype=dtype
+    )
 
 
 def _transformers_config(text_config: dict):
@@ -446,8 +462,10 @@ def load_tokenizer(directory: str | Path):
 
     directory = Path(directory)
     if not (directory / "tokenizer_config.json").is_file():
-        raise FileNotFoundError(f"{directory}: no tokenizer (tokenizer_config.json); save the model with "
-                                "save_pretrained(directory, tokenizer=...).")
+        raise FileNotFoundError(
+            f"{directory}: no tokenizer (tokenizer_config.json); save the model with "
+            "save_pretrained(directory, tokenizer=...)."
+        )
     # The language model's config, not R-GenIMA's config.json, tells transformers which
     # tokenizer family it is.
     config = json.loads((directory / CONFIG_NAME).read_text()) if (directory / CONFIG_NAME).is_file() else {}
@@ -473,8 +491,9 @@ class RGenIMAForStaging(nn.Module):
         Attention of a language model built from ``config.text_config``.
     """
 
-    def __init__(self, config: RGenIMAConfig, language_model: nn.Module | None = None,
-                 attn_implementation: str = "sdpa"):
+    def __init__(
+        self, config: RGenIMAConfig, language_model: nn.Module | None = None, attn_implementation: str = "sdpa"
+    ):
         super().__init__()
         if language_model is None:
             if config.text_config is None:
@@ -498,8 +517,9 @@ class RGenIMAForStaging(nn.Module):
         if "mri" in config.modalities:
             rit = config.rit
             self.vision_tower = RiT(RiTConfig(**{**rit.to_dict(), "cube_size": rit.pooled_size, "input_pool": 1}))
-            self.multi_modal_projector = MultiModalProjector(rit.hidden_size, text_hidden,
-                                                             config.projector_hidden_act, rit.n_rois)
+            self.multi_modal_projector = MultiModalProjector(
+                rit.hidden_size, text_hidden, config.projector_hidden_act, rit.n_rois
+            )
             # Voxel-wise standardisation of the pooled cubes, fitted on the training fold
             # (fit_input_statistics): a 1-2% regional intensity loss becomes a shift of
             # about one standard deviation instead of a near-invisible rescaling.
@@ -564,7 +584,7 @@ class RGenIMAForStaging(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, attn_implementation: str = "sdpa") -> "RGenIMAForStaging":
+    def from_pretrained(cls, directory: str | Path, attn_implementation: str = "sdpa") -> RGenIMAForStaging:
         """The model saved by :meth:`save_pretrained`, in eval mode, on the CPU.
 
         The language model is rebuilt from ``text_config`` (and wrapped with LoRA when
@@ -590,8 +610,9 @@ class RGenIMAForStaging(nn.Module):
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         for path in (config_path, weights_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path} not found: not a directory written by "
-                                        "RGenIMAForStaging.save_pretrained.")
+                raise FileNotFoundError(
+                    f"{path} not found: not a directory written by RGenIMAForStaging.save_pretrained."
+                )
         config = RGenIMAConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
         if config.text_config is None:
             raise ValueError(f"{config_path}: no 'text_config': the language model cannot be rebuilt.")
@@ -599,8 +620,10 @@ class RGenIMAForStaging(nn.Module):
             model = cls(config, attn_implementation=attn_implementation)
         missing, unexpected = model.load_state_dict(load_file(str(weights_path)), strict=False)
         if missing or unexpected:
-            raise ValueError(f"{weights_path} does not fit {config_path}: missing {sorted(missing)[:5]}, "
-                             f"unexpected {sorted(unexpected)[:5]}.")
+            raise ValueError(
+                f"{weights_path} does not fit {config_path}: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}."
+            )
         return model.eval()
 
     # -- inputs -------------------------------------------------------------------
@@ -610,8 +633,12 @@ class RGenIMAForStaging(nn.Module):
         Cubes already pooled (edge d, e.g. from :func:`pool_cubes`) pass through."""
         c = self.config.rit
         sizes = (c.cube_size, c.pooled_size)
-        if cubes.dim() != 5 or cubes.shape[1] != c.n_rois or cubes.shape[2] not in sizes or \
-                len(set(cubes.shape[2:])) != 1:
+        if (
+            cubes.dim() != 5
+            or cubes.shape[1] != c.n_rois
+            or cubes.shape[2] not in sizes
+            or len(set(cubes.shape[2:])) != 1
+        ):
             raise ValueError(
                 f"R-GenIMA expects cubes of shape (batch_size, {c.n_rois}, {c.cube_size}, {c.cube_size}, "
                 f"{c.cube_size}); got {tuple(cubes.shape)}."
@@ -624,8 +651,9 @@ class RGenIMAForStaging(nn.Module):
         return x
 
     @torch.no_grad()
-    def fit_input_statistics(self, cubes: torch.Tensor | None = None, covariates: torch.Tensor | None = None,
-                             batch_size: int = 256) -> None:
+    def fit_input_statistics(
+        self, cubes: torch.Tensor | None = None, covariates: torch.Tensor | None = None, batch_size: int = 256
+    ) -> None:
         """Fit the standardisations on the training fold.
 
         Parameters
@@ -668,6 +696,8 @@ class RGenIMAForStaging(nn.Module):
         # Outside-ROI samples stay exactly 0 so that the RiT masks those patches.
         standardized = torch.where(inside, standardized, torch.zeros_like(standardized))
         standardized = torch.where(inside & (standardized == 0), torch.full_like(standardized, 1e-6), standardized)
+        if self.vision_tower is None or self.multi_modal_projector is None:
+            raise ValueError("this model reads no MRI: it has no ROI tokens.")
         tokens = self.multi_modal_projector(self.vision_tower(standardized))
         if self.config.rit_gate:
             tokens = torch.tanh(self.rit_gate) * tokens
@@ -687,13 +717,17 @@ class RGenIMAForStaging(nn.Module):
         n_placeholders = int(mask.sum())
         n_features = features.shape[0] * features.shape[1]
         if n_placeholders != n_features:
-            raise ValueError(f"{what} features and {what.lower()} tokens do not match: tokens: {n_placeholders}, "
-                             f"features {n_features}")
-        return embeds.masked_scatter(mask.unsqueeze(-1).expand_as(embeds),
-                                     features.reshape(-1, features.shape[-1]).to(embeds.dtype))
+            raise ValueError(
+                f"{what} features and {what.lower()} tokens do not match: tokens: {n_placeholders}, "
+                f"features {n_features}"
+            )
+        return embeds.masked_scatter(
+            mask.unsqueeze(-1).expand_as(embeds), features.reshape(-1, features.shape[-1]).to(embeds.dtype)
+        )
 
-    def embed(self, input_ids: torch.Tensor, cubes: torch.Tensor | None = None,
-              covariates: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self, input_ids: torch.Tensor, cubes: torch.Tensor | None = None, covariates: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Token embeddings with the ``[ROI]`` and ``[COV]`` placeholders filled in."""
         embeds = self.embed_dropout(self.language_model.get_input_embeddings()(input_ids))
         roi_mask = input_ids == self.config.roi_token_id
@@ -718,8 +752,9 @@ class RGenIMAForStaging(nn.Module):
         genetic segment, 0 elsewhere."""
         rank = (prompt_mask.long().cumsum(1) - 1).clamp_min(0)  # index of each token within its segment
         if prompt_mask.any() and int(rank[prompt_mask].max()) >= self.prompt_bias.shape[0]:
-            raise ValueError(f"a genetic segment has more than {self.prompt_bias.shape[0]} tokens "
-                             "(the model's prompt_length).")
+            raise ValueError(
+                f"a genetic segment has more than {self.prompt_bias.shape[0]} tokens (the model's prompt_length)."
+            )
         bias = self.prompt_bias[rank.clamp_max(self.prompt_bias.shape[0] - 1)].to(dtype)
         return torch.where(prompt_mask, bias, torch.zeros_like(bias))
 
@@ -769,7 +804,8 @@ class RGenIMAForStaging(nn.Module):
         if mixup is not None:
             lam, perm = mixup
             if not torch.equal(attention_mask, attention_mask[perm]) or not torch.equal(
-                    input_ids == self.config.roi_token_id, (input_ids == self.config.roi_token_id)[perm]):
+                input_ids == self.config.roi_token_id, (input_ids == self.config.roi_token_id)[perm]
+            ):
                 raise ValueError("mixup needs sequences with the same layout in the whole batch.")
             inputs_embeds = lam * inputs_embeds + (1.0 - lam) * inputs_embeds[perm]
         if self.training and prompt_mask is not None and self.config.modality_dropout > 0 and cubes is not None:

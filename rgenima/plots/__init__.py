@@ -23,32 +23,32 @@ The figures live in topic modules (:mod:`~rgenima.plots.cohort`,
 
 from rgenima.plots._style import CHANCE_BALANCED_ACCURACY, LOCUS_COLORS, ROLE_COLORS, STAGE_COLORS
 from rgenima.plots.cohort import (
-                                  cohens_d,
-                                  plot_class_counts,
-                                  plot_example_slices,
-                                  plot_genotype_summary,
-                                  plot_roi_features_by_stage,
+    cohens_d,
+    plot_class_counts,
+    plot_example_slices,
+    plot_genotype_summary,
+    plot_roi_features_by_stage,
 )
 from rgenima.plots.enrichment import plot_enrichment
 from rgenima.plots.framework import plot_framework
 from rgenima.plots.performance import (
-                                  LEARNING_CURVE_MODELS,
-                                  load_training_histories,
-                                  plot_confusion_matrices,
-                                  plot_learning_curve,
-                                  plot_performance,
-                                  plot_roc_curves,
-                                  plot_training_curves,
+    LEARNING_CURVE_MODELS,
+    load_training_histories,
+    plot_confusion_matrices,
+    plot_learning_curve,
+    plot_performance,
+    plot_roc_curves,
+    plot_training_curves,
 )
 from rgenima.plots.robustness import load_sanity_correlations, plot_batch_summary, plot_sanity_check
 from rgenima.plots.signatures import (
-                                  plot_brain_signature,
-                                  plot_gene_signature,
-                                  plot_gene_signatures,
-                                  plot_roi_gene_heatmap,
-                                  plot_roi_gene_heatmaps,
-                                  plot_top_rois,
-                                  roi_score_image,
+    plot_brain_signature,
+    plot_gene_signature,
+    plot_gene_signatures,
+    plot_roi_gene_heatmap,
+    plot_roi_gene_heatmaps,
+    plot_top_rois,
+    roi_score_image,
 )
 
 __all__ = [

@@ -19,7 +19,11 @@ _CB = sns.color_palette("colorblind").as_hex()
 STAGE_COLORS: dict[str, str] = {"NC": _CB[0], "SMC": _CB[2], "MCI": _CB[1], "AD": _CB[3], "all": _CB[7]}
 #: One colour per configuration role of :func:`rgenima.evaluate.configuration_role`.
 ROLE_COLORS: dict[str, str] = {
-    "main": _CB[3], "variant": _CB[4], "ablation": _CB[1], "baseline": _CB[0], "reference": _CB[7],
+    "main": _CB[3],
+    "variant": _CB[4],
+    "ablation": _CB[1],
+    "baseline": _CB[0],
+    "reference": _CB[7],
     "other": _CB[5],
 }
 #: Gene bar colours: GWAS-supported AD locus (panel ``ad_locus`` True) or not.
@@ -27,8 +31,10 @@ LOCUS_COLORS: dict[bool, str] = {True: _CB[3], False: _CB[7]}
 #: Chance balanced accuracy of the four-way task.
 CHANCE_BALANCED_ACCURACY = 1.0 / len(STAGES)
 
-_REFERENCE_LABELS = {"reference_oracle": "oracle (true generative model)",
-                     "reference_truth_feature_lda": "LDA on true features"}
+_REFERENCE_LABELS = {
+    "reference_oracle": "oracle (true generative model)",
+    "reference_truth_feature_lda": "LDA on true features",
+}
 
 
 # ---------------------------------------------------------------------------------
@@ -46,8 +52,15 @@ def _grid(n: int, ncols: int | None, panel_size: tuple[float, float], *, sharex=
     """A constrained-layout grid of ``n`` panels; unused panels are removed."""
     ncols = max(1, min(n, ncols or n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
-                             constrained_layout=True, squeeze=False, sharex=sharex, sharey=sharey)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+        constrained_layout=True,
+        squeeze=False,
+        sharex=sharex,
+        sharey=sharey,
+    )
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.remove()

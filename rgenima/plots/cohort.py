@@ -53,8 +53,9 @@ def plot_example_slices(images: dict[str, object], atlas_img, cut_coords=(-20, 0
     fig, axes = plt.subplots(len(images), 1, figsize=(8.0, 2.6 * len(images)))
     axes = np.atleast_1d(axes)
     for ax, (title, img) in zip(axes, images.items()):
-        display = plotting.plot_anat(img, cut_coords=cut_coords, axes=ax, title=title,
-                                     annotate=True, draw_cross=False, black_bg=True)
+        display = plotting.plot_anat(
+            img, cut_coords=cut_coords, axes=ax, title=title, annotate=True, draw_cross=False, black_bg=True
+        )
         display.add_contours(atlas_img, levels=[0.5], colors="yellow", linewidths=0.4)
         display.add_overlay(atlas_img, cmap="tab20", transparency=0.25)
     return fig
@@ -79,7 +80,9 @@ def plot_genotype_summary(snp_stats: pd.DataFrame, apoe4_by_stage: pd.DataFrame)
     axes[1].set_yscale("log")
     apoe4_by_stage = apoe4_by_stage.assign(APOE4=apoe4_by_stage["APOE4"].astype(int))
     table = (
-        apoe4_by_stage.groupby("stage", observed=True)["APOE4"].value_counts(normalize=True).unstack(fill_value=0)
+        apoe4_by_stage.groupby("stage", observed=True)["APOE4"]
+        .value_counts(normalize=True)
+        .unstack(fill_value=0)
         .reindex(index=[s for s in STAGES if s in set(apoe4_by_stage["stage"])])
     )
     table.mul(100).plot.bar(stacked=True, ax=axes[2], color=sns.color_palette("rocket_r", 3), rot=0)
@@ -106,9 +109,15 @@ def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
     return float((a.mean() - b.mean()) / math.sqrt(pooled)) if pooled > 0 else math.nan
 
 
-def plot_roi_features_by_stage(features: pd.DataFrame, top: int = 8, *, stage_column: str = "stage",
-                               contrast: tuple[str, str] = ("AD", "NC"), ylabel: str = "ROI feature",
-                               ax=None) -> plt.Figure:
+def plot_roi_features_by_stage(
+    features: pd.DataFrame,
+    top: int = 8,
+    *,
+    stage_column: str = "stage",
+    contrast: tuple[str, str] = ("AD", "NC"),
+    ylabel: str = "ROI feature",
+    ax=None,
+) -> plt.Figure:
     """Distribution by stage of the ROI features that differ most between two stages.
 
     The ``top`` ROI columns with the largest \\|Cohen's d\\| between ``contrast[0]`` and
@@ -136,17 +145,34 @@ def plot_roi_features_by_stage(features: pd.DataFrame, top: int = 8, *, stage_co
     stage = features[stage_column].astype(str)
     for s in contrast:
         if not (stage == s).any():
-            raise ValueError(f"'features' has no subject of stage {s!r} (column {stage_column!r}); "
-                             f"stages present: {_stage_order(stage.unique())}")
+            raise ValueError(
+                f"'features' has no subject of stage {s!r} (column {stage_column!r}); "
+                f"stages present: {_stage_order(stage.unique())}"
+            )
     rois = [c for c in features.columns if c != stage_column and pd.api.types.is_numeric_dtype(features[c])]
-    d = pd.Series({roi: cohens_d(features.loc[stage == contrast[0], roi], features.loc[stage == contrast[1], roi])
-                   for roi in rois}, dtype=float)
+    d = pd.Series(
+        {
+            roi: cohens_d(features.loc[stage == contrast[0], roi], features.loc[stage == contrast[1], roi])
+            for roi in rois
+        },
+        dtype=float,
+    )
     chosen = d.abs().dropna().sort_values(ascending=False, kind="stable").index[:top].tolist()
     long = features[chosen].assign(stage=stage.to_numpy()).melt(id_vars="stage", var_name="roi", value_name="value")
     order = [s for s in _stage_order(stage.unique())]
     fig, ax = _fig_ax(ax, (max(6.0, 1.15 * len(chosen) + 1.5), 3.8))
-    _boxplot(data=long, x="roi", y="value", hue="stage", order=chosen, hue_order=order,
-             palette={s: STAGE_COLORS.get(s, _CB[5]) for s in order}, showfliers=False, ax=ax, linewidth=0.8)
+    _boxplot(
+        data=long,
+        x="roi",
+        y="value",
+        hue="stage",
+        order=chosen,
+        hue_order=order,
+        palette={s: STAGE_COLORS.get(s, _CB[5]) for s in order},
+        showfliers=False,
+        ax=ax,
+        linewidth=0.8,
+    )
     ax.set_xticks(range(len(chosen)))
     ax.set_xticklabels([f"{r}\nd = {d[r]:+.2f}" for r in chosen], rotation=30, ha="right", fontsize=8)
     ax.set_xlabel("")

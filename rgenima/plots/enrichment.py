@@ -14,8 +14,15 @@ from rgenima.display import display_name
 from rgenima.plots._style import _CB, STAGE_COLORS, _check_one_of, _fig_ax, _require_columns, _stage_order
 
 
-def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[str] | None = None,
-                    q_column: str = "q_hypergeom", alpha: float = 0.05, ax=None) -> plt.Figure:
+def plot_enrichment(
+    enrichment: pd.DataFrame,
+    method: str,
+    *,
+    stages: Sequence[str] | None = None,
+    q_column: str = "q_hypergeom",
+    alpha: float = 0.05,
+    ax=None,
+) -> plt.Figure:
     """Enrichment of GWAS AD loci among the top-k genes, by k and stage.
 
     Grouped bars: −log10 q (Benjamini-Hochberg q-value of the one-sided hypergeometric
@@ -56,8 +63,16 @@ def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[s
         height = -np.log10(q.to_numpy())
         x = np.arange(len(ks)) - 0.4 + width * (i + 0.5)
         color = STAGE_COLORS.get(stage, _CB[5])
-        ax.bar(x, np.nan_to_num(height), width=width * 0.92, color=color, edgecolor=color, linewidth=1.5,
-               label=stage, zorder=2)
+        ax.bar(
+            x,
+            np.nan_to_num(height),
+            width=width * 0.92,
+            color=color,
+            edgecolor=color,
+            linewidth=1.5,
+            label=stage,
+            zorder=2,
+        )
         for xi, h, ov in zip(x, height, part["overlap"]):
             if np.isfinite(h) and pd.notna(ov):
                 ax.text(xi, h, f"{int(ov)}", ha="center", va="bottom", fontsize=7)
@@ -71,9 +86,20 @@ def plot_enrichment(enrichment: pd.DataFrame, method: str, *, stages: Sequence[s
     ax.set_ylim(0, top * 1.18 + 0.05)
     ax.legend(title="stage", fontsize=8, title_fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     if not (sub[sub["stage"].isin(stages)][q_column].astype(float) < alpha).any():
-        ax.text(0.5, 0.62, f"no stage reaches q < {alpha:g} at any k", transform=ax.transAxes, ha="center",
-                va="center", fontsize=10, color="0.25", bbox={"facecolor": "white", "edgecolor": "0.6", "pad": 4})
-    ax.set_title(f"GWAS AD-locus enrichment among top-ranked genes ({display_name(method)})\n"
-                 "numbers: locus genes in the top k", fontsize=10)
+        ax.text(
+            0.5,
+            0.62,
+            f"no stage reaches q < {alpha:g} at any k",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+            color="0.25",
+            bbox={"facecolor": "white", "edgecolor": "0.6", "pad": 4},
+        )
+    ax.set_title(
+        f"GWAS AD-locus enrichment among top-ranked genes ({display_name(method)})\nnumbers: locus genes in the top k",
+        fontsize=10,
+    )
     sns.despine(ax=ax)
     return fig

@@ -9,15 +9,49 @@ from rgenima import STAGES
 from rgenima.plots._style import _CB, STAGE_COLORS, _fig_ax
 
 
-def _box(ax, x, y, w, h, text, *, color, fontsize=9, weight="normal", family=None, alpha=0.18,
-         ls="-", text_color="black", ha="center"):
+def _box(
+    ax,
+    x,
+    y,
+    w,
+    h,
+    text,
+    *,
+    color,
+    fontsize=9,
+    weight="normal",
+    family=None,
+    alpha=0.18,
+    ls="-",
+    text_color="black",
+    ha="center",
+):
     """A rounded box at (x, y) (lower left), in data units, with centred text."""
-    ax.add_patch(mpatches.FancyBboxPatch(
-        (x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", linewidth=1.1, linestyle=ls,
-        facecolor=(*_rgb(color), alpha), edgecolor=color))
+    ax.add_patch(
+        mpatches.FancyBboxPatch(
+            (x, y),
+            w,
+            h,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            linewidth=1.1,
+            linestyle=ls,
+            facecolor=(*_rgb(color), alpha),
+            edgecolor=color,
+        )
+    )
     tx = x + w / 2 if ha == "center" else x + 0.08
-    ax.text(tx, y + h / 2, text, ha=ha, va="center", fontsize=fontsize, weight=weight, family=family,
-            color=text_color, linespacing=1.25)
+    ax.text(
+        tx,
+        y + h / 2,
+        text,
+        ha=ha,
+        va="center",
+        fontsize=fontsize,
+        weight=weight,
+        family=family,
+        color=text_color,
+        linespacing=1.25,
+    )
     return (x, y, w, h)
 
 
@@ -28,16 +62,30 @@ def _rgb(color):
 
 
 def _arrow(ax, start, end, *, color="0.25", ls="-", lw=1.3, rad=0.0):
-    ax.add_patch(mpatches.FancyArrowPatch(
-        start, end, arrowstyle="-|>", mutation_scale=11, color=color, linewidth=lw, linestyle=ls,
-        connectionstyle=f"arc3,rad={rad}", shrinkA=2, shrinkB=2))
+    ax.add_patch(
+        mpatches.FancyArrowPatch(
+            start,
+            end,
+            arrowstyle="-|>",
+            mutation_scale=11,
+            color=color,
+            linewidth=lw,
+            linestyle=ls,
+            connectionstyle=f"arc3,rad={rad}",
+            shrinkA=2,
+            shrinkB=2,
+        )
+    )
 
 
 def _tokens(ax, x, y, n, size, colors, gap=0.04):
     """A row of ``n`` small squares (tokens) starting at (x, y)."""
     for i in range(n):
-        ax.add_patch(mpatches.Rectangle((x + i * (size + gap), y), size, size, facecolor=colors[i % len(colors)],
-                                        edgecolor="0.2", linewidth=0.6))
+        ax.add_patch(
+            mpatches.Rectangle(
+                (x + i * (size + gap), y), size, size, facecolor=colors[i % len(colors)], edgecolor="0.2", linewidth=0.6
+            )
+        )
 
 
 def plot_framework(
@@ -104,10 +152,26 @@ def plot_framework(
     _box(ax, 0.1, y_img, 1.75, h_row, f"T1 MRI\n+ {atlas_name} atlas\n({n_rois} ROIs)", color=img_c)
     _box(ax, 2.15, y_img, 1.6, h_row, f"ROI cubes\n{n_rois} × {cube_size}³ voxels", color=img_c)
     for i in range(3):  # three stacked cubes as an icon
-        ax.add_patch(mpatches.Rectangle((2.55 + 0.12 * i, y_img + 0.12 + 0.06 * i), 0.22, 0.22,
-                                        facecolor="white", edgecolor=img_c, linewidth=0.8))
-    _box(ax, 4.05, y_img, 1.65, h_row, f"RiT: ROI-wise ViT\n(hidden {rit_hidden_size}),\nzero-init gate\n"
-         "+ regional-\nintensity token", color=img_c, fontsize=8.5)
+        ax.add_patch(
+            mpatches.Rectangle(
+                (2.55 + 0.12 * i, y_img + 0.12 + 0.06 * i),
+                0.22,
+                0.22,
+                facecolor="white",
+                edgecolor=img_c,
+                linewidth=0.8,
+            )
+        )
+    _box(
+        ax,
+        4.05,
+        y_img,
+        1.65,
+        h_row,
+        f"RiT: ROI-wise ViT\n(hidden {rit_hidden_size}),\nzero-init gate\n+ regional-\nintensity token",
+        color=img_c,
+        fontsize=8.5,
+    )
     _box(ax, 6.0, y_img, 1.2, h_row, f"projector\n(MLP)\n{rit_hidden_size} → {hidden_size}", color=img_c)
     ax.text(7.55, y_img + h_row - 0.25, f"{n_rois} ROI\ntokens", ha="center", va="top", fontsize=9)
     _tokens(ax, 7.28, y_img + 0.2, 4, 0.12, [img_c])
@@ -124,16 +188,18 @@ def plot_framework(
     _box(ax, 2.15, y_gen, 3.55, h_row, "", color=gen_c)
     ax.text(2.25, y_gen + h_row - 0.18, "genetic prompt (structured text)", ha="left", va="top", fontsize=9)
     ax.text(2.25, y_gen + 0.5, prompt_example, ha="left", va="center", fontsize=8.5, family="monospace")
-    _box(ax, 6.0, y_gen, 1.2, h_row, "one token per\ngenotype,\nattention prior\n(trend scan)",
-         color=gen_c, fontsize=8.5)
+    _box(
+        ax, 6.0, y_gen, 1.2, h_row, "one token per\ngenotype,\nattention prior\n(trend scan)", color=gen_c, fontsize=8.5
+    )
     ax.text(7.55, y_gen + h_row - 0.25, "prompt\ntokens", ha="center", va="top", fontsize=9)
     _tokens(ax, 7.28, y_gen + 0.2, 4, 0.12, [gen_c])
     for a, b in ((1.85, 2.15), (5.7, 6.0), (7.2, 7.27)):
         _arrow(ax, (a, y_gen + h_row / 2), (b, y_gen + h_row / 2))
 
     # --- language model (x 8.1 .. 9.9, y 1.55 .. 4.65)
-    llm_text = (f"language model\n{backbone}\n{num_layers} layers, hidden {hidden_size}\n"
-                + ("pretrained + LoRA\nadapters" if pretrained else "trained from scratch"))
+    llm_text = f"language model\n{backbone}\n{num_layers} layers, hidden {hidden_size}\n" + (
+        "pretrained + LoRA\nadapters" if pretrained else "trained from scratch"
+    )
     _box(ax, 8.1, y_gen, 1.8, y_img + h_row - y_gen, "", color=llm_c)
     ax.text(9.0, 4.5, llm_text, ha="center", va="top", fontsize=9, linespacing=1.3)
     ax.text(9.0, 2.75, "token sequence", ha="center", va="center", fontsize=7.5, color="0.3")
@@ -149,25 +215,44 @@ def plot_framework(
     _box(ax, 10.2, 1.95, 1.7, 0.9, "stage head\n(linear, answer\nhidden state)", color=out_c, alpha=0.1)
     _arrow(ax, (9.72, 2.39), (10.2, 2.39))
     for i, stage in enumerate(STAGES):
-        ax.add_patch(mpatches.FancyBboxPatch((10.2 + i * 0.43, 3.3), 0.38, 0.4,
-                                             boxstyle="round,pad=0.01,rounding_size=0.05",
-                                             facecolor=STAGE_COLORS[stage], edgecolor="0.2", linewidth=0.6))
-        ax.text(10.39 + i * 0.43, 3.5, stage, ha="center", va="center", fontsize=8, color="white",
-                weight="bold")
+        ax.add_patch(
+            mpatches.FancyBboxPatch(
+                (10.2 + i * 0.43, 3.3),
+                0.38,
+                0.4,
+                boxstyle="round,pad=0.01,rounding_size=0.05",
+                facecolor=STAGE_COLORS[stage],
+                edgecolor="0.2",
+                linewidth=0.6,
+            )
+        )
+        ax.text(10.39 + i * 0.43, 3.5, stage, ha="center", va="center", fontsize=8, color="white", weight="bold")
     _arrow(ax, (11.05, 2.85), (11.05, 3.28))
     ax.text(11.05, 3.85, "4-way diagnosis\n(softmax over stages)", ha="center", va="bottom", fontsize=8)
 
     # --- interpretation row (y 0.1 .. 1.1)
     y_int, h_int = 0.1, 0.95
     _box(ax, 0.1, y_int, 2.55, h_int, "attribution\nattention · rollout ·\nintegrated gradients", color=int_c)
-    outputs = ("ROI signatures\n(stage brain maps)", "gene signatures\n(stage rankings)",
-               "ROI × gene\nassociation", "GWAS AD-locus\nenrichment")
+    outputs = (
+        "ROI signatures\n(stage brain maps)",
+        "gene signatures\n(stage rankings)",
+        "ROI × gene\nassociation",
+        "GWAS AD-locus\nenrichment",
+    )
     x = 3.05
     for text in outputs:
         _box(ax, x, y_int, 1.85, h_int, text, color=int_c, ls="--", alpha=0.08)
         x += 2.05
     _arrow(ax, (2.65, y_int + h_int / 2), (3.05, y_int + h_int / 2))
     _arrow(ax, (9.0, y_gen), (1.4, y_int + h_int), color=int_c, ls="--", rad=-0.05)
-    ax.text(5.0, 1.28, "attributions per subject, grouped by stage", ha="center", va="center", fontsize=8,
-            color=int_c, style="italic")
+    ax.text(
+        5.0,
+        1.28,
+        "attributions per subject, grouped by stage",
+        ha="center",
+        va="center",
+        fontsize=8,
+        color=int_c,
+        style="italic",
+    )
     return fig

@@ -29,8 +29,13 @@ from rgenima.plots._style import (
 )
 
 
-def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY, ax=None,
-                     title: str = "Four-way classification (NC/SMC/MCI/AD)") -> plt.Figure:
+def plot_performance(
+    metrics: dict,
+    *,
+    chance: float = CHANCE_BALANCED_ACCURACY,
+    ax=None,
+    title: str = "Four-way classification (NC/SMC/MCI/AD)",
+) -> plt.Figure:
     """Balanced accuracy with its 95% bootstrap interval for every configuration.
 
     One row per configuration (point and horizontal error bar, coloured by role; the
@@ -68,12 +73,30 @@ def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY,
         xerr = None
         if np.isfinite(low) and np.isfinite(high):
             xerr = [[max(ba - low, 0)], [max(high - ba, 0)]]
-        ax.errorbar([ba], [yi], xerr=xerr, fmt="D" if main else "o", ms=9 if main else 6, color=color,
-                    ecolor=color, elinewidth=2.4 if main else 1.4, capsize=3, zorder=3)
+        ax.errorbar(
+            [ba],
+            [yi],
+            xerr=xerr,
+            fmt="D" if main else "o",
+            ms=9 if main else 6,
+            color=color,
+            ecolor=color,
+            elinewidth=2.4 if main else 1.4,
+            capsize=3,
+            zorder=3,
+        )
         text = f"{ba:.3f}" + (f" [{low:.3f}, {high:.3f}]" if xerr is not None else "")
-        ax.annotate(text, (high if xerr is not None else ba, yi), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize=8, weight="bold" if main else "normal", zorder=4,
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.6})
+        ax.annotate(
+            text,
+            (high if xerr is not None else ba, yi),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            weight="bold" if main else "normal",
+            zorder=4,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.6},
+        )
     ax.set_yticks(y)
     ax.set_yticklabels([_pretty_configuration(name) for name in rows.index])
     for label, role in zip(ax.get_yticklabels(), rows["role"]):
@@ -88,23 +111,36 @@ def plot_performance(metrics: dict, *, chance: float = CHANCE_BALANCED_ACCURACY,
         if np.isfinite(low) and np.isfinite(high):
             ax.axvspan(low, high, color=ROLE_COLORS["reference"], alpha=0.12, lw=0, zorder=0)
         ax.axvline(row["balanced_accuracy"], color="0.3", ls=ls, lw=1.3, zorder=1)
-        ref_handles.append(Line2D([], [], color="0.3", ls=ls,
-                                  label=f"{_pretty_configuration(name)}: {row['balanced_accuracy']:.3f}"))
+        ref_handles.append(
+            Line2D([], [], color="0.3", ls=ls, label=f"{_pretty_configuration(name)}: {row['balanced_accuracy']:.3f}")
+        )
     ax.axvline(chance, color="0.5", ls=":", lw=1.2, zorder=1)
     ref_handles.append(Line2D([], [], color="0.5", ls=":", label=f"chance ({chance:.2f})"))
     roles = list(dict.fromkeys(rows["role"]))
-    role_handles = [Line2D([], [], marker="D" if r == "main" else "o", ls="", color=ROLE_COLORS.get(r, "0.5"),
-                           label=r) for r in roles]
+    role_handles = [
+        Line2D([], [], marker="D" if r == "main" else "o", ls="", color=ROLE_COLORS.get(r, "0.5"), label=r)
+        for r in roles
+    ]
     below = ax.transAxes + ScaledTranslation(0, -0.5, fig.dpi_scale_trans)  # 0.5 inch under the axes
-    ax.legend(handles=role_handles + ref_handles, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below,
-              ncol=3, fontsize=8, frameon=False)
+    ax.legend(
+        handles=role_handles + ref_handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0),
+        bbox_transform=below,
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
     upper = np.nanmax(np.r_[table["balanced_accuracy_ci_high"].to_numpy(), table["balanced_accuracy"].to_numpy()])
     ax.set_xlim(0, min(1.0, upper + 0.22) if np.isfinite(upper) else 1.0)
     ax.set_xlabel("balanced accuracy")
     n_boot = metrics.get("bootstrap", {}).get("n_boot")
-    ax.set_title(title
-                 + (f", {metrics.get('n_subjects')} subjects" if metrics.get("n_subjects") else "")
-                 + (f"\n95% CI: {n_boot} bootstrap resamples of subjects" if n_boot else ""), fontsize=10)
+    ax.set_title(
+        title
+        + (f", {metrics.get('n_subjects')} subjects" if metrics.get("n_subjects") else "")
+        + (f"\n95% CI: {n_boot} bootstrap resamples of subjects" if n_boot else ""),
+        fontsize=10,
+    )
     ax.grid(axis="x", color="0.92", zorder=0)
     sns.despine(ax=ax)
     return fig
@@ -149,8 +185,18 @@ def plot_learning_curve(curve: dict, *, chance: float = CHANCE_BALANCED_ACCURACY
         ci = np.array([curve["sizes"][s]["ci"][name] for s in sizes])
         x = n * 10**offset  # small horizontal offsets on the log axis keep the error bars apart
         main = name == "rgenima_mri+snp"
-        ax.errorbar(x, y, yerr=np.clip([y - ci[:, 0], ci[:, 1] - y], 0, None), color=color, marker=marker, ms=7 if main else 5,
-                    lw=2.2 if main else 1.3, capsize=3, label=label, zorder=3 if main else 2)
+        ax.errorbar(
+            x,
+            y,
+            yerr=np.clip([y - ci[:, 0], ci[:, 1] - y], 0, None),
+            color=color,
+            marker=marker,
+            ms=7 if main else 5,
+            lw=2.2 if main else 1.3,
+            capsize=3,
+            label=label,
+            zorder=3 if main else 2,
+        )
     oracle = [curve["sizes"][s]["balanced_accuracy"].get("reference_oracle") for s in sizes]
     if oracle[0] is not None:
         ax.axhline(oracle[0], color="0.3", ls="--", lw=1.2, label=f"oracle (true posterior): {oracle[0]:.3f}")
@@ -167,8 +213,9 @@ def plot_learning_curve(curve: dict, *, chance: float = CHANCE_BALANCED_ACCURACY
     return fig
 
 
-def plot_confusion_matrices(metrics: dict, configurations: Sequence[str] | None = None, *,
-                            ncols: int = 3) -> plt.Figure:
+def plot_confusion_matrices(
+    metrics: dict, configurations: Sequence[str] | None = None, *, ncols: int = 3
+) -> plt.Figure:
     """Row-normalised confusion matrices, one panel per configuration.
 
     Cell colour: fraction of the subjects of the true stage (row) predicted as the
@@ -203,26 +250,49 @@ def plot_confusion_matrices(metrics: dict, configurations: Sequence[str] | None 
         totals = counts.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.where(totals > 0, counts / totals, np.nan)
-        annot = np.array([[f"{int(c)}\n({100 * f:.0f}%)" if np.isfinite(f) else f"{int(c)}"
-                           for c, f in zip(crow, frow)] for crow, frow in zip(counts, frac)])
-        sns.heatmap(frac, ax=ax, vmin=0, vmax=1, cmap=cmap, annot=annot, fmt="", cbar=False, square=True,
-                    linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8},
-                    xticklabels=stages, yticklabels=stages)
+        annot = np.array(
+            [
+                [f"{int(c)}\n({100 * f:.0f}%)" if np.isfinite(f) else f"{int(c)}" for c, f in zip(crow, frow)]
+                for crow, frow in zip(counts, frac)
+            ]
+        )
+        sns.heatmap(
+            frac,
+            ax=ax,
+            vmin=0,
+            vmax=1,
+            cmap=cmap,
+            annot=annot,
+            fmt="",
+            cbar=False,
+            square=True,
+            linewidths=0.5,
+            linecolor="white",
+            annot_kws={"fontsize": 8},
+            xticklabels=stages,
+            yticklabels=stages,
+        )
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.tick_params(axis="y", rotation=0)
         entry = metrics["configurations"][name]
         ba = entry["metrics"].get("balanced_accuracy")
-        ax.set_title(_pretty_configuration(name) + (f"\nbalanced accuracy {ba:.3f}" if ba is not None else ""),
-                     fontsize=9.5,
-                     weight="bold" if entry.get("role") == "main" else "normal")
+        ax.set_title(
+            _pretty_configuration(name) + (f"\nbalanced accuracy {ba:.3f}" if ba is not None else ""),
+            fontsize=9.5,
+            weight="bold" if entry.get("role") == "main" else "normal",
+        )
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
     fig.colorbar(sm, ax=axes, shrink=0.6, label="fraction of true stage")
     return fig
 
 
-def plot_roc_curves(predictions: Mapping[str, pd.DataFrame], configurations: Sequence[str] | None = None, *,
-                    highlight: str | None = None) -> plt.Figure:
+def plot_roc_curves(
+    predictions: Mapping[str, pd.DataFrame],
+    configurations: Sequence[str] | None = None,
+    *,
+    highlight: str | None = None,
+) -> plt.Figure:
     """One-vs-rest ROC curves: one panel per stage, one line per configuration.
 
     Parameters
@@ -258,8 +328,14 @@ def plot_roc_curves(predictions: Mapping[str, pd.DataFrame], configurations: Seq
                 continue
             fpr, tpr, auc = curves[name][stage]
             main = name == highlight
-            ax.plot(fpr, tpr, color=palette[name], lw=2.4 if main else 1.2, zorder=3 if main else 2,
-                    label=f"{_pretty_configuration(name)} ({auc:.2f})")
+            ax.plot(
+                fpr,
+                tpr,
+                color=palette[name],
+                lw=2.4 if main else 1.2,
+                zorder=3 if main else 2,
+                label=f"{_pretty_configuration(name)} ({auc:.2f})",
+            )
         ax.set_title(f"{stage} vs rest", color=STAGE_COLORS[stage], weight="bold", fontsize=10)
         ax.set_xlabel("false positive rate")
         ax.set_xlim(0, 1)
@@ -314,8 +390,13 @@ def load_training_histories(run_dir: str | Path, configuration: str) -> tuple[di
     return dict(sorted(histories.items())), best
 
 
-def plot_training_curves(histories: Mapping[int, Sequence[Mapping]], best_epochs: Mapping[int, int] | None = None,
-                         *, show_accuracy: bool = True, title: str | None = None) -> plt.Figure:
+def plot_training_curves(
+    histories: Mapping[int, Sequence[Mapping]],
+    best_epochs: Mapping[int, int] | None = None,
+    *,
+    show_accuracy: bool = True,
+    title: str | None = None,
+) -> plt.Figure:
     """Train and validation loss per fold, with the selected (best) epoch marked.
 
     Parameters
@@ -354,13 +435,24 @@ def plot_training_curves(histories: Mapping[int, Sequence[Mapping]], best_epochs
         if k in best_epochs:
             at = frame[frame["epoch"] == best_epochs[k]]
             if len(at):
-                ax.plot(at["epoch"], at["val_loss"], marker="*", ms=12, color=colors[k], mec="black", mew=0.6,
-                        ls="", zorder=4)
+                ax.plot(
+                    at["epoch"],
+                    at["val_loss"],
+                    marker="*",
+                    ms=12,
+                    color=colors[k],
+                    mec="black",
+                    mew=0.6,
+                    ls="",
+                    zorder=4,
+                )
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
-    style = [Line2D([], [], color="0.3", lw=1.6, label="validation"),
-             Line2D([], [], color="0.3", lw=1.0, ls="--", label="train"),
-             Line2D([], [], color="0.3", marker="*", ms=10, mec="black", ls="", label="best epoch")]
+    style = [
+        Line2D([], [], color="0.3", lw=1.6, label="validation"),
+        Line2D([], [], color="0.3", lw=1.0, ls="--", label="train"),
+        Line2D([], [], color="0.3", marker="*", ms=10, mec="black", ls="", label="best epoch"),
+    ]
     fold_handles = [Line2D([], [], color=colors[k], lw=1.6, label=f"fold {k}") for k in frames]
     ax.legend(handles=style + fold_handles, fontsize=7.5, ncol=2, frameon=False)
     if has_acc:
@@ -369,11 +461,19 @@ def plot_training_curves(histories: Mapping[int, Sequence[Mapping]], best_epochs
             ax.plot(frame["epoch"], frame["val_balanced_accuracy"], color=colors[k], lw=1.6)
             if k in best_epochs:
                 at = frame[frame["epoch"] == best_epochs[k]]
-                ax.plot(at["epoch"], at["val_balanced_accuracy"], marker="*", ms=12, color=colors[k], mec="black",
-                        mew=0.6, ls="", zorder=4)
+                ax.plot(
+                    at["epoch"],
+                    at["val_balanced_accuracy"],
+                    marker="*",
+                    ms=12,
+                    color=colors[k],
+                    mec="black",
+                    mew=0.6,
+                    ls="",
+                    zorder=4,
+                )
         ax.axhline(CHANCE_BALANCED_ACCURACY, color="0.5", ls=":", lw=1.2)
-        ax.text(ax.get_xlim()[1], CHANCE_BALANCED_ACCURACY, "chance", ha="right", va="bottom", fontsize=8,
-                color="0.4")
+        ax.text(ax.get_xlim()[1], CHANCE_BALANCED_ACCURACY, "chance", ha="right", va="bottom", fontsize=8, color="0.4")
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation balanced accuracy")
     for a in axes:

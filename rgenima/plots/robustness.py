@@ -26,10 +26,17 @@ from rgenima.plots._style import (
 _METRIC_WORDS = ("accuracy", "f1", "auroc", "_mean", "_sd", "_se", "_std", "_ci", "seed", "loss", "seconds")
 
 
-def plot_batch_summary(summary: pd.DataFrame, *, mean_column: str = "balanced_accuracy_mean",
-                       sd_column: str = "balanced_accuracy_sd", n_column: str = "n_seeds",
-                       configuration_column: str = "configuration", grid_columns: Sequence[str] | None = None,
-                       chance: float = CHANCE_BALANCED_ACCURACY, ax=None) -> plt.Figure:
+def plot_batch_summary(
+    summary: pd.DataFrame,
+    *,
+    mean_column: str = "balanced_accuracy_mean",
+    sd_column: str = "balanced_accuracy_sd",
+    n_column: str = "n_seeds",
+    configuration_column: str = "configuration",
+    grid_columns: Sequence[str] | None = None,
+    chance: float = CHANCE_BALANCED_ACCURACY,
+    ax=None,
+) -> plt.Figure:
     """Mean ± SD balanced accuracy across seeds, one row per configuration and grid value.
 
     Parameters
@@ -59,10 +66,13 @@ def plot_batch_summary(summary: pd.DataFrame, *, mean_column: str = "balanced_ac
         table = table.reset_index()
     _require_columns(table, (mean_column,), "summary")
     if grid_columns is None:
-        grid_columns = [c for c in table.columns
-                        if c not in (configuration_column, n_column)
-                        and not any(w in str(c).lower() for w in _METRIC_WORDS)
-                        and table[c].astype(str).nunique() > 1]
+        grid_columns = [
+            c
+            for c in table.columns
+            if c not in (configuration_column, n_column)
+            and not any(w in str(c).lower() for w in _METRIC_WORDS)
+            and table[c].astype(str).nunique() > 1
+        ]
     else:
         _require_columns(table, grid_columns, "summary")
     grid_columns = list(grid_columns)
@@ -94,13 +104,28 @@ def plot_batch_summary(summary: pd.DataFrame, *, mean_column: str = "balanced_ac
     mean = table[mean_column].to_numpy(dtype=float)
     sd = table[sd_column].to_numpy(dtype=float) if sd_column in table.columns else np.full(len(table), np.nan)
     for yi, m, s, c in zip(y, mean, sd, colors):
-        ax.errorbar([m], [yi], xerr=None if not np.isfinite(s) else [[s], [s]], fmt="o", color=c, ms=6,
-                    capsize=3, elinewidth=1.4, zorder=3)
+        ax.errorbar(
+            [m],
+            [yi],
+            xerr=None if not np.isfinite(s) else [[s], [s]],
+            fmt="o",
+            color=c,
+            ms=6,
+            capsize=3,
+            elinewidth=1.4,
+            zorder=3,
+        )
     if n_column in table.columns:
         for yi, m, s, n in zip(y, mean, sd, table[n_column]):
             text = f"{m:.3f}" + (f" ± {s:.3f}" if np.isfinite(s) else "") + (f" (n={int(n)})" if pd.notna(n) else "")
-            ax.annotate(text, (m + (s if np.isfinite(s) else 0), yi), xytext=(6, 0), textcoords="offset points",
-                        va="center", fontsize=8)
+            ax.annotate(
+                text,
+                (m + (s if np.isfinite(s) else 0), yi),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.axvline(chance, color="0.5", ls=":", lw=1.2)
@@ -108,8 +133,7 @@ def plot_batch_summary(summary: pd.DataFrame, *, mean_column: str = "balanced_ac
     ax.set_xlim(0, min(1.0, upper + 0.25) if np.isfinite(upper) else 1.0)
     ax.set_xlabel("balanced accuracy (mean ± SD across seeds)")
     if handles:
-        ax.legend(handles=handles, title=legend_title, fontsize=8, title_fontsize=8, frameon=False,
-                  loc="lower right")
+        ax.legend(handles=handles, title=legend_title, fontsize=8, title_fontsize=8, frameon=False, loc="lower right")
     ax.grid(axis="x", color="0.92", zorder=0)
     sns.despine(ax=ax)
     return fig
@@ -148,8 +172,9 @@ def load_sanity_correlations(attributions_npz: str | Path, test: str = "paramete
     return out
 
 
-def plot_sanity_check(correlations: Mapping[str, Sequence[float]], *, threshold: float = 0.5,
-                      title: str | None = None, ax=None) -> plt.Figure:
+def plot_sanity_check(
+    correlations: Mapping[str, Sequence[float]], *, threshold: float = 0.5, title: str | None = None, ax=None
+) -> plt.Figure:
     """Model-randomisation check: trained-vs-randomised attribution correlations.
 
     For each label (method, or level and method) a box plot with the individual
@@ -175,21 +200,53 @@ def plot_sanity_check(correlations: Mapping[str, Sequence[float]], *, threshold:
     if not correlations:
         raise ValueError("'correlations' is empty; expected label -> per-subject correlations.")
     labels = list(correlations)
-    long = pd.DataFrame([(label, float(v)) for label in labels for v in np.asarray(correlations[label], float).ravel()
-                         if np.isfinite(v)], columns=["label", "rho"])
+    long = pd.DataFrame(
+        [
+            (label, float(v))
+            for label in labels
+            for v in np.asarray(correlations[label], float).ravel()
+            if np.isfinite(v)
+        ],
+        columns=["label", "rho"],
+    )
     fig, ax = _fig_ax(ax, (6.5, 0.55 * len(labels) + 1.4))
     palette = dict(zip(labels, sns.color_palette("colorblind", len(labels))))
     if len(long):
-        _boxplot(data=long, x="rho", y="label", order=labels, hue="label", palette=palette, legend=False,
-                 ax=ax, fliersize=0, width=0.55, boxprops={"alpha": 0.45})
-        sns.stripplot(data=long, x="rho", y="label", order=labels, hue="label", palette=palette, legend=False,
-                      ax=ax, size=3, jitter=0.18, alpha=0.7)
+        _boxplot(
+            data=long,
+            x="rho",
+            y="label",
+            order=labels,
+            hue="label",
+            palette=palette,
+            legend=False,
+            ax=ax,
+            fliersize=0,
+            width=0.55,
+            boxprops={"alpha": 0.45},
+        )
+        sns.stripplot(
+            data=long,
+            x="rho",
+            y="label",
+            order=labels,
+            hue="label",
+            palette=palette,
+            legend=False,
+            ax=ax,
+            size=3,
+            jitter=0.18,
+            alpha=0.7,
+        )
     ax.axvline(threshold, color="0.25", ls="--", lw=1.2)
     ax.axvline(0, color="0.7", lw=0.8)
     for i, label in enumerate(labels):
         v = long.loc[long["label"] == label, "rho"].to_numpy()
-        text = (f"median {np.median(v):.2f}, {100 * np.mean(v < threshold):.0f}% < {threshold:g}  (n={len(v)})"
-                if len(v) else "no finite values")
+        text = (
+            f"median {np.median(v):.2f}, {100 * np.mean(v < threshold):.0f}% < {threshold:g}  (n={len(v)})"
+            if len(v)
+            else "no finite values"
+        )
         ax.text(1.02, i, text, va="center", ha="left", fontsize=7.5, transform=ax.get_yaxis_transform())
     ax.set_xlim(-1.02, 1.02)
     ax.set_xlabel("Spearman ρ, trained vs randomised model")

@@ -35,8 +35,10 @@ def _atlas_parts(atlas):
     elif isinstance(atlas, tuple) and len(atlas) == 2:
         image, labels = atlas
     else:
-        raise TypeError("'atlas' must be an rgenima.data.atlas.Atlas or an (image, labels) pair; "
-                        f"{type(atlas).__name__} was provided.")
+        raise TypeError(
+            "'atlas' must be an rgenima.data.atlas.Atlas or an (image, labels) pair; "
+            f"{type(atlas).__name__} was provided."
+        )
     if isinstance(image, (str, Path)):
         image = nib.load(str(image))
     labels = pd.DataFrame(labels)
@@ -77,11 +79,12 @@ def roi_score_image(atlas, scores: pd.Series | Mapping[str, float], *, backgroun
     unknown = [n for n in scores.index if str(n) not in index_of]
     known = scores[[str(n) in index_of for n in scores.index]]
     if len(scores) and not len(known):
-        raise ValueError(f"'scores' names no ROI of the atlas (e.g. {list(scores.index[:3])}; atlas ROIs are "
-                         f"e.g. {list(index_of)[:3]}). Scores and atlas must use the same ROI names.")
+        raise ValueError(
+            f"'scores' names no ROI of the atlas (e.g. {list(scores.index[:3])}; atlas ROIs are "
+            f"e.g. {list(index_of)[:3]}). Scores and atlas must use the same ROI names."
+        )
     if unknown:
-        warnings.warn(f"{len(unknown)} score name(s) are not atlas ROIs and are ignored: {unknown[:10]}",
-                      stacklevel=2)
+        warnings.warn(f"{len(unknown)} score name(s) are not atlas ROIs and are ignored: {unknown[:10]}", stacklevel=2)
     data = np.asarray(image.dataobj)
     if not np.issubdtype(data.dtype, np.integer):
         rounded = np.rint(data)
@@ -104,15 +107,24 @@ def _signature_rows(table: pd.DataFrame, stage: str, method: str, name: str) -> 
     rows = table[(table["stage"] == stage) & (table["method"] == method)]
     if rows.empty:
         pairs = sorted(set(zip(table["stage"], table["method"])))
-        raise ValueError(f"'{name}' has no rows for stage {stage!r} and method {method!r}; available "
-                         f"(stage, method): {pairs[:20]}{' ...' if len(pairs) > 20 else ''}")
+        raise ValueError(
+            f"'{name}' has no rows for stage {stage!r} and method {method!r}; available "
+            f"(stage, method): {pairs[:20]}{' ...' if len(pairs) > 20 else ''}"
+        )
     return rows.sort_values("rank", kind="stable")
 
 
-def plot_brain_signature(roi_attribution: pd.DataFrame, atlas, stages: Sequence[str] = ("SMC", "MCI", "AD"),
-                         method: str = "integrated_gradients", *, top: int | None = None,
-                         display_mode: str = "lyrz", vmax: float | None = None, cmap: str = "RdBu_r"
-                         ) -> plt.Figure:
+def plot_brain_signature(
+    roi_attribution: pd.DataFrame,
+    atlas,
+    stages: Sequence[str] = ("SMC", "MCI", "AD"),
+    method: str = "integrated_gradients",
+    *,
+    top: int | None = None,
+    display_mode: str = "lyrz",
+    vmax: float | None = None,
+    cmap: str = "RdBu_r",
+) -> plt.Figure:
     """Glass-brain maps of the ROI signature of each stage (one row per stage).
 
     Each ROI is filled with its score (:func:`roi_score_image`); the colour scale is
@@ -165,9 +177,21 @@ def plot_brain_signature(roi_attribution: pd.DataFrame, atlas, stages: Sequence[
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             display = plotting.plot_glass_brain(
-                img, axes=ax, figure=fig, display_mode=display_mode, plot_abs=False, colorbar=True,
-                symmetric_cbar=True, vmin=-vmax, vmax=vmax, cmap=cmap, threshold=vmax * 1e-3, title=label,
-                annotate=True, resampling_interpolation="nearest")
+                img,
+                axes=ax,
+                figure=fig,
+                display_mode=display_mode,
+                plot_abs=False,
+                colorbar=True,
+                symmetric_cbar=True,
+                vmin=-vmax,
+                vmax=vmax,
+                cmap=cmap,
+                threshold=vmax * 1e-3,
+                title=label,
+                annotate=True,
+                resampling_interpolation="nearest",
+            )
         cbar = getattr(display, "_cbar", None)
         if cbar is not None:  # nilearn adds a tick at +-threshold; keep round ticks only
             cbar.set_ticks(np.linspace(-vmax, vmax, 5))
@@ -175,8 +199,15 @@ def plot_brain_signature(roi_attribution: pd.DataFrame, atlas, stages: Sequence[
     return fig
 
 
-def plot_top_rois(roi_attribution: pd.DataFrame, stage: str, method: str, top: int = 15,
-                  planted: Iterable[str] | None = None, *, ax=None) -> plt.Figure:
+def plot_top_rois(
+    roi_attribution: pd.DataFrame,
+    stage: str,
+    method: str,
+    top: int = 15,
+    planted: Iterable[str] | None = None,
+    *,
+    ax=None,
+) -> plt.Figure:
     """The ``top`` highest-ranked ROIs of one stage and method, with bootstrap CIs.
 
     Parameters
@@ -218,9 +249,16 @@ def _ranked_bars(ax, rows: pd.DataFrame, colors: list, planted: set) -> None:
         low, high = rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float)
         ok = np.isfinite(low) & np.isfinite(high)
         if ok.any():
-            ax.errorbar(score[ok], y[ok], xerr=[np.clip(score[ok] - low[ok], 0, None),
-                                                np.clip(high[ok] - score[ok], 0, None)],
-                        fmt="none", ecolor="0.2", elinewidth=0.9, capsize=2, zorder=3)
+            ax.errorbar(
+                score[ok],
+                y[ok],
+                xerr=[np.clip(score[ok] - low[ok], 0, None), np.clip(high[ok] - score[ok], 0, None)],
+                fmt="none",
+                ecolor="0.2",
+                elinewidth=0.9,
+                capsize=2,
+                zorder=3,
+            )
         edge = np.where(ok, np.where(score >= 0, np.fmax(high, score), np.fmin(low, score)), score)
     else:
         edge = score
@@ -259,8 +297,17 @@ def _ad_loci(panel) -> set[str]:
     return {str(g) for g in panel}
 
 
-def plot_gene_signature(gene_attribution: pd.DataFrame, panel, stage: str, method: str, top: int = 20,
-                        planted: Iterable[str] | None = None, *, ax=None, legend: bool = True) -> plt.Figure:
+def plot_gene_signature(
+    gene_attribution: pd.DataFrame,
+    panel,
+    stage: str,
+    method: str,
+    top: int = 20,
+    planted: Iterable[str] | None = None,
+    *,
+    ax=None,
+    legend: bool = True,
+) -> plt.Figure:
     """The ``top`` highest-ranked genes of one stage and method.
 
     Bars are coloured by GWAS support (:data:`LOCUS_COLORS`: AD locus of the panel or
@@ -296,22 +343,33 @@ def plot_gene_signature(gene_attribution: pd.DataFrame, panel, stage: str, metho
     n_loci = sum(str(n) in loci for n in rows["name"])
     ax.set_title(f"{stage}: top {len(rows)} genes ({display_name(method)})\n{n_loci} GWAS AD loci", fontsize=10)
     if legend:
-        ax.legend(handles=_gene_legend_handles(bool(planted & set(rows["name"]))), fontsize=8, loc="lower right",
-                  frameon=False)
+        ax.legend(
+            handles=_gene_legend_handles(bool(planted & set(rows["name"]))),
+            fontsize=8,
+            loc="lower right",
+            frameon=False,
+        )
     return fig
 
 
 def _gene_legend_handles(with_planted: bool) -> list:
-    handles = [mpatches.Patch(color=LOCUS_COLORS[True], label="GWAS AD locus"),
-               mpatches.Patch(color=LOCUS_COLORS[False], label="other panel gene")]
+    handles = [
+        mpatches.Patch(color=LOCUS_COLORS[True], label="GWAS AD locus"),
+        mpatches.Patch(color=LOCUS_COLORS[False], label="other panel gene"),
+    ]
     if with_planted:
         handles.append(Line2D([], [], marker="*", color="black", ls="", ms=10, label="planted causal gene"))
     return handles
 
 
-def plot_gene_signatures(gene_attribution: pd.DataFrame, panel, stages: Sequence[str] = ("SMC", "MCI", "AD"),
-                         method: str = "integrated_gradients", top: int = 20,
-                         planted: Iterable[str] | None = None) -> plt.Figure:
+def plot_gene_signatures(
+    gene_attribution: pd.DataFrame,
+    panel,
+    stages: Sequence[str] = ("SMC", "MCI", "AD"),
+    method: str = "integrated_gradients",
+    top: int = 20,
+    planted: Iterable[str] | None = None,
+) -> plt.Figure:
     """:func:`plot_gene_signature` for several stages, side by side, with one legend.
 
     Parameters
@@ -333,8 +391,9 @@ def plot_gene_signatures(gene_attribution: pd.DataFrame, panel, stages: Sequence
     fig, axes = _grid(len(stages), len(stages), (3.8, 0.26 * top + 1.6))
     for ax, stage in zip(axes, stages):
         plot_gene_signature(gene_attribution, panel, stage, method, top, planted, ax=ax, legend=False)
-    fig.legend(handles=_gene_legend_handles(bool(planted)), loc="outside lower center", ncol=3, fontsize=9,
-               frameon=False)
+    fig.legend(
+        handles=_gene_legend_handles(bool(planted)), loc="outside lower center", ncol=3, fontsize=9, frameon=False
+    )
     return fig
 
 
@@ -347,10 +406,19 @@ def _normalise_pairs(pairs) -> list[tuple[str, str]]:
     return [(str(r), str(g)) for r, g in pairs]
 
 
-def plot_roi_gene_heatmap(matrix: pd.DataFrame, top_rois: int = 20, top_genes: int = 15,
-                          highlight_pairs: Iterable[tuple[str, str]] | None = None, title: str | None = None, *,
-                          include_highlighted: bool = True, vmin: float | None = None, vmax: float | None = None,
-                          cbar: bool = True, ax=None) -> plt.Figure:
+def plot_roi_gene_heatmap(
+    matrix: pd.DataFrame,
+    top_rois: int = 20,
+    top_genes: int = 15,
+    highlight_pairs: Iterable[tuple[str, str]] | None = None,
+    title: str | None = None,
+    *,
+    include_highlighted: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cbar: bool = True,
+    ax=None,
+) -> plt.Figure:
     """Heatmap of the strongest ROIs and genes of an ROI x gene association matrix.
 
     Rows and columns are ranked by their largest \\|value\\| and the ``top_rois`` x
@@ -405,12 +473,29 @@ def plot_roi_gene_heatmap(matrix: pd.DataFrame, top_rois: int = 20, top_genes: i
         kw = dict(cmap="vlag", center=0, vmin=-lim if vmin is None else vmin, vmax=lim)
     else:
         kw = dict(cmap="rocket_r", vmin=0 if vmin is None else vmin, vmax=vmax)
-    sns.heatmap(shown, ax=ax, cbar=cbar, linewidths=0.3, linecolor="white",
-                cbar_kws={"label": "association (mean attention)", "shrink": 0.8}, **kw)
+    sns.heatmap(
+        shown,
+        ax=ax,
+        cbar=cbar,
+        linewidths=0.3,
+        linecolor="white",
+        cbar_kws={"label": "association (mean attention)", "shrink": 0.8},
+        **kw,
+    )
     for r, g in pairs:
         if r in rows and g in cols:
-            ax.add_patch(mpatches.Rectangle((cols.index(g), rows.index(r)), 1, 1, fill=False, edgecolor="black",
-                                            linewidth=2.0, gid="highlight", zorder=5))
+            ax.add_patch(
+                mpatches.Rectangle(
+                    (cols.index(g), rows.index(r)),
+                    1,
+                    1,
+                    fill=False,
+                    edgecolor="black",
+                    linewidth=2.0,
+                    gid="highlight",
+                    zorder=5,
+                )
+            )
     ax.set_xlabel("gene")
     ax.set_ylabel("ROI")
     ax.tick_params(axis="x", labelsize=8, rotation=90)
@@ -420,10 +505,17 @@ def plot_roi_gene_heatmap(matrix: pd.DataFrame, top_rois: int = 20, top_genes: i
     return fig
 
 
-def plot_roi_gene_heatmaps(roi_gene_long: pd.DataFrame, stages: Sequence[str] = ("SMC", "MCI", "AD"),
-                           direction: str = "gene_to_roi", top_rois: int = 15, top_genes: int = 12,
-                           highlight_pairs=None, *, share_scale: bool = True, ncols: int | None = None
-                           ) -> plt.Figure:
+def plot_roi_gene_heatmaps(
+    roi_gene_long: pd.DataFrame,
+    stages: Sequence[str] = ("SMC", "MCI", "AD"),
+    direction: str = "gene_to_roi",
+    top_rois: int = 15,
+    top_genes: int = 12,
+    highlight_pairs=None,
+    *,
+    share_scale: bool = True,
+    ncols: int | None = None,
+) -> plt.Figure:
     """:func:`plot_roi_gene_heatmap` for several stages, side by side.
 
     Parameters
@@ -454,8 +546,10 @@ def plot_roi_gene_heatmaps(roi_gene_long: pd.DataFrame, stages: Sequence[str] = 
     for stage in stages:
         part = sub[sub["stage"] == stage]
         if part.empty:
-            raise ValueError(f"'roi_gene_long' has no rows for stage {stage!r} and direction {direction!r}; "
-                             f"stages: {_stage_order(sub['stage'].unique())}")
+            raise ValueError(
+                f"'roi_gene_long' has no rows for stage {stage!r} and direction {direction!r}; "
+                f"stages: {_stage_order(sub['stage'].unique())}"
+            )
         matrices[stage] = part.pivot_table(index="roi", columns="gene", values="score", aggfunc="first")
 
     def pairs_for(stage):
@@ -474,11 +568,21 @@ def plot_roi_gene_heatmaps(roi_gene_long: pd.DataFrame, stages: Sequence[str] = 
             else:
                 vmin, vmax = 0.0, float(values.max())
     n_rows_shown = top_rois + (len(_normalise_pairs(pairs_for(stages[0]))) if highlight_pairs is not None else 0)
-    fig, axes = _grid(len(stages), ncols or len(stages),
-                      (0.28 * top_genes + 2.6, 0.24 * min(n_rows_shown, top_rois + 6) + 1.8))
+    fig, axes = _grid(
+        len(stages), ncols or len(stages), (0.28 * top_genes + 2.6, 0.24 * min(n_rows_shown, top_rois + 6) + 1.8)
+    )
     for i, (ax, stage) in enumerate(zip(axes, stages)):
-        plot_roi_gene_heatmap(matrices[stage], top_rois, top_genes, pairs_for(stage), title=f"{stage} ({direction})",
-                              vmin=vmin, vmax=vmax, cbar=(not share_scale) or i == len(stages) - 1, ax=ax)
+        plot_roi_gene_heatmap(
+            matrices[stage],
+            top_rois,
+            top_genes,
+            pairs_for(stage),
+            title=f"{stage} ({direction})",
+            vmin=vmin,
+            vmax=vmax,
+            cbar=(not share_scale) or i == len(stages) - 1,
+            ax=ax,
+        )
         if i:
             ax.set_ylabel("")
     return fig

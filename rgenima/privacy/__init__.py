@@ -85,12 +85,12 @@ publishing); the public names are re-exported here.
 from rgenima.privacy.build import BINARY_SUFFIXES, OPAQUE_SUFFIXES, list_build_files, scan_directory, scan_files
 from rgenima.privacy.identifiers import IdentifierSet, cohort_identifiers
 from rgenima.privacy.objects import (
-                                     ObjectFinding,
-                                     assert_publishable,
-                                     check_figure_for_identifiers,
-                                     check_table_for_identifiers,
-                                     find_identifiers,
-                                     redact,
+    ObjectFinding,
+    assert_publishable,
+    check_figure_for_identifiers,
+    check_table_for_identifiers,
+    find_identifiers,
+    redact,
 )
 from rgenima.privacy.text import Finding, scan_text
 
@@ -111,4 +111,3 @@ __all__ = [
     "scan_files",
     "scan_text",
 ]
-

@@ -17,8 +17,25 @@ from rgenima.privacy.text import Finding, scan_text
 #: (fonts, PDF streams, videos, other archives): only their raw bytes are searched.
 OPAQUE_SUFFIXES: frozenset[str] = frozenset(
     {
-        ".woff", ".woff2", ".eot", ".pdf", ".bz2", ".xz", ".tar", ".mp4", ".webm", ".nii",
-        ".npy", ".npz", ".pkl", ".pickle", ".doctree", ".safetensors", ".pt", ".bin", ".inv",
+        ".woff",
+        ".woff2",
+        ".eot",
+        ".pdf",
+        ".bz2",
+        ".xz",
+        ".tar",
+        ".mp4",
+        ".webm",
+        ".nii",
+        ".npy",
+        ".npz",
+        ".pkl",
+        ".pickle",
+        ".doctree",
+        ".safetensors",
+        ".pt",
+        ".bin",
+        ".inv",
     }
 )
 #: Kept for compatibility: every file is now read (see :func:`list_build_files`).
@@ -26,8 +43,10 @@ BINARY_SUFFIXES: frozenset[str] = OPAQUE_SUFFIXES
 _MAX_DEPTH = 3  # nesting of carriers: e.g. a PNG in base64 in a notebook in a gzip
 _MAX_INFLATED = 256 << 20  # bytes a gzip or zip member may expand to
 _MIN_STRING = 6  # shortest printable run taken from binary data
-_BASE64_RUN = re.compile(rb"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{4}){3,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
-                         rb"(?![A-Za-z0-9+/=])")
+_BASE64_RUN = re.compile(
+    rb"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{4}){3,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+    rb"(?![A-Za-z0-9+/=])"
+)
 _DATA_URI = re.compile(rb"data:[^,;\s\"'<>]{0,80}(?:;[^,;\s\"'<>]{0,80})*;base64,([A-Za-z0-9+/=\s]+)")
 _ASCII_RUN = re.compile(rb"[\x20-\x7e\t]{%d,}" % _MIN_STRING)
 _UTF16_RUN = re.compile(rb"(?:[\x20-\x7e]\x00){%d,}" % _MIN_STRING)
@@ -81,9 +100,13 @@ def _decode_text(data: bytes) -> str | None:
     """Text of ``data`` if it is text in UTF-8/16/32 (BOM or NUL pattern), else None."""
     import codecs
 
-    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                          (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             return data.decode(encoding, errors="replace")
     head = data[:4096]
@@ -178,8 +201,7 @@ def _layers(data: bytes, where: str = "", line: int = 1, depth: int = 0) -> Iter
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for info in archive.infolist():
                     if info.file_size <= _MAX_INFLATED and not info.is_dir():
-                        yield from _layers(archive.read(info), f"{prefix}zip member {info.filename!r}",
-                                           line, depth + 1)
+                        yield from _layers(archive.read(info), f"{prefix}zip member {info.filename!r}", line, depth + 1)
             return
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError):
             pass

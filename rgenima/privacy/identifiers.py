@@ -23,19 +23,21 @@ _PTID_SEPARATOR = (
     r"|\\u005[fF]|\\u0020)"
 )
 _ADNI_BRANCH = (
-    _L + r"(?P<bids>(?:sub-)?ADNI[_-]?)?(?P<site>\d{1,6})" + _PTID_SEPARATOR + r"{0,3}S"
-    + _PTID_SEPARATOR + r"{0,3}(?P<num>\d{1,8})" + _R
+    _L
+    + r"(?P<bids>(?:sub-)?ADNI[_-]?)?(?P<site>\d{1,6})"
+    + _PTID_SEPARATOR
+    + r"{0,3}S"
+    + _PTID_SEPARATOR
+    + r"{0,3}(?P<num>\d{1,8})"
+    + _R
 )
 # Any ADNI-shaped PTID or BIDS label (3 site digits, 4-5 subject digits), cohort or not:
 # masked in messages of restricted runs even when the cohort's list is not at hand.
 _ANY_ADNI_RE = re.compile(
-    _L + r"(?:(?:sub-)?ADNI[_-]?)?\d{3}" + _PTID_SEPARATOR + r"{0,3}S" + _PTID_SEPARATOR
-    + r"{0,3}\d{4,5}" + _R,
+    _L + r"(?:(?:sub-)?ADNI[_-]?)?\d{3}" + _PTID_SEPARATOR + r"{0,3}S" + _PTID_SEPARATOR + r"{0,3}\d{4,5}" + _R,
     re.IGNORECASE,
 )
-_RID_SEPARATOR = (
-    r"(?:[\s\"'`:=#_\-]|&[A-Za-z]{2,8};|&\#[xX]?[0-9A-Fa-f]{1,6};|<[^<>]{0,80}>)"
-)
+_RID_SEPARATOR = r"(?:[\s\"'`:=#_\-]|&[A-Za-z]{2,8};|&\#[xX]?[0-9A-Fa-f]{1,6};|<[^<>]{0,80}>)"
 _RID_BRANCH = _L + r"RIDs?" + _RID_SEPARATOR + r"{0,12}(?P<rid>\d{1,9})(?![0-9])"
 _RID_COLUMN_RE = re.compile(r"(?<![A-Za-z0-9])RIDs?(?![A-Za-z0-9])", re.IGNORECASE)
 
@@ -133,8 +135,7 @@ def cohort_identifiers(manifest: Any) -> IdentifierSet:
     table.columns = [str(c).strip().upper() for c in table.columns]
     if "PTID" not in table.columns:
         raise DataContractError(
-            f"{path}: no 'PTID' column; cannot collect the subject identifiers "
-            f"to keep out of published output."
+            f"{path}: no 'PTID' column; cannot collect the subject identifiers to keep out of published output."
         )
     ptids = _column_strings(table, "PTID")
     rids: set[int] = set()

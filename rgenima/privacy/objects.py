@@ -48,9 +48,7 @@ class ObjectFinding:
     kind: str
 
 
-def _scan_values(
-    values: Iterable[Any], identifiers: IdentifierSet
-) -> dict[int, list[tuple[str, str]]]:
+def _scan_values(values: Iterable[Any], identifiers: IdentifierSet) -> dict[int, list[tuple[str, str]]]:
     """Positions of values holding an identifier -> [(identifier, kind)]; one regex pass."""
     strings = ["" if v is None else str(v).replace("\n", " ").replace("\r", " ") for v in values]
     text = "\n".join(strings)
@@ -68,14 +66,10 @@ def _describe(name: Any, identifiers: IdentifierSet) -> str:
     return repr(_mask(text)) if _scan_values([text], identifiers) else repr(text)
 
 
-def _check_labels(
-    labels: pd.Index, where: str, identifiers: IdentifierSet, rid_context: bool
-) -> list[ObjectFinding]:
+def _check_labels(labels: pd.Index, where: str, identifiers: IdentifierSet, rid_context: bool) -> list[ObjectFinding]:
     """Text and (when ``rid_context``) RID checks of one column or index level."""
     findings: list[ObjectFinding] = []
-    is_text = labels.dtype == object or isinstance(
-        labels.dtype, (pd.CategoricalDtype, pd.StringDtype)
-    )
+    is_text = labels.dtype == object or isinstance(labels.dtype, (pd.CategoricalDtype, pd.StringDtype))
     values = pd.Series(np.asarray(labels, dtype=object))
     if is_text:
         as_text = values.map(lambda v: "" if v is None or v is pd.NA else str(v))
@@ -83,10 +77,7 @@ def _check_labels(
         for pos, hits in _scan_values(uniques, identifiers).items():
             rows = np.flatnonzero(as_text.to_numpy() == uniques[pos])
             for identifier, kind in hits:
-                findings.extend(
-                    ObjectFinding(where, int(r), str(uniques[pos]), identifier, kind)
-                    for r in rows
-                )
+                findings.extend(ObjectFinding(where, int(r), str(uniques[pos]), identifier, kind) for r in rows)
     if rid_context and identifiers.rids:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
         hit = np.isin(numbers, np.fromiter(identifiers.rids, dtype=float))
@@ -123,18 +114,12 @@ def check_table_for_identifiers(table: Any, identifiers: IdentifierSet) -> list[
     elif isinstance(table, pd.Series):
         table = table.to_frame(name=table.name if table.name is not None else "value")
     if not isinstance(table, pd.DataFrame):
-        raise TypeError(
-            f"'table' must be a pandas DataFrame, Series or Index; got {type(table).__name__}."
-        )
+        raise TypeError(f"'table' must be a pandas DataFrame, Series or Index; got {type(table).__name__}.")
     findings: list[ObjectFinding] = []
-    names = [
-        " ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns
-    ]
+    names = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
     for pos, hits in _scan_values(names, identifiers).items():
         for identifier, kind in hits:
-            findings.append(
-                ObjectFinding(f"column name {pos}", None, names[pos], identifier, kind)
-            )
+            findings.append(ObjectFinding(f"column name {pos}", None, names[pos], identifier, kind))
     index = table.index
     for level in range(index.nlevels):
         labels = index.get_level_values(level)
@@ -142,7 +127,7 @@ def check_table_for_identifiers(table: Any, identifiers: IdentifierSet) -> list[
         where = "index" if index.nlevels == 1 else f"index level {level}"
         if name is not None:
             where += f" {_describe(name, identifiers)}"
-            for identifier, kind in (_scan_values([name], identifiers).get(0) or []):
+            for identifier, kind in _scan_values([name], identifiers).get(0) or []:
                 findings.append(ObjectFinding(f"{where} name", None, str(name), identifier, kind))
         rid_context = name is not None and bool(_RID_COLUMN_RE.search(str(name)))
         findings.extend(_check_labels(labels, where, identifiers, rid_context))

@@ -85,7 +85,7 @@ def scan_text(text: str, identifiers: IdentifierSet, *, file: str | Path = "<tex
         line_end = text.find("\n", end)
         if line_end < 0:
             line_end = len(text)
-        context = text[max(line_start, start - _CONTEXT_CHARS):min(line_end, end + _CONTEXT_CHARS)]
+        context = text[max(line_start, start - _CONTEXT_CHARS) : min(line_end, end + _CONTEXT_CHARS)]
         findings.append(
             Finding(
                 file=Path(file),
