@@ -33,7 +33,9 @@ ALL = "all"
 _KINDS = ("roi", "gene", "snp")
 _NAME_KEYS = {"roi": ("roi_names",), "gene": ("gene_names",), "snp": ("snp_names", "snp_gene")}
 _SUBJECT_KEYS = ("ptid", "label", "pred", "fold")
-_PREFERRED_METHODS = (
+#: Attribution methods of rgenima.explain, in the order of its output arrays (and of
+#: every table and figure).
+METHODS: tuple[str, ...] = (
     "attention",
     "rollout",
     "relevance",
@@ -42,6 +44,7 @@ _PREFERRED_METHODS = (
     "occlusion_contrast",
     "atrophy_sensitivity",
 )
+_PREFERRED_METHODS = METHODS
 _RANDOM = "random__"
 
 

@@ -131,6 +131,7 @@ from rgenima.attribution import (
     prompt_closed,
     span_membership,
 )
+from rgenima.attribution_file import METHODS
 from rgenima.fileio import atomic_write_bytes, atomic_write_text
 from rgenima.fold_models import (
     _checkpoint,
@@ -161,16 +162,6 @@ __all__ = [
     "span_membership",
 ]
 
-#: Attribution methods, in the order of the output arrays.
-METHODS: tuple[str, ...] = (
-    "attention",
-    "rollout",
-    "relevance",
-    "integrated_gradients",
-    "occlusion",
-    "occlusion_contrast",
-    "atrophy_sensitivity",
-)
 #: Methods scored on ROIs only (no gene or SNP arrays).
 ROI_ONLY_METHODS: tuple[str, ...] = ("atrophy_sensitivity",)
 #: Bumped when the meaning of an output changes, so that cached results are recomputed.

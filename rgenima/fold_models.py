@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from rgenima.fileio import atomic_write_text
+from rgenima.run import Run
 
 logger = logging.getLogger("rgenima.explain")
 
@@ -27,28 +28,8 @@ logger = logging.getLogger("rgenima.explain")
 # ---------------------------------------------------------------------------------
 def find_configuration(run_dir: str | Path, configuration: str | None = None) -> str:
     """The configuration to explain: ``configuration`` if given (it must have been
-    trained), else the main ``rgenima_mri+snp*`` configuration of the run (the default
-    profile's ``rgenima_mri+snp`` when present, else the only ``rgenima_mri+snp__*``)."""
-    models = Path(run_dir) / "models"
-    trained = sorted(p.parent.name for p in models.glob("rgenima_*/training.json"))
-    if configuration is not None:
-        if configuration not in trained:
-            raise FileNotFoundError(
-                f"'configuration' must be one of the trained configurations in {models} {trained}; "
-                f"got {configuration!r}."
-            )
-        return configuration
-    main = [c for c in trained if c == "rgenima_mri+snp" or c.startswith("rgenima_mri+snp__")]
-    if "rgenima_mri+snp" in main:
-        return "rgenima_mri+snp"
-    if len(main) == 1:
-        return main[0]
-    if not main:
-        raise FileNotFoundError(
-            f"{models}: no trained rgenima_mri+snp configuration (training.json); found {trained}. "
-            "Train one with `rgenima train`, or pass --configuration."
-        )
-    raise ValueError(f"{models}: several rgenima_mri+snp configurations {main}; pass 'configuration'.")
+    trained), else the run's main configuration (:meth:`rgenima.run.Run.main_configuration`)."""
+    return Run(run_dir).main_configuration(configuration)
 
 
 def _known_fields(cls, values: dict) -> dict:
