@@ -141,6 +141,7 @@ from rgenima.fold_models import (
     load_fold_model,
     randomized_model,
 )
+from rgenima.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def held_out_indices(run_dir: str | Path, configuration: str, subjects: pd.DataF
     trained on them (it trained on the subjects of the other folds only).
     """
     run_dir = Path(run_dir)
-    folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+    folds = pd.read_csv(Run(run_dir).folds_csv, dtype={"PTID": str})
     fold_of = dict(zip(folds["PTID"], folds["fold"].astype(int)))
     missing = [p for p in subjects["PTID"] if p not in fold_of]
     if missing:
@@ -188,7 +189,7 @@ def held_out_indices(run_dir: str | Path, configuration: str, subjects: pd.DataF
     fold = np.array([fold_of[p] for p in subjects["PTID"]])
     out = {}
     for k in sorted(set(fold.tolist())):
-        path = run_dir / "models" / configuration / f"fold_{k}" / "predictions.csv"
+        path = Run(run_dir).fold_predictions_csv(configuration, k)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: fold {k} of {configuration} did not finish training.")
         test = set(pd.read_csv(path, dtype={"PTID": str})["PTID"])
@@ -245,9 +246,9 @@ def _summary(r: np.ndarray) -> dict:
 def _digest(run_dir: Path, configuration: str, folds: list[int], params: dict) -> str:
     h = hashlib.sha256(json.dumps({**params, "version": EXPLAIN_VERSION}, sort_keys=True).encode())
     paths = [
-        run_dir / "folds.csv",
-        run_dir / "prepared" / "prepare.json",
-        run_dir / "models" / configuration / "training.json",
+        Run(run_dir).folds_csv,
+        Run(run_dir).prepare_json,
+        Run(run_dir).training_json(configuration),
     ]
     paths += [_checkpoint(run_dir, configuration, k) for k in folds]
     for path in paths:
@@ -440,10 +441,11 @@ def explain_run(
             raise ValueError(f"'{name}' must be None or >= 0; got {value!r}.")
     run_dir = Path(run_dir)
     configuration = find_configuration(run_dir, configuration)
-    out_dir = run_dir / "explain" / configuration
+    run = Run(run_dir)
+    out_dir = run.explain_dir(configuration)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t_start = time.perf_counter()
-    data = PreparedData.load(run_dir / "prepared")
+    data = PreparedData.load(run.prepared)
     by_fold = held_out_indices(run_dir, configuration, data.subjects)
     params = {
         "configuration": configuration,
@@ -455,8 +457,8 @@ def explain_run(
         "link_subjects": link_subjects,
     }
     digest = _digest(run_dir, configuration, list(by_fold), params)
-    if not force and (out_dir / "explain.json").is_file() and (out_dir / "attributions.npz").is_file():
-        if json.loads((out_dir / "explain.json").read_text()).get("inputs_sha256") == digest:
+    if not force and run.explain_json(configuration).is_file() and run.attributions_npz(configuration).is_file():
+        if json.loads(run.explain_json(configuration).read_text()).get("inputs_sha256") == digest:
             logger.info("%s: attributions up to date (same inputs), reused", out_dir)
             return out_dir
 
@@ -674,9 +676,9 @@ def explain_run(
         "timings": timings_out,
         "inputs_sha256": digest,
     }
-    atomic_write_bytes(out_dir / "attributions.npz", _npz_bytes(arrays))
-    atomic_write_text(out_dir / "sanity.json", json.dumps(sanity, indent=1))
-    atomic_write_text(out_dir / "explain.json", json.dumps(info, indent=1))
+    atomic_write_bytes(run.attributions_npz(configuration), _npz_bytes(arrays))
+    atomic_write_text(run.sanity_json(configuration), json.dumps(sanity, indent=1))
+    atomic_write_text(run.explain_json(configuration), json.dumps(info, indent=1))
     logger.info(
         "%s: %d subjects explained in %.1f s (%s)",
         configuration,

@@ -43,7 +43,7 @@ def _known_fields(cls, values: dict) -> dict:
 
 
 def _training_summary(run_dir: Path, configuration: str) -> dict:
-    path = run_dir / "models" / configuration / "training.json"
+    path = Run(run_dir).training_json(configuration)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: train the configuration first (`rgenima train`).")
     return json.loads(path.read_text())
@@ -66,7 +66,7 @@ def _backbone_path(run_dir: Path, summary: dict) -> Path:
     to the directory training ran from), else the run's default backbone."""
     recorded = Path(summary.get("backbone", ""))
     candidates = [recorded] if recorded.is_absolute() else [recorded, run_dir / recorded, run_dir.parent / recorded]
-    candidates.append(run_dir / "backbone" / summary["profile"]["name"])
+    candidates.append(Run(run_dir).backbone_dir(summary["profile"]["name"]))
     for path in candidates:
         if str(path) and (path / "config.json").is_file():
             return path
@@ -74,7 +74,7 @@ def _backbone_path(run_dir: Path, summary: dict) -> Path:
 
 
 def _checkpoint(run_dir: Path, configuration: str, fold: int) -> Path:
-    path = run_dir / "models" / configuration / f"fold_{fold}" / "best.safetensors"
+    path = Run(run_dir).fold_checkpoint(configuration, fold)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: fold {fold} of {configuration} is not trained.")
     return path
@@ -83,7 +83,7 @@ def _checkpoint(run_dir: Path, configuration: str, fold: int) -> Path:
 def fold_model_dir(run_dir: str | Path, configuration: str, fold: int) -> Path:
     """``RUNDIR/models/<configuration>/fold_<k>/pretrained``: the fold's kept model as
     written by :meth:`RGenIMAForStaging.save_pretrained` (config, weights, tokenizer)."""
-    return Path(run_dir) / "models" / configuration / f"fold_{fold}" / "pretrained"
+    return Run(run_dir).fold_pretrained(configuration, fold)
 
 
 def load_fold_model(run_dir: str | Path, configuration: str, fold: int, attn_implementation: str = "eager"):
@@ -157,12 +157,12 @@ def _load_legacy_fold_model(run_dir: Path, configuration: str, fold: int, attn_i
 
 
 def _n_rois(run_dir: Path) -> int:
-    return len(pd.read_csv(run_dir / "prepared" / "rois.tsv", sep="\t"))
+    return len(pd.read_csv(Run(run_dir).rois_tsv, sep="\t"))
 
 
 def _cube_size(run_dir: Path) -> int:
     """Edge of the prepared ROI cubes (from the first subject's file)."""
-    return int(np.load(run_dir / "prepared" / "cubes" / "00000.npy", mmap_mode="r").shape[1])
+    return int(np.load(Run(run_dir).cube_file(0), mmap_mode="r").shape[1])
 
 
 def _model_shape(summary: dict) -> dict:
@@ -238,7 +238,7 @@ def label_randomised_model(
     summary = _training_summary(run_dir, configuration)
     modalities = tuple(summary["modalities"])
     profile = replace(_profile(summary), warm_start=False)
-    out_dir = run_dir / "explain" / configuration / "label_randomised" / f"fold_{fold}"
+    out_dir = Run(run_dir).label_randomised_dir(configuration, fold)
     done = out_dir / "done.json"
     shape = _model_shape(summary)
     backbone = _backbone_path(run_dir, summary)
@@ -255,8 +255,8 @@ def label_randomised_model(
             import shutil
 
             shutil.rmtree(out_dir)
-        data = PreparedData.load(run_dir / "prepared")
-        folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+        data = PreparedData.load(Run(run_dir).prepared)
+        folds = pd.read_csv(Run(run_dir).folds_csv, dtype={"PTID": str})
         # Permuted among the training subjects only: the training set keeps its class
         # counts (and its inner split its strata); the held-out subjects are not trained on.
         subjects = data.subjects.copy()
@@ -287,7 +287,7 @@ def label_randomised_model(
             label=f"{configuration} permuted labels",
             tokenizer=tokenizer,
         )
-        truth = PreparedData.load(run_dir / "prepared").labels[result.test_idx]
+        truth = PreparedData.load(Run(run_dir).prepared).labels[result.test_idx]
         info = {
             "fold": fold,
             "seed": seed,

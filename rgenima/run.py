@@ -45,6 +45,14 @@ class Run:
         return self.prepared / "prepare.json"
 
     @property
+    def rois_tsv(self) -> Path:
+        return self.prepared / "rois.tsv"
+
+    def cube_file(self, row: int) -> Path:
+        """The ROI cubes of the subject in row ``row`` of ``subjects.csv``."""
+        return self.prepared / "cubes" / f"{row:05d}.npy"
+
+    @property
     def snp_qc_tsv(self) -> Path:
         return self.prepared / "snp_qc.tsv"
 
@@ -95,6 +103,21 @@ class Run:
 
     def fold_dir(self, configuration: str, fold: int) -> Path:
         return self.model_dir(configuration) / f"fold_{fold}"
+
+    def fold_checkpoint(self, configuration: str, fold: int) -> Path:
+        """The kept weights of one fold (``best.safetensors``; warm starts read them)."""
+        return self.fold_dir(configuration, fold) / "best.safetensors"
+
+    def fold_pretrained(self, configuration: str, fold: int) -> Path:
+        """The fold's kept model as a pretrained folder (RGenIMAForStaging.from_pretrained)."""
+        return self.fold_dir(configuration, fold) / "pretrained"
+
+    def fold_predictions_csv(self, configuration: str, fold: int) -> Path:
+        return self.fold_dir(configuration, fold) / "predictions.csv"
+
+    def backbone_dir(self, profile: str) -> Path:
+        """The default language model trained for ``profile``."""
+        return self.path / "backbone" / profile
 
     def training_json(self, configuration: str) -> Path:
         return self.model_dir(configuration) / "training.json"
@@ -176,6 +199,10 @@ class Run:
 
     def configuration_recovery_json(self, configuration: str) -> Path:
         return self.explain_dir(configuration) / "recovery.json"
+
+    def label_randomised_dir(self, configuration: str, fold: int) -> Path:
+        """The fold retrained on permuted labels (label randomisation)."""
+        return self.explain_dir(configuration) / "label_randomised" / f"fold_{fold}"
 
     def read_sanity(self, configuration: str) -> dict | None:
         path = self.sanity_json(configuration)
