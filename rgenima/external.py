@@ -39,6 +39,7 @@ import pandas as pd
 
 from rgenima import STAGES
 from rgenima.errors import DataContractError
+from rgenima.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def cohort_folder_name(name: str) -> str:
 
 def external_dir(run_dir: str | Path, cohort: str) -> Path:
     """``RUNDIR/external/<cohort>``."""
-    return Path(run_dir) / "external" / cohort_folder_name(cohort)
+    return Run(run_dir).external_dir(cohort_folder_name(cohort))
 
 
 def check_disjoint(training: pd.Series, external: pd.Series, external_source: str) -> None:
@@ -87,7 +88,7 @@ def rgenima_external_proba(run_dir: Path, configuration: str, data, batch_size: 
     from rgenima.explain import load_fold_model
     from rgenima.model.inputs import model_sequences, predict_proba
 
-    summary = json.loads((run_dir / "models" / configuration / "training.json").read_text())
+    summary = json.loads(Run(run_dir).training_json(configuration).read_text())
     modalities = tuple(summary["modalities"])
     idx = np.arange(len(data.subjects))
     probas, seq = [], None
@@ -103,16 +104,13 @@ def _write(ext: Path, name: str, data, proba: np.ndarray) -> None:
     from rgenima.train import write_predictions
 
     n = len(data.subjects)
-    write_predictions(
-        ext / "models" / name / "predictions.csv", data.subjects["PTID"], np.full(n, ALL_FOLDS), data.labels, proba
-    )
+    write_predictions(Run(ext).predictions_csv(name), data.subjects["PTID"], np.full(n, ALL_FOLDS), data.labels, proba)
 
 
-def _truth_dir(prepared: Path) -> Path | None:
-    """Folder of a synthetic cohort's truth.json (beside its clinical table), else None."""
-    manifest = json.loads((prepared / "prepare.json").read_text())["manifest"]
-    folder = Path(manifest["cohort"]["clinical"]).parent
-    return folder if (folder / "truth.json").is_file() else None
+def _truth_dir(run: Run) -> Path | None:
+    """Folder of a synthetic cohort's truth.json (:meth:`Run.truth_path`), else None."""
+    truth = run.truth_path()
+    return truth.parent if truth is not None else None
 
 
 def _reference_predictions(run_dir: Path, train, ext_data, folds: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,7 +119,7 @@ def _reference_predictions(run_dir: Path, train, ext_data, folds: np.ndarray) ->
 
     from rgenima.model.baselines import cross_validated_proba
 
-    train_truth, ext_truth = _truth_dir(run_dir / "prepared"), _truth_dir(ext_data.path)
+    train_truth, ext_truth = _truth_dir(Run(run_dir)), _truth_dir(Run(ext_data.path.parent))
     if train_truth is None or ext_truth is None:
         return {}
     truth = json.loads((ext_truth / "truth.json").read_text())
@@ -176,9 +174,10 @@ def validate_external(
     from rgenima.train import baseline_features
 
     run_dir = Path(run_dir)
-    if not (run_dir / "prepared" / "prepare.json").is_file() or not (run_dir / "folds.csv").is_file():
+    run = Run(run_dir)
+    if not run.prepare_json.is_file() or not run.folds_csv.is_file():
         raise DataContractError(f"{run_dir}: not a trained run (prepared/ and folds.csv); run `rgenima train` first.")
-    train = PreparedData.load(run_dir / "prepared")
+    train = PreparedData.load(run.prepared)
     ext = external_dir(run_dir, manifest.cohort.name)
     # Checked before the (long) preparation, on every baseline row of the clinical table.
     from rgenima.data.clinical import baseline_subjects, read_clinical
@@ -186,20 +185,20 @@ def validate_external(
     listed, _ = baseline_subjects(read_clinical(manifest.cohort.clinical), manifest.cohort.clinical)
     check_disjoint(train.subjects["PTID"], listed["PTID"], str(manifest.cohort.clinical))
     # Read as the training cohort was: its cube size (atlas, panel and SNPs are checked).
-    reference = json.loads((run_dir / "prepared" / "prepare.json").read_text())["inputs"]["settings"]["config"]
+    reference = json.loads(run.prepare_json.read_text())["inputs"]["settings"]["config"]
     config = PrepareConfig(cube_size=int(reference["cube_size"]))
-    prepared = prepare_cohort(manifest, ext, config, reference=run_dir / "prepared")
+    prepared = prepare_cohort(manifest, ext, config, reference=run.prepared)
     data = PreparedData.load(prepared)
     check_disjoint(train.subjects["PTID"], data.subjects["PTID"], str(manifest.path))
-    folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+    folds = pd.read_csv(run.folds_csv, dtype={"PTID": str})
     if list(folds["PTID"]) != list(train.subjects["PTID"]):
-        raise DataContractError(f"{run_dir}/folds.csv does not list the prepared subjects; retrain the run.")
+        raise DataContractError(f"{run.folds_csv} does not list the prepared subjects; retrain the run.")
     fold = folds["fold"].to_numpy()
 
     timings = {}
-    configurations = sorted(p.parent.name for p in (run_dir / "models").glob("*/training.json"))
+    configurations = run.trained_configurations()
     for name in configurations:
-        if (ext / "models" / name / "predictions.csv").is_file() and not force:
+        if Run(ext).predictions_csv(name).is_file() and not force:
             continue
         t0 = time.perf_counter()
         _write(ext, name, data, rgenima_external_proba(run_dir, name, data))
@@ -212,9 +211,9 @@ def validate_external(
             f"{manifest.path}: the external cohort's features do not match the training "
             f"cohort's ({blocks_ext} vs {blocks})."
         )
-    trained_baselines = [b for b in BASELINES if (run_dir / "models" / f"baseline_{b}" / "predictions.csv").is_file()]
+    trained_baselines = [b for b in BASELINES if run.predictions_csv(f"baseline_{b}").is_file()]
     for name in trained_baselines:
-        if (ext / "models" / f"baseline_{name}" / "predictions.csv").is_file() and not force:
+        if Run(ext).predictions_csv(f"baseline_{name}").is_file() and not force:
             continue
         t0 = time.perf_counter()
         _, proba = cross_validated_proba(make_baseline(name, seed, blocks), X, train.labels, fold, X_external=X_ext)
@@ -225,7 +224,7 @@ def validate_external(
     if main is None and configurations and not any(c.startswith(MAIN_PREFIX) for c in configurations):
         main = configurations[0] if len(configurations) == 1 else None
     metrics = evaluate_run(ext, main=main, n_boot=n_boot, seed=seed)
-    prepare = json.loads((prepared / "prepare.json").read_text())
+    prepare = Run(ext).prepare_record() or {}
     metrics["external"] = {
         "cohort": manifest.cohort.name,
         "manifest": str(manifest.path),
@@ -236,5 +235,5 @@ def validate_external(
         "snps_missing": len(prepare["genetics"].get("aligned_to_reference", {}).get("missing_snps", [])),
         "seconds": timings,
     }
-    atomic_write_text(ext / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(Run(ext).metrics_json, json.dumps(metrics, indent=1) + "\n")
     return metrics
