@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from rgenima.errors import DataContractError, describe_error
+from rgenima.run import Run
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -169,7 +170,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"rgenima explain: {exc}", file=sys.stderr)
         return 1
-    timings = json.loads((out / "explain.json").read_text())["timings"]
+    timings = json.loads(Run(args.run).explain_json(out.name).read_text())["timings"]
     per_subject = ", ".join(
         f"{k.removesuffix('_seconds_per_subject').replace('_', ' ')} {v:.3f} s"
         for k, v in timings.items()
@@ -330,10 +331,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
             manifest = load_manifest(args.external)
             metrics = validate_external(args.run, manifest, n_boot=args.n_boot, seed=args.seed)
-            where = external_dir(args.run, manifest.cohort.name) / "metrics.json"
+            where = Run(external_dir(args.run, manifest.cohort.name)).metrics_json
         else:
             metrics = evaluate_run(args.run, main=args.main, n_boot=args.n_boot, seed=args.seed)
-            where = args.run / "metrics.json"
+            where = Run(args.run).metrics_json
     except (DataContractError, FileNotFoundError) as exc:
         print(f"rgenima evaluate: {exc}", file=sys.stderr)
         return 1
@@ -743,11 +744,9 @@ def _restricted_identifiers(args: argparse.Namespace):
             break
     restricted = manifest is not None and manifest.cohort.restricted
     if not restricted:
-        from rgenima.data.cohort import read_prepare_record
-
         for name in ("run", "out"):
             folder = getattr(args, name, None)
-            record = read_prepare_record(Path(folder) / "prepared") if folder is not None else None
+            record = Run(folder).prepare_record() if folder is not None else None
             if record and record.get("manifest", {}).get("cohort", {}).get("restricted"):
                 restricted = True
                 try:

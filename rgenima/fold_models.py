@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from rgenima.fileio import atomic_write_text
-from rgenima.run import Run
+from rgenima.run import FoldDir, Run
 
 logger = logging.getLogger("rgenima.explain")
 
@@ -232,14 +232,14 @@ def label_randomised_model(
     from rgenima.model.backbone import load_backbone_tokenizer
     from rgenima.model.inputs import PreparedData, build_sequences
     from rgenima.model.rgenima import RGenIMAForStaging, pool_cubes
-    from rgenima.train import PRETRAINED_DIR, build_model, make_accelerator, train_fold
+    from rgenima.train import build_model, make_accelerator, train_fold
 
     run_dir = Path(run_dir)
     summary = _training_summary(run_dir, configuration)
     modalities = tuple(summary["modalities"])
     profile = replace(_profile(summary), warm_start=False)
     out_dir = Run(run_dir).label_randomised_dir(configuration, fold)
-    done = out_dir / "done.json"
+    done = FoldDir(out_dir).done_json
     shape = _model_shape(summary)
     backbone = _backbone_path(run_dir, summary)
     n_rois, cube = _n_rois(run_dir), _cube_size(run_dir)
@@ -298,10 +298,11 @@ def label_randomised_model(
         }
         atomic_write_text(done, json.dumps(info, indent=1))
     info = json.loads(done.read_text())
-    if (out_dir / PRETRAINED_DIR / "config.json").is_file():
-        return RGenIMAForStaging.from_pretrained(out_dir / PRETRAINED_DIR, attn_implementation), info
+    pretrained = FoldDir(out_dir).pretrained
+    if (pretrained / "config.json").is_file():
+        return RGenIMAForStaging.from_pretrained(pretrained, attn_implementation), info
     model, _ = factory(attn_implementation)  # a model kept by an older rgenima
-    model.load_state_dict(load_file(str(out_dir / "best.safetensors")))
+    model.load_state_dict(load_file(str(FoldDir(out_dir).best)))
     model.eval()
     return model, info
 

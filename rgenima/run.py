@@ -16,8 +16,81 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+#: The preparation record inside ``prepared/`` (also inside its temporary build folders).
+PREPARE_RECORD = "prepare.json"
 #: Prefix of the main configuration's folder (two modalities; a suffix names the profile).
 MAIN_PREFIX = "rgenima_mri+snp"
+
+
+def read_prepare_record(prepared: str | Path) -> dict | None:
+    """The ``prepare.json`` of a prepared folder, or None if it is missing or unreadable.
+
+    Parameters
+    ----------
+    prepared : str or pathlib.Path
+        A ``RUNDIR/prepared`` folder.
+
+    Returns
+    -------
+    dict or None
+        None when the file is absent, truncated or not a JSON object (an interrupted
+        or damaged cache, which :func:`rgenima.data.cohort.prepare_cohort` rebuilds).
+    """
+    path = Path(prepared) / PREPARE_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@dataclass(frozen=True)
+class FoldDir:
+    """The files of one trained fold (``models/<configuration>/fold_<k>/``, or the
+    permuted-label fold of the explain step): what rgenima.train writes and resumes from.
+
+    Parameters
+    ----------
+    path : Path
+    """
+
+    path: Path
+
+    @property
+    def state_json(self) -> Path:
+        """Epoch history and resume state."""
+        return self.path / "state.json"
+
+    @property
+    def best(self) -> Path:
+        """The kept weights (warm starts read them)."""
+        return self.path / "best.safetensors"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.safetensors"
+
+    @property
+    def average(self) -> Path:
+        return self.path / "average.safetensors"
+
+    @property
+    def optimizer(self) -> Path:
+        return self.path / "optimizer.safetensors"
+
+    @property
+    def pretrained(self) -> Path:
+        """The kept model as a pretrained folder (RGenIMAForStaging.from_pretrained)."""
+        return self.path / "pretrained"
+
+    @property
+    def predictions_csv(self) -> Path:
+        return self.path / "predictions.csv"
+
+    @property
+    def done_json(self) -> Path:
+        """Written last: the fold is finished."""
+        return self.path / "done.json"
 
 
 @dataclass(frozen=True)
@@ -42,7 +115,7 @@ class Run:
 
     @property
     def prepare_json(self) -> Path:
-        return self.prepared / "prepare.json"
+        return self.prepared / PREPARE_RECORD
 
     @property
     def rois_tsv(self) -> Path:
@@ -62,8 +135,6 @@ class Run:
 
     def prepare_record(self) -> dict | None:
         """``prepare.json`` (manifest, settings, input hashes), or None if absent or unreadable."""
-        from rgenima.data.cohort import read_prepare_record
-
         return read_prepare_record(self.prepared)
 
     def gene_panel(self) -> Path | None:
@@ -104,16 +175,20 @@ class Run:
     def fold_dir(self, configuration: str, fold: int) -> Path:
         return self.model_dir(configuration) / f"fold_{fold}"
 
+    def fold(self, configuration: str, fold: int) -> FoldDir:
+        """The files of one fold of ``configuration``."""
+        return FoldDir(self.fold_dir(configuration, fold))
+
     def fold_checkpoint(self, configuration: str, fold: int) -> Path:
         """The kept weights of one fold (``best.safetensors``; warm starts read them)."""
-        return self.fold_dir(configuration, fold) / "best.safetensors"
+        return self.fold(configuration, fold).best
 
     def fold_pretrained(self, configuration: str, fold: int) -> Path:
         """The fold's kept model as a pretrained folder (RGenIMAForStaging.from_pretrained)."""
-        return self.fold_dir(configuration, fold) / "pretrained"
+        return self.fold(configuration, fold).pretrained
 
     def fold_predictions_csv(self, configuration: str, fold: int) -> Path:
-        return self.fold_dir(configuration, fold) / "predictions.csv"
+        return self.fold(configuration, fold).predictions_csv
 
     def backbone_dir(self, profile: str) -> Path:
         """The default language model trained for ``profile``."""

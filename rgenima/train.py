@@ -40,6 +40,7 @@ from rgenima.fileio import atomic_write_text
 from rgenima.model.backbone import DefaultBackboneConfig
 from rgenima.model.inputs import batch_tensors, model_sequences, predict_proba  # noqa: F401 (re-exported)
 from rgenima.model.rit import RiTConfig
+from rgenima.run import FoldDir, Run
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
 #: The batch helper's former name (benchmarks and explain import it from here).
 _tensors = batch_tensors
 #: Folder of a fold's kept model, written with RGenIMAForStaging.save_pretrained.
-PRETRAINED_DIR = "pretrained"
 
 
 #: What the warm-started two-modality model trains: every parameter, the language model
@@ -201,7 +201,7 @@ def make_folds(subjects: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.Da
 
 def load_or_make_folds(run_dir: Path, subjects: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
     """``RUNDIR/folds.csv``, written once so every model and baseline shares it."""
-    path = run_dir / "folds.csv"
+    path = Run(run_dir).folds_csv
     if path.is_file():
         folds = pd.read_csv(path, dtype={"PTID": str})
         if folds["fold"].nunique() == n_folds and list(folds["PTID"]) == list(subjects["PTID"]):
@@ -282,12 +282,11 @@ def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: in
     from rgenima.data.genetics import read_gene_panel
     from rgenima.model.backbone import create_default_backbone
 
-    path = run_dir / "backbone" / profile.name
+    path = Run(run_dir).backbone_dir(profile.name)
     if (path / "config.json").is_file():
         return path
-    prepare = json.loads((data.path / "prepare.json").read_text())
-    panel = read_gene_panel(prepare["manifest"]["gene_panel"])
-    tmp = run_dir / "backbone" / f".{profile.name}.tmp-{os.getpid()}"
+    panel = read_gene_panel(Run(data.path.parent).gene_panel())
+    tmp = path.parent / f".{profile.name}.tmp-{os.getpid()}"
     create_default_backbone(tmp, data.snps, panel["symbol"].tolist(), profile.backbone, seed=seed)
     os.replace(tmp, path)
     return path
@@ -627,19 +626,20 @@ def train_fold(
             )
             model.prompt_bias[: len(bias)] = torch.from_numpy(bias).float()
     optimizer = _optimizer(model, profile)
-    state_path = out_dir / "state.json"
+    files = FoldDir(out_dir)
+    state_path = files.state_json
     state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "history": [], "seconds": 0.0}
     resumed = state_path.is_file()
     if resumed:
         state = json.loads(state_path.read_text())
-        model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
-        load_optimizer(out_dir / "optimizer.safetensors", optimizer)
+        model.load_state_dict(load_file(str(files.last)))
+        load_optimizer(files.optimizer, optimizer)
         logger.info("%s: resuming after epoch %d", label, state["epoch"] + 1)
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     average = WeightAverage(accelerator.unwrap_model(model), profile.ema_decay) if profile.ema_decay > 0 else None
     if average is not None and state["epoch"] >= 0:
-        saved = load_file(str(out_dir / "average.safetensors"))
+        saved = load_file(str(files.average))
         average.state = {k: v.float().to(device) for k, v in saved.items()}
     # The averaged weights are evaluated in a copy so that training continues on the raw ones.
     evaluated = copy.deepcopy(accelerator.unwrap_model(model)) if average is not None else None
@@ -655,7 +655,7 @@ def train_fold(
         state["best_val_loss"], state["best_epoch"] = val_loss, -1
         state["start_val_terms"] = terms.tolist()
         if accelerator.is_main_process:
-            _save_tensors(out_dir / "best.safetensors", start.state_dict())
+            _save_tensors(files.best, start.state_dict())
         logger.info("%s warm start: val loss %.4f bacc %.3f", label, val_loss, val_bacc)
     epochs_run = 0
     bar = progress_bar(
@@ -726,13 +726,11 @@ def train_fold(
         t_start = time.perf_counter()
         if accelerator.is_main_process:
             if improved:
-                _save_tensors(out_dir / "best.safetensors", evaluated.state_dict())
-            _save_tensors(out_dir / "last.safetensors", unwrapped.state_dict())
+                _save_tensors(files.best, evaluated.state_dict())
+            _save_tensors(files.last, unwrapped.state_dict())
             if average is not None:
-                _save_tensors(out_dir / "average.safetensors", average.state)
-            save_optimizer(
-                out_dir / "optimizer.safetensors", optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
-            )
+                _save_tensors(files.average, average.state)
+            save_optimizer(files.optimizer, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
             atomic_write_text(state_path, json.dumps(state, indent=1))
         accelerator.wait_for_everyone()
         epochs_run += 1
@@ -751,9 +749,9 @@ def train_fold(
     bar.close()
     unwrapped = accelerator.unwrap_model(model)
     digests = gather_weight_digests(unwrapped, accelerator)
-    unwrapped.load_state_dict(load_file(str(out_dir / "best.safetensors")))
+    unwrapped.load_state_dict(load_file(str(files.best)))
     if tokenizer is not None and accelerator.is_main_process:
-        save_pretrained_atomic(unwrapped, tokenizer, out_dir / PRETRAINED_DIR)
+        save_pretrained_atomic(unwrapped, tokenizer, files.pretrained)
     accelerator.wait_for_everyone()
     proba = predict_proba(unwrapped, test_idx, seq, data, device, modalities)
     return FoldResult(fold, proba, test_idx, state["history"], state["seconds"], state["best_epoch"], digests)
@@ -831,11 +829,12 @@ def train_configuration(
 
     quiet_library_bars()
     run_dir = Path(run_dir)
+    run = Run(run_dir)
     profile = get_profile(profile) if isinstance(profile, str) else profile
     modalities = tuple(m for m in ("mri", "snp") if m in modalities)
     accelerator = accelerator or make_accelerator()
     set_determinism(seed)
-    data = PreparedData.load(run_dir / "prepared")
+    data = PreparedData.load(run.prepared)
     if "mri" in modalities:
         from rgenima.model.rgenima import pool_cubes
 
@@ -843,13 +842,12 @@ def train_configuration(
     folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     if folds is None:
-        folds = pd.read_csv(run_dir / "folds.csv", dtype={"PTID": str})
+        folds = pd.read_csv(run.folds_csv, dtype={"PTID": str})
     if accelerator.is_main_process and not backbone:
         ensure_default_backbone(run_dir, data, profile, seed)
     accelerator.wait_for_everyone()
-    backbone_path = Path(backbone) if backbone else run_dir / "backbone" / profile.name
+    backbone_path = Path(backbone) if backbone else run.backbone_dir(profile.name)
     name = configuration_name(modalities, profile.name, backbone)
-    out = run_dir / "models" / name
     n_rois, cube = data.cubes.shape[1], data.cubes.shape[2] * (profile.rit.input_pool if "mri" in modalities else 1)
     covariates = data.covariate_names()
     # The tokenizer as the model sees it (with [ROI] and [COV]) lays out the sequences.
@@ -867,8 +865,9 @@ def train_configuration(
     warm_from = None
     fold_profile = profile
     if profile.warm_start and modalities == ("mri", "snp"):
-        warm_from = run_dir / "models" / configuration_name(("mri",), profile.name, backbone)
-        if not all((warm_from / f"fold_{k}" / "done.json").is_file() for k in range(n_folds)):
+        warm_name = configuration_name(("mri",), profile.name, backbone)
+        warm_from = run.model_dir(warm_name)
+        if not all(run.fold(warm_name, k).done_json.is_file() for k in range(n_folds)):
             logger.info("%s starts from %s: training it first", name, warm_from.name)
             if (
                 train_configuration(run_dir, ("mri",), n_folds, seed, profile, backbone, accelerator=accelerator)
@@ -883,14 +882,15 @@ def train_configuration(
     )
     results = []
     for fold in range(n_folds):
-        fold_dir = out / f"fold_{fold}"
+        files = run.fold(name, fold)
+        fold_dir = files.path
         fold_dir.mkdir(parents=True, exist_ok=True)
-        if (fold_dir / "done.json").is_file():
-            table = pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str})
+        if files.done_json.is_file():
+            table = pd.read_csv(files.predictions_csv, dtype={"PTID": str})
             results.append(table)
             logger.info("%s fold %d/%d already trained (done.json): reused", name, fold + 1, n_folds)
             continue
-        init = warm_from / f"fold_{fold}" / "best.safetensors" if warm_from is not None else None
+        init = run.fold(warm_name, fold).best if warm_from is not None else None
         result = train_fold(
             data,
             seq,
@@ -911,14 +911,14 @@ def train_configuration(
             return None
         if accelerator.is_main_process:
             table = write_predictions(
-                fold_dir / "predictions.csv",
+                files.predictions_csv,
                 data.subjects["PTID"].to_numpy()[result.test_idx],
                 np.full(len(result.test_idx), fold),
                 data.labels[result.test_idx],
                 result.proba,
             )
             atomic_write_text(
-                fold_dir / "done.json",
+                files.done_json,
                 json.dumps(
                     {
                         "best_epoch": result.best_epoch,
@@ -942,12 +942,12 @@ def train_configuration(
             )
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
-            results.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"PTID": str}))
+            results.append(pd.read_csv(files.predictions_csv, dtype={"PTID": str}))
     predictions = pd.concat(results, ignore_index=True)
     order = pd.Series(np.arange(len(data.subjects)), index=data.subjects["PTID"])
     predictions = predictions.iloc[np.argsort(order.loc[predictions["PTID"]].to_numpy())].reset_index(drop=True)
     if accelerator.is_main_process:
-        atomic_write_text(out / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
+        atomic_write_text(run.predictions_csv(name), predictions.to_csv(index=False, float_format="%.6f"))
         summary = {
             "configuration": name,
             "modalities": list(modalities),
@@ -960,9 +960,9 @@ def train_configuration(
             "model": factory().config.to_dict(),
             "world_size": accelerator.num_processes,
             "device": str(accelerator.device),
-            "folds": [json.loads((out / f"fold_{k}" / "done.json").read_text()) for k in range(n_folds)],
+            "folds": [json.loads(run.fold(name, k).done_json.read_text()) for k in range(n_folds)],
         }
-        atomic_write_text(out / "training.json", json.dumps(summary, indent=1))
+        atomic_write_text(run.training_json(name), json.dumps(summary, indent=1))
     return predictions
 
 
@@ -983,13 +983,13 @@ def run_baselines(run_dir: str | Path, n_folds: int = 5, seed: int = 0, names=No
     from rgenima.model.inputs import PreparedData
 
     run_dir = Path(run_dir)
-    data = PreparedData.load(run_dir / "prepared")
+    data = PreparedData.load(Run(run_dir).prepared)
     folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed)
     X, blocks = baseline_features(data)
     y, fold = data.labels, folds["fold"].to_numpy()
     out = {}
     for name in names or BASELINES:
-        path = run_dir / "models" / f"baseline_{name}" / "predictions.csv"
+        path = Run(run_dir).predictions_csv(f"baseline_{name}")
         if path.is_file():
             out[name] = pd.read_csv(path, dtype={"PTID": str})
             continue
@@ -1018,7 +1018,7 @@ def run_references(
     from rgenima.model.inputs import PreparedData
 
     run_dir, truth_dir = Path(run_dir), Path(truth_dir)
-    data = PreparedData.load(run_dir / "prepared")
+    data = PreparedData.load(Run(run_dir).prepared)
     folds = load_or_make_folds(run_dir, data.subjects, n_folds, seed)
     truth = _json.loads((truth_dir / "truth.json").read_text())
     posterior = {s["PTID"]: [s["posterior"][c] for c in STAGES] for s in truth["subjects"]}
@@ -1029,11 +1029,9 @@ def run_references(
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     proba = cross_validated_proba(lda, features.to_numpy(dtype=float), y, fold)
     return {
-        "oracle": write_predictions(
-            run_dir / "models" / "reference_oracle" / "predictions.csv", ptids, fold, y, oracle
-        ),
+        "oracle": write_predictions(Run(run_dir).predictions_csv("reference_oracle"), ptids, fold, y, oracle),
         "truth_feature_lda": write_predictions(
-            run_dir / "models" / "reference_truth_feature_lda" / "predictions.csv", ptids, fold, y, proba
+            Run(run_dir).predictions_csv("reference_truth_feature_lda"), ptids, fold, y, proba
         ),
     }
 
@@ -1078,7 +1076,7 @@ def train_study(
         One row per step: ``step``, ``seconds``, ``reused``.
     """
     run_dir = Path(run_dir)
-    timings_path = run_dir / "timings.json"
+    timings_path = Run(run_dir).timings_json
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     steps = []
 
@@ -1101,7 +1099,7 @@ def train_study(
     with progress_bar(total=n_steps, desc="train", unit="step") as bar:
         for i, mods in enumerate(configurations):
             name = configuration_name(mods, profile_name, backbone)
-            done = (run_dir / "models" / name / "training.json").is_file()
+            done = Run(run_dir).training_json(name).is_file()
             logger.info("training step %d/%d: %s%s", i + 1, n_steps, name, " (finished: reused)" if done else "")
             bar.set_postfix_str(name)
             timed(
@@ -1115,7 +1113,7 @@ def train_study(
         if baselines:
             from rgenima.model.baselines import BASELINES
 
-            done = all((run_dir / "models" / f"baseline_{b}" / "predictions.csv").is_file() for b in BASELINES)
+            done = all(Run(run_dir).predictions_csv(f"baseline_{b}").is_file() for b in BASELINES)
             logger.info("training step %d/%d: baselines%s", bar.n + 1, n_steps, " (finished: reused)" if done else "")
             bar.set_postfix_str("baselines")
             timed("baselines", done, lambda: run_baselines(run_dir, n_folds=n_folds, seed=seed))

@@ -58,12 +58,13 @@ from rgenima.data.manifest import Manifest, sha256_file
 from rgenima.data.validate import DataReport, validate_manifest
 from rgenima.errors import DataContractError, RunStateError
 from rgenima.progress import progress_bar
+from rgenima.run import PREPARE_RECORD, Run, read_prepare_record
 
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the prepared files change meaning, to invalidate old caches.
 PREPARE_FORMAT = 3  # 2: genes in genomic order in the prompt; 3: output checksums, --mind
-_STAMP = "prepare.json"
+_STAMP = PREPARE_RECORD
 _LOCK = ".prepare.lock"
 _TMP_PREFIX = ".prepared.tmp-"
 _OLD_PREFIX = ".prepared.old-"
@@ -353,26 +354,6 @@ def _check_reference(reference: Path, manifest: Manifest, fingerprint: dict, con
     return previous
 
 
-def read_prepare_record(prepared: str | Path) -> dict | None:
-    """The ``prepare.json`` of a prepared folder, or None if it is missing or unreadable.
-
-    Parameters
-    ----------
-    prepared : str or pathlib.Path
-        A ``RUNDIR/prepared`` folder.
-
-    Returns
-    -------
-    dict or None
-        None when the file is absent, truncated or not a JSON object (an interrupted
-        or damaged cache, which :func:`prepare_cohort` rebuilds).
-    """
-    path = Path(prepared) / _STAMP
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _output_records(folder: Path) -> dict[str, dict]:
@@ -486,7 +467,7 @@ def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfi
         If another process is preparing the same run folder.
     """
     run_dir = Path(run_dir)
-    target = run_dir / "prepared"
+    target = Run(run_dir).prepared
     t0 = time.perf_counter()
     report = validate_manifest(manifest)
     subjects = assemble_subjects(manifest, report)

@@ -52,7 +52,9 @@ class PreparedData:
     @classmethod
     def load(cls, prepared: str | Path) -> PreparedData:
         prepared = Path(prepared)
-        if not (prepared / "prepare.json").is_file():
+        from rgenima.run import PREPARE_RECORD
+
+        if not (prepared / PREPARE_RECORD).is_file():
             raise FileNotFoundError(f"{prepared}: not a prepared folder (no prepare.json); run `rgenima prepare`.")
         subjects = pd.read_csv(prepared / "subjects.csv", dtype={"PTID": str})
         cubes = np.stack([np.load(prepared / "cubes" / f"{i:05d}.npy") for i in range(len(subjects))])
