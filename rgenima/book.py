@@ -63,6 +63,8 @@ STUDY_NOTEBOOKS: tuple[str, ...] = (
 
 #: Jupyter kernel installed into the project's environment by `make venv`.
 KERNEL_NAME = "rgenima"
+#: Written beside the built HTML: which manifest the book was built from (read by publish).
+BOOK_RECORD = "book.json"
 
 
 def project_root() -> Path:
@@ -385,7 +387,6 @@ def _run_study(
     import json
 
     from rgenima.fileio import atomic_write_text
-    from rgenima.publish import BOOK_RECORD
 
     cohort = load_manifest(manifest).cohort
     atomic_write_text(

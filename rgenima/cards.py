@@ -38,14 +38,13 @@ def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _main_configuration(names: list[str]) -> str | None:
-    """The run's main configuration as the evaluation picks it, else the first trained one."""
-    from rgenima.errors import DataContractError
-    from rgenima.evaluate import find_main_configuration
-
+def _main_configuration(run) -> str | None:
+    """The run's main configuration (:meth:`rgenima.run.Run.main_configuration`), else the
+    first trained one."""
     try:
-        return find_main_configuration(names)
-    except DataContractError:
+        return run.main_configuration()
+    except (FileNotFoundError, ValueError):
+        names = run.trained_configurations()
         return names[0] if names else None
 
 
@@ -60,7 +59,7 @@ def model_card_markdown(run_dir: str | Path) -> str:
     cohort = manifest.get("cohort", {})
     restricted = bool(cohort.get("restricted"))
     metrics = _read_json(run.metrics_json)
-    main = (metrics or {}).get("main") or _main_configuration(run.trained_configurations())
+    main = (metrics or {}).get("main") or _main_configuration(run)
     training = _read_json(run.training_json(main)) if main else None
     lines = [f"# Model card: {display_name(main) if main else 'R-GenIMA'}", ""]
     lines += [

@@ -21,10 +21,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rgenima.book import BOOK_RECORD
+
 logger = logging.getLogger(__name__)
 
 #: Written by run_study next to _build/html: the manifest the book was built from.
-BOOK_RECORD = "book.json"
 
 
 @dataclass
