@@ -304,21 +304,18 @@ def _explain_rows(
     layout) and its gene and SNP scores are set to exactly 0 where the subject has the
     gene or SNP (NaN where not), as its prompt cannot change its output.
     """
-    from rgenima.model.inputs import batch_tensors as _tensors
+    from rgenima.model.inputs import batch_tensors, build_sequences, model_sequences
     from rgenima.progress import progress_bar
 
     closed = prompt_closed(model)
-    key = "closed" if closed else "full"
-    if key not in cache:
-        from rgenima.model.inputs import build_sequences
-
-        seq_modalities = ("mri",) if closed else modalities
-        cache[key] = build_sequences(
-            tokenizer, data.prompts, data.cubes.shape[1], seq_modalities, n_covariates=len(model.config.covariates)
+    if "full" not in cache:
+        cache["full"] = model_sequences(model, tokenizer, data)
+    if closed and "closed" not in cache:  # the same layout without the genetic segment
+        cache["closed"] = build_sequences(
+            tokenizer, data.prompts, data.cubes.shape[1], ("mri",), n_covariates=len(model.config.covariates)
         )
-    seq, full = cache[key], cache.get("full")
-    if full is None:
-        full = cache["full"] = build_sequences_for(model, tokenizer, data, modalities)
+    full = cache["full"]
+    seq = cache["closed" if closed else "full"]
     reference_ids = modal_genotype_ids(tokenizer, seq, data, train_idx)
     length = seq.input_ids.shape[1]
     roi_pos = torch.from_numpy(seq.roi_positions).to(device) if seq.roi_positions is not None else None
@@ -330,7 +327,7 @@ def _explain_rows(
             logger.info("%s: %d of %d subjects", desc, start, len(rows))
             last_log = time.perf_counter()
         sel = rows[start : start + batch_size]
-        batch = _tensors(sel, seq, data, device, modalities)
+        batch = batch_tensors(sel, seq, data, device, modalities)
         spans = [seq.spans[i] for i in sel]
         gm = torch.from_numpy(span_membership(spans, gene_names, "gene", length)).to(device)
         sm = torch.from_numpy(span_membership(spans, snp_names, "snp", length)).to(device)
@@ -366,14 +363,6 @@ def _explain_rows(
         for k, v in parts.items():
             parts_all.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in parts_all.items()}
-
-
-def build_sequences_for(model, tokenizer, data, modalities):
-    from rgenima.model.inputs import build_sequences
-
-    return build_sequences(
-        tokenizer, data.prompts, data.cubes.shape[1], tuple(modalities), n_covariates=len(model.config.covariates)
-    )
 
 
 def explain_run(
@@ -497,7 +486,8 @@ def explain_run(
             m.requires_grad_(False)  # the attributions need gradients w.r.t. the inputs only
             m.to(device)
         train_idx = np.setdiff1d(np.arange(n), idx)
-        if prompt_closed(model):
+        closed = prompt_closed(model)
+        if closed:
             closed_folds.append(k)
         fold_of[idx] = k
         logger.info(
@@ -506,7 +496,7 @@ def explain_run(
             k + 1,
             len(by_fold),
             len(idx),
-            "; prompt closed: genes score 0" if prompt_closed(model) else "",
+            "; prompt closed: genes score 0" if closed else "",
         )
         for rows, links in ((idx[in_links[idx]], True), (idx[~in_links[idx]], False)):
             if rows.size:

@@ -71,6 +71,7 @@ import pandas as pd
 
 from rgenima import STAGES
 from rgenima._utils.jsonsafe import json_safe
+from rgenima._utils.stats import percentile_interval
 from rgenima.attribution_file import (
     ALL,
     ATTRIBUTION_COLUMNS,
@@ -141,13 +142,6 @@ def _weighted_nanmean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
     count = counts @ finite.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
-
-
-def _percentile_ci(boot: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval per column of (B, F) bootstrap values, ignoring NaN."""
-    from rgenima._utils.stats import percentile_interval
-
-    return percentile_interval(boot, confidence)
 
 
 def _check_boot(n_boot: int, confidence: float) -> None:
@@ -238,7 +232,7 @@ def stage_signature(
             continue
         group = values[masks[stage]]
         score = _nanmean(group) - ref_mean
-        low, high = _percentile_ci(_weighted_nanmean(counts[stage], group) - ref_boot, confidence)
+        low, high = percentile_interval(_weighted_nanmean(counts[stage], group) - ref_boot, confidence)
         blocks.append(_table(names, stage, method, score, low, high))
     return _concat(blocks, ATTRIBUTION_COLUMNS)
 
@@ -274,7 +268,7 @@ def mean_attribution(
         if not mask.any():
             continue
         sub = values[mask]
-        low, high = _percentile_ci(_weighted_nanmean(counts[group], sub), confidence)
+        low, high = percentile_interval(_weighted_nanmean(counts[group], sub), confidence)
         blocks.append(_table(names, group, method + MEAN_SUFFIX, _nanmean(sub), low, high))
     return _concat(blocks, ATTRIBUTION_COLUMNS)
 

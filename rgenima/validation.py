@@ -248,11 +248,12 @@ def reads_prompt(run_dir, configuration: str) -> bool:
     (a fold whose fusion gates are all closed does not; a model without gates does)."""
     from safetensors import safe_open
 
-    from rgenima.run import Run
+    from rgenima.run import FoldDir, Run
 
-    run = Run(run_dir)
-    folds = sorted(run.model_dir(configuration).glob("fold_*/best.safetensors"))
-    for path in folds:
+    folds = sorted(Run(run_dir).model_dir(configuration).glob("fold_*"))
+    for path in (FoldDir(f).best for f in folds):
+        if not path.is_file():  # an unfinished fold
+            continue
         with safe_open(str(path), "pt") as f:
             if "prompt_gate" not in f.keys() or bool((f.get_tensor("prompt_gate") != 0).any()):
                 return True
