@@ -43,18 +43,25 @@ def test_relevance_equals_the_explicit_matrix_recursion():
     torch.testing.assert_close(gradient_weighted_relevance(layers, grads, answer), expected)
 
 
-class _LinearTokens(nn.Module):
-    """logits = W^T sum_t w_t x_t: replacing token t by r_t moves the logits by W^T w_t (r_t - x_t)."""
+class _ToyModel(nn.Module):
+    """What the attribution functions need of a model besides its forward pass."""
 
-    def __init__(self, length: int, hidden: int, n_classes: int = 4):
+    def __init__(self, n_classes: int = 4):
         super().__init__()
-        gen = torch.Generator().manual_seed(1)
-        self.w = torch.randn(length, 1, generator=gen)
-        self.proj = torch.randn(hidden, n_classes, generator=gen)
         self.config = SimpleNamespace(n_classes=n_classes)
 
     def set_attention_implementation(self, implementation):
         pass
+
+
+class _LinearTokens(_ToyModel):
+    """logits = W^T sum_t w_t x_t: replacing token t by r_t moves the logits by W^T w_t (r_t - x_t)."""
+
+    def __init__(self, length: int, hidden: int, n_classes: int = 4):
+        super().__init__(n_classes)
+        gen = torch.Generator().manual_seed(1)
+        self.w = torch.randn(length, 1, generator=gen)
+        self.proj = torch.randn(hidden, n_classes, generator=gen)
 
     def forward(
         self,
@@ -120,17 +127,13 @@ def test_occlusion_matches_the_closed_form_and_captum():
                 assert float(attr[i, tokens[0], 0]) == pytest.approx(float(log_probability[i, f]), abs=1e-5)
 
 
-class _Interaction(nn.Module):
+class _Interaction(_ToyModel):
     """logit_c = c * (u . x_roi)(v . x_gene): ROI 0 (token 1) interacts with gene 0 (tokens 3-4)."""
 
     def __init__(self, hidden: int):
         super().__init__()
         gen = torch.Generator().manual_seed(3)
         self.u, self.v = torch.randn(hidden, generator=gen), torch.randn(hidden, generator=gen)
-        self.config = SimpleNamespace(n_classes=4)
-
-    def set_attention_implementation(self, implementation):
-        pass
 
     def forward(
         self,
@@ -176,16 +179,12 @@ def test_modal_dosage_ignores_missing_calls_and_breaks_ties_low():
     np.testing.assert_array_equal(modal_dosage(dosage), [0, 2, 1])
 
 
-class _RegionalIntensity(nn.Module):
+class _RegionalIntensity(_ToyModel):
     """logits_c = sum_r w_cr * mean(cube_r): a region-mean model with a known derivative."""
 
     def __init__(self, n_rois: int):
         super().__init__()
         self.w = torch.randn(4, n_rois, generator=torch.Generator().manual_seed(5))
-        self.config = SimpleNamespace(n_classes=4)
-
-    def set_attention_implementation(self, implementation):
-        pass
 
     def forward(self, input_ids=None, attention_mask=None, answer_positions=None, cubes=None, **_):
         return SimpleNamespace(logits=cubes.mean(dim=(2, 3, 4)) @ self.w.T)
