@@ -529,12 +529,9 @@ def _load_causal_genes(truth: str | Path | dict) -> tuple[list[str], str]:
     if isinstance(truth, dict):
         data, source = truth, "dict"
     else:
-        path = Path(truth)
-        if path.is_dir():
-            path = path / "truth.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"truth file not found: {path}")
-        data, source = json.loads(path.read_text()), str(path)
+        from rgenima.data.truth import read_truth, truth_file
+
+        data, source = read_truth(truth), str(truth_file(truth))
     if "causal_genes" not in data:
         raise DataContractError(
             f"{source if source != 'dict' else 'truth'}: missing key 'causal_genes' "

@@ -107,28 +107,22 @@ def _write(ext: Path, name: str, data, proba: np.ndarray) -> None:
     write_predictions(Run(ext).predictions_csv(name), data.subjects["PTID"], np.full(n, ALL_FOLDS), data.labels, proba)
 
 
-def _truth_dir(run: Run) -> Path | None:
-    """Folder of a synthetic cohort's truth.json (:meth:`Run.truth_path`), else None."""
-    truth = run.truth_path()
-    return truth.parent if truth is not None else None
-
-
 def _reference_predictions(run_dir: Path, train, ext_data, folds: np.ndarray) -> dict[str, np.ndarray]:
     """The synthetic references on the external cohort (empty if either truth is unknown)."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
+    from rgenima.data.truth import oracle_posterior_table, read_truth, read_truth_features
     from rgenima.model.baselines import cross_validated_proba
 
-    train_truth, ext_truth = _truth_dir(Run(run_dir)), _truth_dir(Run(ext_data.path.parent))
+    train_truth, ext_truth = Run(run_dir).truth_path(), Run(ext_data.path.parent).truth_path()
     if train_truth is None or ext_truth is None:
         return {}
-    truth = json.loads((ext_truth / "truth.json").read_text())
-    posterior = {s["PTID"]: [s["posterior"][c] for c in STAGES] for s in truth["subjects"]}
-    out = {"reference_oracle": np.array([posterior[p] for p in ext_data.subjects["PTID"]])}
+    ext_ptids = ext_data.subjects["PTID"]
+    posterior = oracle_posterior_table(read_truth(ext_truth), ext_ptids, STAGES, source=str(ext_truth))
+    out = {"reference_oracle": posterior}
 
-    def features(folder: Path, ptids) -> np.ndarray:
-        table = pd.read_csv(folder / "truth_features.csv", dtype={"PTID": str}).set_index("PTID")
-        return table.loc[list(ptids)].to_numpy(dtype=float)
+    def features(truth: Path, ptids) -> np.ndarray:
+        return read_truth_features(truth, ptids).to_numpy(dtype=float)
 
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     _, out["reference_truth_feature_lda"] = cross_validated_proba(

@@ -149,16 +149,15 @@ class Run:
         without it, ``truth.json`` beside the clinical table, where ``rgenima synth``
         writes it.
         """
+        from rgenima.data.truth import locate_truth
+
         cohort = ((self.prepare_record() or {}).get("manifest") or {}).get("cohort") or {}
-        if cohort.get("truth"):
-            path = Path(cohort["truth"])
-            if not path.is_file():
-                logger.warning("%s: the manifest's truth file %s is missing", self.prepare_json, path)
-                return None
-            return path
-        clinical = cohort.get("clinical")
-        candidate = Path(clinical).parent / "truth.json" if clinical else None
-        return candidate if candidate is not None and candidate.is_file() else None
+        path = locate_truth(cohort.get("truth") or None, cohort.get("clinical") or None)
+        if path is not None and not path.is_file():
+            # The manifest was checked when the run was prepared; the file went since.
+            logger.warning("%s: the manifest's truth file %s is missing", self.prepare_json, path)
+            return None
+        return path
 
     # -- training ------------------------------------------------------------------
     @property

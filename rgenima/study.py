@@ -10,7 +10,6 @@ refused when they carry a subject identifier of the cohort
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +100,15 @@ class Study:
         """``truth.json`` of a synthetic cohort: the manifest's ``cohort.truth``, else the one
         next to its clinical table; None for real data."""
         from rgenima.data.clinical import resolve_clinical_path
+        from rgenima.data.truth import locate_truth
 
-        if self.manifest.cohort.truth is not None:
-            return self.manifest.cohort.truth if self.manifest.cohort.truth.is_file() else None
-        path = resolve_clinical_path(self.manifest.cohort.clinical).parent / "truth.json"
-        return path if path.is_file() else None
+        cohort = self.manifest.cohort
+        return locate_truth(cohort.truth, resolve_clinical_path(cohort.clinical))
 
     def truth(self) -> dict | None:
-        return json.loads(self.truth_path.read_text()) if self.truth_path else None
+        from rgenima.data.truth import read_truth
+
+        return read_truth(self.truth_path) if self.truth_path else None
 
     # -- privacy --------------------------------------------------------------------
     @property

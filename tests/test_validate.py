@@ -307,6 +307,19 @@ def test_missing_gene_panel(tmp_path):
         _validate(cohort)
 
 
+def test_truth_entry_is_checked(tmp_path):
+    cohort = write_minimal_cohort(tmp_path, manifest={"cohort": {"truth": "data/truth.json"}})
+    with pytest.raises(
+        DataContractError, match=r"truth file not found: .*truth\.json .*\(cohort\.truth in the manifest\)"
+    ):
+        _validate(cohort)
+    (tmp_path / "data" / "truth.json").write_text("[1, 2]")
+    with pytest.raises(DataContractError, match=r"truth\.json: expected a JSON object.*cohort\.truth"):
+        _validate(cohort)
+    (tmp_path / "data" / "truth.json").write_text('{"causal_genes": []}')
+    assert _validate(cohort).n_subjects_in_clinical > 0
+
+
 def test_gene_panel_missing_column(tmp_path):
     cohort = write_minimal_cohort(tmp_path)
     panel = pd.read_csv(cohort.gene_panel, sep="\t").drop(columns=["ad_locus"])

@@ -267,6 +267,29 @@ def check_gene_panel(path: str | Path) -> pd.DataFrame:
     return read_gene_panel(path)
 
 
+def check_truth_file(path: str | Path) -> dict:
+    """Check the manifest's ``cohort.truth`` file (a synthetic cohort's planted truth).
+
+    Returns
+    -------
+    dict
+        Its content.
+
+    Raises
+    ------
+    DataContractError
+        Naming the field and the file, if it is missing or not a JSON object.
+    """
+    from rgenima.data.truth import read_truth
+
+    try:
+        return read_truth(path)
+    except FileNotFoundError as exc:
+        raise DataContractError(f"{exc} (cohort.truth in the manifest)") from exc
+    except DataContractError as exc:
+        raise DataContractError(f"{exc} (cohort.truth in the manifest)") from exc
+
+
 def check_mri_header(path: str | Path) -> nib.Nifti1Image:
     """Open an MRI header (no voxel data) and check it is a 3-D image.
 
@@ -403,6 +426,8 @@ def validate_manifest(manifest: Manifest, *, bad_images: str = "raise") -> DataR
             f"rgenima (gene_panel: builtin); reinstall the package or give a TSV path."
         )
     check_gene_panel(manifest.gene_panel)
+    if cohort.truth is not None:
+        check_truth_file(cohort.truth)
 
     # 2. Genotypes: IID = PTID.
     dup_iids = sorted(k for k, n in Counter(iids).items() if n > 1)
