@@ -124,6 +124,13 @@ def _repeat_kernel_line(notebook: str):
     return emit
 
 
+def _add_context(exc: BaseException, **context) -> None:
+    """Attach where a run failed (notebook, executed copy, logs) to the error it raised,
+    for :func:`rgenima.cli.describe_run_failure`; the error itself propagates unchanged."""
+    for key, value in context.items():
+        setattr(exc, key, value)
+
+
 def execute_notebooks(
     parameters: dict[str, Any],
     root: Path,
@@ -188,7 +195,7 @@ def execute_notebooks(
                         extra_arguments=list(KERNEL_ARGUMENTS),
                     )
         except BaseException as exc:
-            exc.notebook, exc.executed, exc.kernel_log = name, target, kernel_log
+            _add_context(exc, notebook=name, executed=target, kernel_log=kernel_log)
             raise
         hide_injected_parameters(target)
         logger.info(
@@ -336,7 +343,7 @@ def run_study(
     try:
         return _run_study(manifest, parameters, root, notebooks, log_dir)
     except BaseException as exc:
-        exc.run_log = log_dir / RUN_LOG
+        _add_context(exc, run_log=log_dir / RUN_LOG)
         raise
     finally:
         package.removeHandler(handler)

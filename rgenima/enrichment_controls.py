@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -208,7 +209,7 @@ def _any_bh_rejection(p_values: np.ndarray, level: float) -> np.ndarray:
 def _positive_control(
     ranking: pd.Series, locus: set[str], background: list[str], ks: list[int], causal_present: list[str]
 ) -> dict:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k in ks:
         top = list(ranking.index[:k])
         overlap, p = hypergeometric_enrichment(top, locus, background)
@@ -234,7 +235,7 @@ def _positive_control(
         notes.append("no planted causal gene is among the ranked genes: the positive control cannot be built")
         deciding = None
     elif not covering and rows:
-        notes.append(f"no k covers the {n_causal} planted genes; the largest k ({deciding['k']}) decides")
+        notes.append(f"no k covers the {n_causal} planted genes; the largest k ({rows[-1]['k']}) decides")
     if n_causal and not causal_locus:
         notes.append(
             "no planted causal gene is an AD locus of the panel: the locus set holds none of the planted "

@@ -152,7 +152,7 @@ def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: di
 
     def gene_section(random: bool) -> dict:
         section: dict[str, Any] = {}
-        names = attributions.gene_names
+        names = attributions.names("gene")
         causal = list(truth["causal_genes"])
         for method in attributions.methods("gene", random=random):
             values = attributions.get("gene", method, random=random)
@@ -173,7 +173,7 @@ def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: di
 
     def roi_section(random: bool) -> dict:
         section: dict[str, Any] = {}
-        names = attributions.roi_names
+        names = attributions.names("roi")
         for method in attributions.methods("roi", random=random):
             values = attributions.get("roi", method, random=random)
             entry = {}
@@ -194,32 +194,32 @@ def recovery(attributions: Attributions, truth: str | Path | dict, *, sanity: di
 
     causal_genes = list(truth["causal_genes"])
     if attributions.has("gene"):
-        names = set(attributions.gene_names.tolist())
+        gene_names = set(attributions.names("gene").tolist())
         out["genes"] = {
             "causal": causal_genes,
-            "causal_missing": [g for g in causal_genes if g not in names],
-            "n_genes": int(len(attributions.gene_names)),
+            "causal_missing": [g for g in causal_genes if g not in gene_names],
+            "n_genes": len(gene_names),
             "methods": gene_section(False),
         }
     else:
         out["genes"] = {}
     if attributions.has("snp"):
         rsids = sorted({s["rsid"] for s in truth.get("causal_snps", [])})
-        names = attributions.snp_names
+        snp_names = attributions.names("snp")
         methods = {}
         for method in attributions.methods("snp"):
             values = attributions.get("snp", method)
-            methods[method] = {ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), names, rsids)}
+            methods[method] = {ALL: _ranking_metrics(_group_mean_abs(values, masks[ALL]), snp_names, rsids)}
         out["snps"] = {
             "causal": rsids,
-            "causal_missing": [r for r in rsids if r not in set(names.tolist())],
-            "n_snps": int(len(names)),
+            "causal_missing": [r for r in rsids if r not in set(snp_names.tolist())],
+            "n_snps": int(len(snp_names)),
             "methods": methods,
         }
     else:
         out["snps"] = {}
     out["rois"] = (
-        {"n_rois": int(len(attributions.roi_names)), "methods": roi_section(False)} if attributions.has("roi") else {}
+        {"n_rois": len(attributions.names("roi")), "methods": roi_section(False)} if attributions.has("roi") else {}
     )
     out["interactions"] = _interaction_ranks(attributions, truth, present)
     out["random"] = {
@@ -237,7 +237,7 @@ def _interaction_ranks(
     if direction not in attributions.directions():
         return []
     values = attributions.roi_gene(direction)
-    roi_names = list(attributions.roi_names)
+    roi_names = list(attributions.names("roi"))
     gene_names = list(attributions.gene_names)
     masks = _group_masks(attributions.label)
     n_pairs = len(roi_names) * len(gene_names)

@@ -175,6 +175,7 @@ def run_batch(
     runs_root.mkdir(parents=True, exist_ok=True)
     hashes = {n: sha256_file(root / "notebooks" / f"{n}.ipynb") for n in notebooks}
     manifest_sha = sha256_file(manifest)
+    threads: int | None
     if executor == "slurm":
         threads = int(cluster.cpus_per_task)
     else:

@@ -100,13 +100,12 @@ def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
 
     Returns NaN when either group has fewer than two values or the pooled SD is 0.
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) < 2 or len(b) < 2:
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if len(x) < 2 or len(y) < 2:
         return math.nan
-    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
-    return float((a.mean() - b.mean()) / math.sqrt(pooled)) if pooled > 0 else math.nan
+    pooled = ((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2)
+    return float((x.mean() - y.mean()) / math.sqrt(pooled)) if pooled > 0 else math.nan
 
 
 def plot_roi_features_by_stage(

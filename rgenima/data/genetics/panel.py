@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,7 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
                 f"{path}, line {number}: expected {len(header)} tab-separated fields "
                 f"({', '.join(header)}); found {len(row)}."
             )
-        rec = dict(zip(header, (cell.strip() for cell in row)))
+        rec: dict[str, Any] = dict(zip(header, (cell.strip() for cell in row)))
         symbol = rec["symbol"]
         if not symbol:
             raise DataContractError(f"{path}, line {number}: column 'symbol' is empty.")
