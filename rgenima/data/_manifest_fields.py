@@ -26,15 +26,12 @@ def _parse_checksums(raw: Any, *, label: str) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict):
         raise ManifestError(
-            f"{label}: field 'checksums' must be a mapping of relative path to "
-            f"sha256 hex digest; got {raw!r}."
+            f"{label}: field 'checksums' must be a mapping of relative path to sha256 hex digest; got {raw!r}."
         )
     out: dict[str, str] = {}
     for rel, digest in raw.items():
         if not isinstance(rel, str) or not rel.strip():
-            raise ManifestError(
-                f"{label}: field 'checksums' has a key that is not a file path: {rel!r}."
-            )
+            raise ManifestError(f"{label}: field 'checksums' has a key that is not a file path: {rel!r}.")
         if not isinstance(digest, str) or not _SHA256_RE.match(digest.strip().lower()):
             raise ManifestError(
                 f"{label}: field 'checksums.{rel}' must be a sha256 hex digest "
@@ -48,9 +45,7 @@ def _parse_checksums(raw: Any, *, label: str) -> dict[str, str]:
 # Field helpers
 
 
-def _check_keys(
-    raw: Mapping, allowed: tuple[str, ...], required: tuple[str, ...], *, where: str, label: str
-) -> None:
+def _check_keys(raw: Mapping, allowed: tuple[str, ...], required: tuple[str, ...], *, where: str, label: str) -> None:
     prefix = f"{where}." if where else ""
     for key in raw:
         if key not in allowed:
@@ -66,9 +61,7 @@ def _check_keys(
 
 def _path_field(value: Any, name: str, *, root: Path, label: str) -> Path:
     if not isinstance(value, str) or not value.strip():
-        raise ManifestError(
-            f"{label}: field '{name}' must be a file path (string); got {value!r}."
-        )
+        raise ManifestError(f"{label}: field '{name}' must be a file path (string); got {value!r}.")
     path = Path(value.strip()).expanduser()
     if not path.is_absolute():
         path = root / path
@@ -90,8 +83,7 @@ def _number_field(value: Any, name: str, low: float, high: float, *, label: str)
             number = None
     if number is None or not math.isfinite(number) or not low <= number <= high:
         raise ManifestError(
-            f"{label}: field '{name}' must be a number in [{_fmt_num(low)}, "
-            f"{_fmt_num(high)}]; got {value!r}."
+            f"{label}: field '{name}' must be a number in [{_fmt_num(low)}, {_fmt_num(high)}]; got {value!r}."
         )
     return number
 
@@ -107,4 +99,3 @@ def _fmt_keys(keys) -> str:
 def _did_you_mean(value: str, options) -> str:
     match = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
     return f" Did you mean '{match[0]}'?" if match else ""
-

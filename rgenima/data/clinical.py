@@ -91,9 +91,9 @@ def resolve_clinical_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         found = sorted(
-            p for p in path.iterdir()
-            if p.is_file() and p.name.lower().startswith("adnimerge")
-            and p.suffix.lower() == ".csv"
+            p
+            for p in path.iterdir()
+            if p.is_file() and p.name.lower().startswith("adnimerge") and p.suffix.lower() == ".csv"
         )
         if len(found) != 1:
             names = ", ".join(p.name for p in found) or "none"
@@ -104,8 +104,7 @@ def resolve_clinical_path(path: str | Path) -> Path:
         return found[0]
     if not path.is_file():
         raise DataContractError(
-            f"clinical table not found: {path} (cohort.clinical in the manifest): the path "
-            f"{why_missing(path)}."
+            f"clinical table not found: {path} (cohort.clinical in the manifest): the path {why_missing(path)}."
         )
     return path
 
@@ -137,9 +136,7 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
     path = resolve_clinical_path(path)
     _check_utf8(path)
     try:
-        table = pd.read_csv(
-            path, dtype={c: str for c in _ID_COLUMNS}, low_memory=False, encoding="utf-8-sig"
-        )
+        table = pd.read_csv(path, dtype={c: str for c in _ID_COLUMNS}, low_memory=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise DataContractError(
             f"{path}: the clinical table is empty (no header line); expected an ADNIMERGE-style "
@@ -152,8 +149,7 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
         ) from None
     if table.empty:
         raise DataContractError(
-            f"{path}: the clinical table has a header line but no rows; expected one row per "
-            "subject and visit."
+            f"{path}: the clinical table has a header line but no rows; expected one row per subject and visit."
         )
 
     _check_columns(table, path)
@@ -166,8 +162,7 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
     if empty.any():
         lines = _lines(table.index[empty])
         raise DataContractError(
-            f"{path}: column 'PTID' is empty on line(s) {lines}; every row needs a "
-            f"subject ID such as '023_S_0031'."
+            f"{path}: column 'PTID' is empty on line(s) {lines}; every row needs a subject ID such as '023_S_0031'."
         )
     viscode = table["VISCODE"]
     bad = viscode.isna() | ~viscode.fillna("").str.fullmatch(VISCODE_PATTERN)
@@ -215,9 +210,7 @@ def _check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
             offset += len(chunk)
 
 
-def baseline_subjects(
-    clinical: pd.DataFrame, path: str | Path | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def baseline_subjects(clinical: pd.DataFrame, path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One labelled row per subject, from the baseline visit.
 
     Parameters
@@ -315,8 +308,7 @@ def _to_numeric(values: pd.Series, column: str, path) -> pd.Series:
     if bad.any():
         i = values.index[bad.to_numpy()][0]
         raise DataContractError(
-            f"{path}, line {i + 1 + _HEADER_LINES}: column {column!r} must be a number; "
-            f"got {values[i]!r}."
+            f"{path}, line {i + 1 + _HEADER_LINES}: column {column!r} must be a number; got {values[i]!r}."
         )
     return numbers.astype(float)
 
@@ -331,18 +323,12 @@ def _check_columns(table: pd.DataFrame, path) -> None:
         near = _near_column(column, found)
         if near is not None:
             hints.append(f"{near!r} for {column!r}")
-    hint = (
-        f" Did you mean {', '.join(hints)}? Column names are case- and "
-        f"whitespace-sensitive."
-        if hints
-        else ""
-    )
+    hint = f" Did you mean {', '.join(hints)}? Column names are case- and whitespace-sensitive." if hints else ""
     shown = ", ".join(repr(c) for c in found[:30])
     if len(found) > 30:
         shown += f", ... ({len(found)} columns in all)"
     raise DataContractError(
-        f"{path}: missing required column(s) {', '.join(repr(c) for c in missing)}; "
-        f"found columns: {shown}.{hint}"
+        f"{path}: missing required column(s) {', '.join(repr(c) for c in missing)}; found columns: {shown}.{hint}"
     )
 
 

@@ -181,8 +181,9 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     from rgenima.data.mri import RoiExtractor
 
     ids = atlas.labels["index"].to_numpy()
-    extractor = RoiExtractor(atlas.image, ids, cube_size=config.cube_size, lost_rois="raise",
-                             roi_names=dict(zip(ids, atlas.labels["name"])))
+    extractor = RoiExtractor(
+        atlas.image, ids, cube_size=config.cube_size, lost_rois="raise", roi_names=dict(zip(ids, atlas.labels["name"]))
+    )
     # Every grid first, from the headers: an image on a grid that loses ROIs is refused
     # before any cube is computed.
     for i, path in enumerate(subjects["mri_path"]):
@@ -210,8 +211,9 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     return rois
 
 
-def _genotype_qc(manifest: Manifest, subjects: pd.DataFrame, report: DataReport,
-                 config: PrepareConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _genotype_qc(
+    manifest: Manifest, subjects: pd.DataFrame, report: DataReport, config: PrepareConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """QC of the PLINK set; subjects that ``qc.max_subject_missing`` removes leave the cohort.
 
     Returns
@@ -229,8 +231,11 @@ def _genotype_qc(manifest: Manifest, subjects: pd.DataFrame, report: DataReport,
         return snp_qc, sample_qc, subjects
     limit = manifest.qc.max_subject_missing
     rows = [
-        (iid, f"genotypes: too many missing calls (call rate {rate:.3f} < {1 - limit:.3g}; "
-              f"qc.max_subject_missing {limit:g}, PLINK --mind)")
+        (
+            iid,
+            f"genotypes: too many missing calls (call rate {rate:.3f} < {1 - limit:.3g}; "
+            f"qc.max_subject_missing {limit:g}, PLINK --mind)",
+        )
         for iid, rate in zip(failed["iid"], failed["call_rate"])
     ]
     report.exclude_from_cohort(rows, dict(zip(subjects["PTID"], subjects["stage"].astype(str))))
@@ -250,8 +255,14 @@ def _genotype_qc(manifest: Manifest, subjects: pd.DataFrame, report: DataReport,
     return snp_qc, sample_qc, kept
 
 
-def _prepare_genotypes(manifest: Manifest, subjects: pd.DataFrame, out: Path, snp_qc: pd.DataFrame,
-                       sample_qc: pd.DataFrame, reference: Path | None = None) -> dict:
+def _prepare_genotypes(
+    manifest: Manifest,
+    subjects: pd.DataFrame,
+    out: Path,
+    snp_qc: pd.DataFrame,
+    sample_qc: pd.DataFrame,
+    reference: Path | None = None,
+) -> dict:
     from rgenima.data.genetics import (
         align_to_reference,
         map_snps_to_genes,
@@ -314,8 +325,8 @@ def _no_snps_message(manifest: Manifest, snp_qc: pd.DataFrame) -> str:
         hint = (
             " 'maf=NA' means no founder was found: allele frequencies use samples whose .fam father "
             "and mother (columns 3 and 4) are both 0, as PLINK; write 0 there for unrelated subjects."
-            if failed.index.str.startswith("maf=NA").any() else
-            " Check the qc thresholds in the manifest (min_call_rate, min_maf, hwe_p)."
+            if failed.index.str.startswith("maf=NA").any()
+            else " Check the qc thresholds in the manifest (min_call_rate, min_maf, hwe_p)."
         )
         return (
             f"{bim}: none of its {len(snp_qc)} SNPs passes genotype QC ({reasons}), so every genetic "
@@ -352,8 +363,6 @@ def _check_reference(reference: Path, manifest: Manifest, fingerprint: dict, con
                 "an external cohort must be prepared with the same atlas, gene panel and cube size."
             )
     return previous
-
-
 
 
 def _output_records(folder: Path) -> dict[str, dict]:
@@ -439,8 +448,13 @@ def _empty_cohort_message(manifest: Manifest, report: DataReport) -> str:
     )
 
 
-def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfig = PrepareConfig(),
-                   force: bool = False, reference: str | Path | None = None) -> Path:
+def prepare_cohort(
+    manifest: Manifest,
+    run_dir: str | Path,
+    config: PrepareConfig = PrepareConfig(),
+    force: bool = False,
+    reference: str | Path | None = None,
+) -> Path:
     """Prepare (or reuse) the model-ready inputs of a manifest under ``run_dir/prepared``.
 
     Parameters
@@ -487,8 +501,11 @@ def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfi
         if not force:
             problem = _cache_problem(target, fingerprint["hash"])
             if problem is None:
-                logger.info("prepared data are up to date (hash %s, every output verified): reusing %s",
-                            fingerprint["hash"][:12], target)
+                logger.info(
+                    "prepared data are up to date (hash %s, every output verified): reusing %s",
+                    fingerprint["hash"][:12],
+                    target,
+                )
                 return target
             logger.info("%s: rebuilding", problem)
         tmp = run_dir / f"{_TMP_PREFIX}{os.getpid()}"
@@ -507,8 +524,16 @@ def prepare_cohort(manifest: Manifest, run_dir: str | Path, config: PrepareConfi
     return target
 
 
-def _build(manifest: Manifest, subjects: pd.DataFrame, report: DataReport, fingerprint: dict,
-           config: PrepareConfig, reference: Path | None, tmp: Path, t0: float) -> None:
+def _build(
+    manifest: Manifest,
+    subjects: pd.DataFrame,
+    report: DataReport,
+    fingerprint: dict,
+    config: PrepareConfig,
+    reference: Path | None,
+    tmp: Path,
+    t0: float,
+) -> None:
     """Write every prepared file into ``tmp`` (prepare.json last, with the outputs' checksums)."""
     atlas = load_atlas(manifest.atlas)
     t_geno = time.perf_counter()

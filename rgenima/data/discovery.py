@@ -99,9 +99,7 @@ def ptid_from_participant(participant: str) -> str:
     return f"{match.group(1)}_S_{match.group(2)}"
 
 
-def find_mri(
-    mri_spec: MriSpec, ptids: Iterable[str]
-) -> tuple[dict[str, Path], pd.DataFrame]:
+def find_mri(mri_spec: MriSpec, ptids: Iterable[str]) -> tuple[dict[str, Path], pd.DataFrame]:
     """Map each PTID to its baseline MRI file.
 
     Parameters
@@ -175,13 +173,13 @@ def _find_bids_t1w(root: Path, ptid: str) -> tuple[Path | None, str]:
         ]
         if len(exact) == 1:
             return exact[0], ""
-        if not exact and any(
-            (anat / f"{sub}_{session}_T1w{suffix}").is_symlink() for suffix in _T1W_SUFFIXES
-        ):
+        if not exact and any((anat / f"{sub}_{session}_T1w{suffix}").is_symlink() for suffix in _T1W_SUFFIXES):
             return None, _BAD_LINK
         candidates = exact or sorted(
-            p for p in anat.iterdir()
-            if p.is_file() and p.name.startswith(f"{sub}_{session}")
+            p
+            for p in anat.iterdir()
+            if p.is_file()
+            and p.name.startswith(f"{sub}_{session}")
             and any(p.name.endswith(f"_T1w{s}") for s in _T1W_SUFFIXES)
         )
         if len(candidates) == 1:
@@ -233,4 +231,4 @@ def _literal_folder(pattern: str) -> tuple[str, str]:
         folder = "" if parent == folder else parent
     if not folder or not re.search(r"[*?\[]", folder):
         return "", pattern
-    return folder, pattern[len(folder):]
+    return folder, pattern[len(folder) :]

@@ -80,8 +80,12 @@ _COHORT_REQUIRED = ("name", "clinical", "mri", "genotypes")
 _MRI_KEYS = ("bids_root", "pattern")
 _ATLAS_KEYS = ("name", "image", "labels")
 _QC_DEFAULTS = {"min_call_rate": 0.95, "min_maf": 0.01, "hwe_p": 1.0e-6, "max_subject_missing": 0.1}
-_QC_RANGES = {"min_call_rate": (0.0, 1.0), "min_maf": (0.0, 0.5), "hwe_p": (0.0, 1.0),
-              "max_subject_missing": (0.0, 1.0)}
+_QC_RANGES = {
+    "min_call_rate": (0.0, 1.0),
+    "min_maf": (0.0, 0.5),
+    "hwe_p": (0.0, 1.0),
+    "max_subject_missing": (0.0, 1.0),
+}
 _DEFAULT_WINDOW_KB = 10.0
 _MAX_WINDOW_KB = 10_000.0
 _PATTERN_FIELDS = ("ptid", "participant")
@@ -257,11 +261,7 @@ class Manifest:
                 "name": self.cohort.name,
                 "restricted": self.cohort.restricted,
                 "clinical": str(self.cohort.clinical),
-                "mri": (
-                    {"bids_root": str(mri.bids_root)}
-                    if mri.mode == "bids"
-                    else {"pattern": mri.pattern}
-                ),
+                "mri": ({"bids_root": str(mri.bids_root)} if mri.mode == "bids" else {"pattern": mri.pattern}),
                 "genotypes": str(self.cohort.genotypes),
                 **({"truth": str(self.cohort.truth)} if self.cohort.truth is not None else {}),
             },
@@ -368,15 +368,12 @@ def _parse(raw: dict, *, root: Path, label: str, path: Path) -> Manifest:
         qc_raw = {}
     if not isinstance(qc_raw, dict):
         raise ManifestError(
-            f"{label}: field 'qc' must be a mapping with keys "
-            f"{_fmt_keys(_QC_DEFAULTS)}; got {qc_raw!r}."
+            f"{label}: field 'qc' must be a mapping with keys {_fmt_keys(_QC_DEFAULTS)}; got {qc_raw!r}."
         )
     _check_keys(qc_raw, tuple(_QC_DEFAULTS), (), where="qc", label=label)
     qc = QCSpec(
         **{
-            key: _number_field(
-                qc_raw.get(key, default), f"qc.{key}", *_QC_RANGES[key], label=label
-            )
+            key: _number_field(qc_raw.get(key, default), f"qc.{key}", *_QC_RANGES[key], label=label)
             for key, default in _QC_DEFAULTS.items()
         }
     )
@@ -397,39 +394,31 @@ def _parse(raw: dict, *, root: Path, label: str, path: Path) -> Manifest:
 def _parse_cohort(raw: Any, *, root: Path, label: str) -> CohortSpec:
     if not isinstance(raw, dict):
         raise ManifestError(
-            f"{label}: field 'cohort' must be a mapping with keys "
-            f"{_fmt_keys(_COHORT_REQUIRED)}; got {raw!r}."
+            f"{label}: field 'cohort' must be a mapping with keys {_fmt_keys(_COHORT_REQUIRED)}; got {raw!r}."
         )
     _check_keys(raw, _COHORT_KEYS, _COHORT_REQUIRED, where="cohort", label=label)
     name = raw["name"]
     if not isinstance(name, str) or not name.strip():
-        raise ManifestError(
-            f"{label}: field 'cohort.name' must be a non-empty string; got {name!r}."
-        )
+        raise ManifestError(f"{label}: field 'cohort.name' must be a non-empty string; got {name!r}.")
     restricted = raw.get("restricted", False)
     if not isinstance(restricted, bool):
-        raise ManifestError(
-            f"{label}: field 'cohort.restricted' must be true or false; "
-            f"got {restricted!r}."
-        )
+        raise ManifestError(f"{label}: field 'cohort.restricted' must be true or false; got {restricted!r}.")
     return CohortSpec(
         name=name.strip(),
         restricted=restricted,
         clinical=_path_field(raw["clinical"], "cohort.clinical", root=root, label=label),
         mri=_parse_mri(raw["mri"], root=root, label=label),
-        genotypes=_path_field(
-            raw["genotypes"], "cohort.genotypes", root=root, label=label
+        genotypes=_path_field(raw["genotypes"], "cohort.genotypes", root=root, label=label),
+        truth=(
+            _path_field(raw["truth"], "cohort.truth", root=root, label=label) if raw.get("truth") is not None else None
         ),
-        truth=(_path_field(raw["truth"], "cohort.truth", root=root, label=label)
-               if raw.get("truth") is not None else None),
     )
 
 
 def _parse_mri(raw: Any, *, root: Path, label: str) -> MriSpec:
     if not isinstance(raw, dict):
         raise ManifestError(
-            f"{label}: field 'cohort.mri' must be a mapping with exactly one of "
-            f"'bids_root' or 'pattern'; got {raw!r}."
+            f"{label}: field 'cohort.mri' must be a mapping with exactly one of 'bids_root' or 'pattern'; got {raw!r}."
         )
     _check_keys(raw, _MRI_KEYS, (), where="cohort.mri", label=label)
     given = [key for key in _MRI_KEYS if raw.get(key) is not None]
@@ -439,27 +428,15 @@ def _parse_mri(raw: Any, *, root: Path, label: str) -> MriSpec:
             f"'pattern'; got {_fmt_keys(given) if given else 'neither'}."
         )
     if given == ["bids_root"]:
-        return MriSpec(
-            bids_root=_path_field(
-                raw["bids_root"], "cohort.mri.bids_root", root=root, label=label
-            )
-        )
+        return MriSpec(bids_root=_path_field(raw["bids_root"], "cohort.mri.bids_root", root=root, label=label))
     pattern = raw["pattern"]
     if not isinstance(pattern, str) or not pattern.strip():
-        raise ManifestError(
-            f"{label}: field 'cohort.mri.pattern' must be a non-empty string; "
-            f"got {pattern!r}."
-        )
+        raise ManifestError(f"{label}: field 'cohort.mri.pattern' must be a non-empty string; got {pattern!r}.")
     try:
-        fields = {
-            name
-            for _, name, _, _ in string.Formatter().parse(pattern)
-            if name is not None
-        }
+        fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as exc:
         raise ManifestError(
-            f"{label}: field 'cohort.mri.pattern' is not a valid pattern ({exc}); "
-            f"got {pattern!r}."
+            f"{label}: field 'cohort.mri.pattern' is not a valid pattern ({exc}); got {pattern!r}."
         ) from None
     unknown = sorted(fields - set(_PATTERN_FIELDS))
     if unknown:
@@ -485,8 +462,7 @@ def _parse_atlas(raw: Any, *, root: Path, label: str) -> AtlasSpec:
         if raw not in BUILTIN_ATLASES:
             raise ManifestError(
                 f"{label}: field 'atlas' must be one of {_fmt_keys(BUILTIN_ATLASES)} "
-                f"or a mapping {{image: ..., labels: ...}}; got {raw!r}."
-                + _did_you_mean(raw, BUILTIN_ATLASES)
+                f"or a mapping {{image: ..., labels: ...}}; got {raw!r}." + _did_you_mean(raw, BUILTIN_ATLASES)
             )
         return AtlasSpec(name=raw)
     if not isinstance(raw, dict):
@@ -501,9 +477,7 @@ def _parse_atlas(raw: Any, *, root: Path, label: str) -> AtlasSpec:
     if name is None:
         name = image.name.removesuffix(".gz").removesuffix(".nii")
     elif not isinstance(name, str) or not name.strip():
-        raise ManifestError(
-            f"{label}: field 'atlas.name' must be a non-empty string; got {name!r}."
-        )
+        raise ManifestError(f"{label}: field 'atlas.name' must be a non-empty string; got {name!r}.")
     return AtlasSpec(name=name.strip(), image=image, labels=labels)
 
 

@@ -280,8 +280,15 @@ class RoiExtractor:
         Names of the label ids, used in those messages.
     """
 
-    def __init__(self, atlas_img: nib.Nifti1Image, roi_ids, cube_size: int = 16, check_space: bool = True,
-                 lost_rois: str = "warn", roi_names: dict | None = None):
+    def __init__(
+        self,
+        atlas_img: nib.Nifti1Image,
+        roi_ids,
+        cube_size: int = 16,
+        check_space: bool = True,
+        lost_rois: str = "warn",
+        roi_names: dict | None = None,
+    ):
         self.atlas_img = atlas_img
         self.roi_ids = np.asarray(roi_ids, dtype=np.int64)
         self.cube_size = cube_size

@@ -110,8 +110,9 @@ def check_plink_fileset(prefix: str | Path, unique_snp_ids: bool = False) -> Pli
     if missing:
         raise DataContractError(
             f"PLINK fileset {prefix} (cohort.genotypes) is incomplete: missing "
-            + ", ".join(str(p) if why_missing(p) == "does not exist" else f"{p} (the path {why_missing(p)})"
-                        for p in missing)
+            + ", ".join(
+                str(p) if why_missing(p) == "does not exist" else f"{p} (the path {why_missing(p)})" for p in missing
+            )
             + ". A fileset needs .bed, .bim and .fam with the same prefix."
         )
     n_samples = len(_read_fam(paths["fam"]))
@@ -126,8 +127,7 @@ def check_plink_fileset(prefix: str | Path, unique_snp_ids: bool = False) -> Pli
         header = handle.read(3)
     if header[:2] != BED_MAGIC:
         raise DataContractError(
-            f"{bed}: not a PLINK 1 .bed file: expected magic bytes 0x6c 0x1b, got "
-            f"{_hex(header[:2])}."
+            f"{bed}: not a PLINK 1 .bed file: expected magic bytes 0x6c 0x1b, got {_hex(header[:2])}."
         )
     if len(header) < 3 or header[2] != _SNP_MAJOR:
         raise DataContractError(
@@ -181,9 +181,7 @@ def _lines(path: Path):
                 blank_at = blank_at or number
                 continue
             if blank_at is not None:
-                raise DataContractError(
-                    f"{path}, line {blank_at}: empty line inside the file."
-                )
+                raise DataContractError(f"{path}, line {blank_at}: empty line inside the file.")
             yield number, fields
 
 
@@ -211,8 +209,7 @@ def _count_bim(path: Path, unique_ids: bool = False) -> int:
             )
         if not _INT_RE.match(fields[3]):
             raise DataContractError(
-                f"{path}, line {number}: column 4 (base-pair position) must be an "
-                f"integer; got {fields[3]!r}."
+                f"{path}, line {number}: column 4 (base-pair position) must be an integer; got {fields[3]!r}."
             )
         if unique_ids:
             seen = first_line.setdefault(fields[1], number)
@@ -228,14 +225,14 @@ def _count_bim(path: Path, unique_ids: bool = False) -> int:
         hint = (
             " Missing ids ('.') can be set from positions with `plink --bfile PREFIX "
             "--set-missing-var-ids @:#:$1:$2 --make-bed --out NEW`."
-            if "." in repeats else ""
+            if "." in repeats
+            else ""
         )
         raise DataContractError(
             f"{path}: SNP id(s) repeated on several lines: {shown}{more}. rgenima reads genotypes "
             "by SNP id (dosage columns, prompts), so each id must appear once: list the duplicates "
             "with `plink --bfile PREFIX --list-duplicate-vars ids-only suppress-first`, remove them "
-            "with `--exclude plink.dupvar --make-bed --out NEW`, and point cohort.genotypes at NEW."
-            + hint
+            "with `--exclude plink.dupvar --make-bed --out NEW`, and point cohort.genotypes at NEW." + hint
         )
     return count
 

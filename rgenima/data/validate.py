@@ -152,8 +152,7 @@ class DataReport:
         n_labelled = self.coverage.get("clinical", 0)
         lines = [
             f"Data report for cohort {self.cohort_name!r} (manifest {self.manifest})",
-            f"  clinical table: {self.n_subjects_in_clinical} subjects, "
-            f"{n_labelled} with a baseline study label",
+            f"  clinical table: {self.n_subjects_in_clinical} subjects, {n_labelled} with a baseline study label",
             f"  atlas: {self.atlas_name} ({self.n_rois} ROIs)",
             f"  genotypes: {self.n_fam_samples} samples x {self.n_snps} SNPs",
         ]
@@ -162,12 +161,9 @@ class DataReport:
         lines += ["", "Subjects per class (cohort / labelled at baseline):"]
         for stage in STAGES:
             lines.append(
-                f"  {stage:<4} {self.counts_per_stage.get(stage, 0):>6} / "
-                f"{self.baseline_counts.get(stage, 0)}"
+                f"  {stage:<4} {self.counts_per_stage.get(stage, 0):>6} / {self.baseline_counts.get(stage, 0)}"
             )
-        lines.append(
-            f"  {'all':<4} {self.n_cohort:>6} / {sum(self.baseline_counts.values())}"
-        )
+        lines.append(f"  {'all':<4} {self.n_cohort:>6} / {sum(self.baseline_counts.values())}")
         lines += ["", f"Modality coverage (of {n_labelled} labelled baseline subjects):"]
         for modality in ("clinical", "mri", "genotypes"):
             lines.append(f"  {modality:<10} {self.coverage.get(modality, 0):>6}")
@@ -316,17 +312,12 @@ def check_mri_header(path: str | Path) -> nib.Nifti1Image:
         shape = tuple(int(n) for n in img.shape)
         affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # nibabel raises many types on a bad file
-        raise DataContractError(
-            f"{path}: cannot read MRI image as NIfTI ({type(exc).__name__}: {exc})."
-        ) from None
+        raise DataContractError(f"{path}: cannot read MRI image as NIfTI ({type(exc).__name__}: {exc}).") from None
     if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)):
-        raise DataContractError(
-            f"{path}: MRI image must be 3-D (one volume per subject); got shape {shape}."
-        )
+        raise DataContractError(f"{path}: MRI image must be 3-D (one volume per subject); got shape {shape}.")
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise DataContractError(
-            f"{path}: MRI image has an invalid affine (not finite or not invertible): "
-            f"{affine.round(3).tolist()}."
+            f"{path}: MRI image has an invalid affine (not finite or not invertible): {affine.round(3).tolist()}."
         )
     return img
 
@@ -340,10 +331,7 @@ def _no_genotypes_hint(cohort, iids: list[str], ptids: set[str]) -> str:
     with open(fam, encoding="utf-8", errors="replace") as handle:
         fids = {line.split()[0] for line in handle if line.split()}
     example = "" if cohort.restricted else f" (first .fam IID: {iids[0]!r})"
-    text = (
-        "no labelled subject has genotypes: .fam IIDs must equal clinical PTIDs such as "
-        f"'023_S_0031'{example}"
-    )
+    text = f"no labelled subject has genotypes: .fam IIDs must equal clinical PTIDs such as '023_S_0031'{example}"
     if fids & ptids:
         return (
             f"{text}, but in {fam} the FIDs (column 1) are the PTIDs ({len(fids & ptids)} of them) and the "
@@ -407,9 +395,7 @@ def validate_manifest(manifest: Manifest, *, bad_images: str = "raise") -> DataR
         size mismatch, bad atlas or gene panel. The message names the file.
     """
     if bad_images not in ("raise", "exclude"):
-        raise ValueError(
-            f"'bad_images' must be one of ('raise', 'exclude'). {bad_images!r} was provided."
-        )
+        raise ValueError(f"'bad_images' must be one of ('raise', 'exclude'). {bad_images!r} was provided.")
     cohort = manifest.cohort
     warnings: list[str] = []
 
@@ -478,9 +464,7 @@ def validate_manifest(manifest: Manifest, *, bad_images: str = "raise") -> DataR
         if counts_per_stage[stage] == 0:
             warnings.append(f"no cohort subject has stage {stage}.")
 
-    exclusions = pd.concat(
-        [exclusions, pd.DataFrame(rows, columns=["PTID", "reason"])], ignore_index=True
-    )
+    exclusions = pd.concat([exclusions, pd.DataFrame(rows, columns=["PTID", "reason"])], ignore_index=True)
     return DataReport(
         manifest=str(manifest.path),
         cohort_name=cohort.name,

@@ -32,31 +32,31 @@ names are re-exported here.
 """
 
 from rgenima.data.genetics.dosage import (
-                                          Genotypes,
-                                          align_to_reference,
-                                          apoe_doses,
-                                          dosage_matrix,
-                                          impute_with_training_mean,
-                                          read_genotypes,
-                                          snp_allele_stats,
+    Genotypes,
+    align_to_reference,
+    apoe_doses,
+    dosage_matrix,
+    impute_with_training_mean,
+    read_genotypes,
+    snp_allele_stats,
 )
 from rgenima.data.genetics.hwe import hwe_exact_p
 from rgenima.data.genetics.panel import (
-                                          GENE_PANEL_COLUMNS,
-                                          PANEL_CHROMOSOMES,
-                                          map_snps_to_genes,
-                                          normalize_chrom,
-                                          read_gene_panel,
+    GENE_PANEL_COLUMNS,
+    PANEL_CHROMOSOMES,
+    map_snps_to_genes,
+    normalize_chrom,
+    read_gene_panel,
 )
 from rgenima.data.genetics.qc import (
-                                          SNP_QC_COLUMNS,
-                                          genotype_counts,
-                                          genotype_qc,
-                                          qc_plink_fileset,
-                                          qc_summary,
-                                          sample_call_rate,
-                                          snp_qc_table,
-                                          write_qc_tables,
+    SNP_QC_COLUMNS,
+    genotype_counts,
+    genotype_qc,
+    qc_plink_fileset,
+    qc_summary,
+    sample_call_rate,
+    snp_qc_table,
+    write_qc_tables,
 )
 
 __all__ = [

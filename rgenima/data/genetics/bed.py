@@ -26,10 +26,9 @@ def _bed_tables() -> tuple[np.ndarray, np.ndarray]:
     words = np.arange(65536)
     codes = np.concatenate([byte_codes[words & 255], byte_codes[words >> 8]], axis=1)
     fields16 = np.uint64(16) * np.arange(3, dtype=np.uint64)
-    per_snp = (
-        np.stack([(codes == c).sum(axis=1) for c in (1, 2, 3)], axis=1).astype(np.uint64)
-        << fields16
-    ).sum(axis=1, dtype=np.uint64)
+    per_snp = (np.stack([(codes == c).sum(axis=1) for c in (1, 2, 3)], axis=1).astype(np.uint64) << fields16).sum(
+        axis=1, dtype=np.uint64
+    )
     fields8 = np.uint64(8) * np.arange(8, dtype=np.uint64)
     per_sample = ((codes == 1).astype(np.uint64) << fields8).sum(axis=1, dtype=np.uint64)
     return per_snp, per_sample
@@ -67,7 +66,7 @@ def _decode_counts(block: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.nd
     words = block.view(np.uint16)
     packed = np.zeros(m, dtype=np.uint64)
     for k in range(0, words.shape[1], 8190):
-        packed += per_snp[words[:, k:k + 8190]].sum(axis=1, dtype=np.uint64)
+        packed += per_snp[words[:, k : k + 8190]].sum(axis=1, dtype=np.uint64)
     counts = np.empty((m, 4), dtype=np.int64)
     counts[:, 3] = (packed & _FIELD16).astype(np.int64)
     counts[:, 1] = ((packed >> np.uint64(16)) & _FIELD16).astype(np.int64)
@@ -75,16 +74,20 @@ def _decode_counts(block: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.nd
     counts[:, 0] = n_samples - counts[:, 1:].sum(axis=1)  # padding decodes as 00
     sample_missing = np.zeros((words.shape[1], 8), dtype=np.int64)
     for k in range(0, m, 255):
-        partial = per_sample[words[k:k + 255]].sum(axis=0, dtype=np.uint64)
+        partial = per_sample[words[k : k + 255]].sum(axis=0, dtype=np.uint64)
         sample_missing += ((partial[:, None] >> _SHIFTS8) & _FIELD8).astype(np.int64)
     return counts, sample_missing.ravel()[:n_samples]
 
 
 def _read_bim(path: Path) -> pd.DataFrame:
     bim = pd.read_csv(
-        path, sep=r"\s+", header=None, names=["chrom", "snp", "cm", "pos", "a1", "a2"],
+        path,
+        sep=r"\s+",
+        header=None,
+        names=["chrom", "snp", "cm", "pos", "a1", "a2"],
         dtype={"chrom": str, "snp": str, "cm": str, "pos": np.int64, "a1": str, "a2": str},
-        keep_default_na=False, na_filter=False,
+        keep_default_na=False,
+        na_filter=False,
     )
     return bim[["snp", "chrom", "pos", "a1", "a2"]]
 

@@ -50,9 +50,7 @@ def read_genotypes(prefix: str | Path, snps: list[str] | None = None) -> Genotyp
 
     prefix = Path(prefix)
     check_plink_fileset(prefix, unique_snp_ids=True)
-    G = read_plink1_bin(
-        f"{prefix}.bed", f"{prefix}.bim", f"{prefix}.fam", ref="a0", verbose=False
-    )
+    G = read_plink1_bin(f"{prefix}.bed", f"{prefix}.bim", f"{prefix}.fam", ref="a0", verbose=False)
     if snps is not None:
         keep = np.flatnonzero(np.isin(G["snp"].values, list(snps)))
         G = G.isel(variant=keep)
@@ -105,9 +103,7 @@ def snp_allele_stats(dosage: np.ndarray) -> pd.DataFrame:
     )
 
 
-def dosage_matrix(
-    geno: Genotypes, snps: list[str] | None = None, iids: list[str] | None = None
-) -> pd.DataFrame:
+def dosage_matrix(geno: Genotypes, snps: list[str] | None = None, iids: list[str] | None = None) -> pd.DataFrame:
     """Dosages as a table: one row per subject, one column per SNP.
 
     Parameters
@@ -131,7 +127,8 @@ def dosage_matrix(
         If a requested SNP or IID is not in the genotype files, or is repeated there.
     """
     table = pd.DataFrame(
-        geno.dosage, index=pd.Index(geno.samples["iid"], name="iid"),
+        geno.dosage,
+        index=pd.Index(geno.samples["iid"], name="iid"),
         columns=pd.Index(geno.variants["snp"], name="snp"),
     )
     for axis, name, wanted in ((0, "IID", iids), (1, "SNP", snps)):
@@ -142,7 +139,8 @@ def dosage_matrix(
         if missing:
             raise DataContractError(
                 f"genotype files have no {name} {', '.join(map(repr, missing[:10]))}"
-                + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "") + "."
+                + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+                + "."
             )
         if have.has_duplicates:
             dup = have[have.duplicated()].unique().tolist()[:10]
@@ -188,8 +186,10 @@ def align_to_reference(geno: Genotypes, reference: pd.DataFrame, source: str = "
     ids = geno.variants["snp"].astype(str)
     duplicated = ids[ids.duplicated()].unique().tolist()
     if duplicated:
-        raise DataContractError(f"{source}: SNP id(s) {', '.join(map(repr, duplicated[:10]))} appear more than "
-                                "once in the .bim file; keep one row per SNP (e.g. plink --list-duplicate-vars).")
+        raise DataContractError(
+            f"{source}: SNP id(s) {', '.join(map(repr, duplicated[:10]))} appear more than "
+            "once in the .bim file; keep one row per SNP (e.g. plink --list-duplicate-vars)."
+        )
     column = pd.Series(np.arange(len(ids)), index=ids)
     out = np.full((geno.dosage.shape[0], len(reference)), np.nan, dtype=np.float32)
     missing, swapped, flipped = [], [], []
@@ -220,11 +220,20 @@ def align_to_reference(geno: Genotypes, reference: pd.DataFrame, source: str = "
     if len(missing) == len(reference):
         raise DataContractError(f"{source}: none of the training cohort's {len(reference)} SNPs is in the file.")
     if missing:
-        logger.warning("%s: %d of the training cohort's %d SNPs are absent (their calls are missing): %s%s",
-                       source, len(missing), len(reference), ", ".join(missing[:10]),
-                       " ..." if len(missing) > 10 else "")
-    return out, {"n_snps": int(len(reference)), "missing_snps": missing, "swapped_snps": swapped,
-                 "strand_flipped_snps": flipped}
+        logger.warning(
+            "%s: %d of the training cohort's %d SNPs are absent (their calls are missing): %s%s",
+            source,
+            len(missing),
+            len(reference),
+            ", ".join(missing[:10]),
+            " ..." if len(missing) > 10 else "",
+        )
+    return out, {
+        "n_snps": int(len(reference)),
+        "missing_snps": missing,
+        "swapped_snps": swapped,
+        "strand_flipped_snps": flipped,
+    }
 
 
 def apoe_doses(dosage: np.ndarray, snps: pd.DataFrame) -> np.ndarray:
@@ -308,8 +317,8 @@ def impute_with_training_mean(
     means = np.divide(sums, n_called, out=np.zeros_like(sums), where=n_called > 0)
     if (n_called == 0).any():
         logger.warning(
-            "%d SNP(s) have no called genotype in the training fold; their missing "
-            "calls are filled with 0.0", int((n_called == 0).sum()),
+            "%d SNP(s) have no called genotype in the training fold; their missing calls are filled with 0.0",
+            int((n_called == 0).sum()),
         )
 
     def fill(original, arr):

@@ -101,9 +101,7 @@ def _hwe_p_unique(n: np.ndarray, rare: np.ndarray, j_obs: np.ndarray, midp: bool
         hi = np.minimum(mode[pending] + reach[pending], last[pending])
         est_range = 0.5 * (reach[pending] / sd[pending]) ** 2
         use_log[pending] |= est_range > _HWE_LINEAR_NATS
-        p_part, ok, finite = _hwe_window(
-            n[pending], rare[pending], j_obs[pending], lo, hi, use_log[pending], midp
-        )
+        p_part, ok, finite = _hwe_window(n[pending], rare[pending], j_obs[pending], lo, hi, use_log[pending], midp)
         use_log[pending[~finite]] = True  # products overflowed: redo with logarithms
         done = ok & finite
         p[pending[done]] = p_part[done]
@@ -132,9 +130,7 @@ def _hwe_window(n, rare, j_obs, lo, hi, use_log, midp):
             stop = start + (stop - start + 1) // 2
         rows = order[start:stop]
         block = _hwe_block_log if use_log[rows[0]] else _hwe_block_linear
-        p[rows], ok[rows], finite[rows] = block(
-            n[rows], rare[rows], j_obs[rows], lo[rows], hi[rows], midp
-        )
+        p[rows], ok[rows], finite[rows] = block(n[rows], rare[rows], j_obs[rows], lo[rows], hi[rows], midp)
         start = stop
     return p, ok, finite
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,8 +87,7 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
         with open(path, encoding="utf-8", newline="") as handle:
             # QUOTE_NONE: one row per physical line, so line numbers are exact.
             reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            lines = [(i, row) for i, row in enumerate(reader, start=1)
-                     if any(cell.strip() for cell in row)]
+            lines = [(i, row) for i, row in enumerate(reader, start=1) if any(cell.strip() for cell in row)]
     except UnicodeDecodeError as exc:
         raise DataContractError(f"{path}: gene panel is not a UTF-8 text file ({exc}).") from None
     if not lines:
@@ -117,9 +116,7 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
         if not symbol:
             raise DataContractError(f"{path}, line {number}: column 'symbol' is empty.")
         if symbol in seen:
-            raise DataContractError(
-                f"{path}, line {number}: gene symbol {symbol!r} repeats line {seen[symbol]}."
-            )
+            raise DataContractError(f"{path}, line {number}: gene symbol {symbol!r} repeats line {seen[symbol]}.")
         seen[symbol] = number
         chrom = rec["chrom"]
         name = chrom[3:] if chrom[:3].lower() == "chr" else chrom
@@ -143,14 +140,12 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
             rec[column] = int(rec[column])
         if rec["start"] > rec["end"]:
             raise DataContractError(
-                f"{path}, line {number}: gene {symbol!r} has start {rec['start']} > "
-                f"end {rec['end']}."
+                f"{path}, line {number}: gene {symbol!r} has start {rec['start']} > end {rec['end']}."
             )
         flag = rec["ad_locus"].lower()
         if flag not in _TRUE | _FALSE:
             raise DataContractError(
-                f"{path}, line {number}: column 'ad_locus' must be True or False; "
-                f"got {rec['ad_locus']!r}."
+                f"{path}, line {number}: column 'ad_locus' must be True or False; got {rec['ad_locus']!r}."
             )
         rec["ad_locus"] = flag in _TRUE
         rec["line"] = number
@@ -159,9 +154,7 @@ def read_gene_panel(path: str | Path) -> pd.DataFrame:
     return panel.astype({"start": np.int64, "end": np.int64, "ad_locus": bool, "line": np.int64})
 
 
-def map_snps_to_genes(
-    variants: pd.DataFrame, panel: pd.DataFrame, window_kb: float
-) -> tuple[pd.DataFrame, int]:
+def map_snps_to_genes(variants: pd.DataFrame, panel: pd.DataFrame, window_kb: float) -> tuple[pd.DataFrame, int]:
     """Map SNPs to panel genes by GRCh37 position.
 
     A SNP maps to a gene when on the same chromosome and
@@ -240,14 +233,21 @@ def map_snps_to_genes(
     n_multi = int((mapped["n_genes"] > 1).sum())
     logger.info(
         "mapped %d of %d SNPs to genes (window %g kb); %d unmapped dropped; %d in "
-        "several genes' windows, mapped to the nearest", len(mapped), len(variants),
-        window_kb, n_unmapped, n_multi,
+        "several genes' windows, mapped to the nearest",
+        len(mapped),
+        len(variants),
+        window_kb,
+        n_unmapped,
+        n_multi,
     )
     if n_multi:
         logger.info(
             "SNPs in several genes: %s",
-            ", ".join(f"{s}->{g} (also {o})" for s, g, o in
-                      mapped.loc[mapped["n_genes"] > 1, ["snp", "gene", "other_genes"]]
-                      .head(20).itertuples(index=False)),
+            ", ".join(
+                f"{s}->{g} (also {o})"
+                for s, g, o in mapped.loc[mapped["n_genes"] > 1, ["snp", "gene", "other_genes"]]
+                .head(20)
+                .itertuples(index=False)
+            ),
         )
     return mapped, n_unmapped

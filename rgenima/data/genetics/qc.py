@@ -22,8 +22,21 @@ logger = logging.getLogger("rgenima.data.genetics")
 
 #: Columns of the per-SNP QC table, in order (``genotype_qc``, ``qc_plink_fileset``).
 SNP_QC_COLUMNS: tuple[str, ...] = (
-    "snp", "chrom", "pos", "a1", "a2", "maf", "call_rate", "hwe_p", "pass",
-    "n_called", "n_hom_a1", "n_het", "n_hom_a2", "a1_freq", "fail_reason",
+    "snp",
+    "chrom",
+    "pos",
+    "a1",
+    "a2",
+    "maf",
+    "call_rate",
+    "hwe_p",
+    "pass",
+    "n_called",
+    "n_hom_a1",
+    "n_het",
+    "n_hom_a2",
+    "a1_freq",
+    "fail_reason",
 )
 #: Columns of the gene panel TSV.
 
@@ -52,16 +65,14 @@ def genotype_counts(dosage: np.ndarray) -> np.ndarray:
         raise ValueError(f"'dosage' must be 2-D (n_samples, n_snps); got shape {dosage.shape}.")
     missing = np.isnan(dosage)
     counts = np.stack(
-        [(dosage == 2).sum(axis=0), (dosage == 1).sum(axis=0), (dosage == 0).sum(axis=0),
-         missing.sum(axis=0)], axis=1,
+        [(dosage == 2).sum(axis=0), (dosage == 1).sum(axis=0), (dosage == 0).sum(axis=0), missing.sum(axis=0)],
+        axis=1,
     ).astype(np.int64)
     bad = counts.sum(axis=1) != dosage.shape[0]
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         odd = dosage[:, j][~np.isin(dosage[:, j], (0, 1, 2)) & ~missing[:, j]]
-        raise ValueError(
-            f"'dosage' must hold 0, 1, 2 or NaN; column {j} holds {odd[0]!r}."
-        )
+        raise ValueError(f"'dosage' must hold 0, 1, 2 or NaN; column {j} holds {odd[0]!r}.")
     return counts
 
 
@@ -200,9 +211,7 @@ def sample_call_rate(dosage: np.ndarray, samples: pd.DataFrame) -> pd.DataFrame:
     """
     dosage = np.asarray(dosage)
     if len(samples) != dosage.shape[0]:
-        raise ValueError(
-            f"'samples' has {len(samples)} rows but 'dosage' has {dosage.shape[0]} samples."
-        )
+        raise ValueError(f"'samples' has {len(samples)} rows but 'dosage' has {dosage.shape[0]} samples.")
     n_missing = np.isnan(dosage).sum(axis=1)
     return _sample_table(samples, n_missing, dosage.shape[1])
 
@@ -274,8 +283,10 @@ def qc_plink_fileset(
     founder = ((samples["father"] == "0") & (samples["mother"] == "0")).to_numpy()
     if not founder.all():
         logger.info(
-            "%d of %d samples are not founders: allele frequencies and HWE use the "
-            "%d founders only (as PLINK)", int((~founder).sum()), n, int(founder.sum()),
+            "%d of %d samples are not founders: allele frequencies and HWE use the %d founders only (as PLINK)",
+            int((~founder).sum()),
+            n,
+            int(founder.sum()),
         )
     logger.info("genotype QC of %s: %d samples x %d SNPs", paths["bed"], n, m)
     counts, sample_missing = _bed_counts(paths["bed"], n, m, chunk_snps, [None, founder])
@@ -290,7 +301,10 @@ def qc_plink_fileset(
         kept = ~removed
         logger.warning(
             "%d of %d samples removed before SNP QC: more than %g of their calls are missing "
-            "(qc.max_subject_missing, PLINK --mind)", int(removed.sum()), n, qc.max_subject_missing,
+            "(qc.max_subject_missing, PLINK --mind)",
+            int(removed.sum()),
+            n,
+            qc.max_subject_missing,
         )
         counts, _ = _bed_counts(paths["bed"], n, m, chunk_snps, [kept, kept & founder])
     snp_table = snp_qc_table(variants, counts[0], int((~removed).sum()), qc, counts[1])
@@ -299,7 +313,11 @@ def qc_plink_fileset(
     sample_table["fail_reason"] = np.where(removed, f"missing>{qc.max_subject_missing:g}", "")
     logger.info(
         "genotype QC: %d of %d SNPs pass (call rate >= %g, MAF >= %g, HWE p >= %g)",
-        int(snp_table["pass"].sum()), m, qc.min_call_rate, qc.min_maf, qc.hwe_p,
+        int(snp_table["pass"].sum()),
+        m,
+        qc.min_call_rate,
+        qc.min_maf,
+        qc.hwe_p,
     )
     return snp_table, sample_table
 

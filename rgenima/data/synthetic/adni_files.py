@@ -46,7 +46,9 @@ def build_clinical_table(
                     "SITE": int(ptid[:3]),
                     "COLPROT": "ADNI2",
                     "ORIGPROT": "ADNI2",
-                    "EXAMDATE": (pd.Timestamp("2012-01-02") + pd.Timedelta(days=int(3 * i + 30.44 * months))).strftime("%Y-%m-%d"),
+                    "EXAMDATE": (pd.Timestamp("2012-01-02") + pd.Timedelta(days=int(3 * i + 30.44 * months))).strftime(
+                        "%Y-%m-%d"
+                    ),
                     "DX_bl": dx_bl[i],
                     "DX": _VISIT_DX.get(sub, ""),
                     "AGE": float(age[i]),
@@ -60,7 +62,9 @@ def build_clinical_table(
     return pd.DataFrame(rows)
 
 
-def _qc_failing_snps(rng: np.random.Generator, dosage: np.ndarray, snps: pd.DataFrame, protected: set[str]) -> dict[str, str]:
+def _qc_failing_snps(
+    rng: np.random.Generator, dosage: np.ndarray, snps: pd.DataFrame, protected: set[str]
+) -> dict[str, str]:
     """Turn three non-causal SNPs into QC failures (in place) and say how.
 
     One with 15% of calls missing (fails call rate 0.95), one monomorphic (fails MAF

@@ -135,12 +135,21 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
     dosage[missing] = np.nan
     geno_rows = [i for i, p in enumerate(ptids) if defects.get(p) != "no_genotypes"]
     logger.info("writing PLINK genotypes: %d subjects x %d SNPs", len(geno_rows), len(snps))
-    write_plink(out / "genotypes" / "cohort", [ptids[i] for i in geno_rows], latent.sex[geno_rows], dosage[geno_rows], snps)
+    write_plink(
+        out / "genotypes" / "cohort", [ptids[i] for i in geno_rows], latent.sex[geno_rows], dosage[geno_rows], snps
+    )
 
     apoe4 = latent.effect_doses["rs429358_C"].to_numpy().astype(int)
     clinical = build_clinical_table(
-        ptids, dx_bl, substage, latent.age, latent.sex, latent.education, apoe4,
-        np.random.default_rng([config.seed, 3]), config.visits,
+        ptids,
+        dx_bl,
+        substage,
+        latent.age,
+        latent.sex,
+        latent.education,
+        apoe4,
+        np.random.default_rng([config.seed, 3]),
+        config.visits,
     )
     _write_text(out / "ADNIMERGE.csv", clinical.to_csv(index=False, float_format="%.6g"))
 
@@ -149,8 +158,16 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
     bids = out / "bids"
     _write_text(
         bids / "dataset_description.json",
-        json.dumps({"Name": "rgenima synthetic ADNI-format cohort", "BIDSVersion": "1.7.0",
-                    "DatasetType": "raw", "GeneratedBy": [{"Name": "rgenima synth"}]}, indent=2) + "\n",
+        json.dumps(
+            {
+                "Name": "rgenima synthetic ADNI-format cohort",
+                "BIDSVersion": "1.7.0",
+                "DatasetType": "raw",
+                "GeneratedBy": [{"Name": "rgenima synth"}],
+            },
+            indent=2,
+        )
+        + "\n",
     )
     participants = []
     for i, ptid in enumerate(progress_bar(ptids, desc="synthetic T1w images", unit="subject")):
@@ -160,18 +177,36 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
             continue
         label = participant_id(ptid)
         _write_nifti_gz(img, bids / f"sub-{label}" / "ses-M000" / "anat" / f"sub-{label}_ses-M000_T1w.nii.gz")
-        participants.append({"participant_id": f"sub-{label}", "alternative_id_1": ptid,
-                             "sex": "F" if latent.sex[i] == 1 else "M", "age_bl": latent.age[i]})
+        participants.append(
+            {
+                "participant_id": f"sub-{label}",
+                "alternative_id_1": ptid,
+                "sex": "F" if latent.sex[i] == 1 else "M",
+                "age_bl": latent.age[i],
+            }
+        )
     _write_text(bids / "participants.tsv", pd.DataFrame(participants).to_csv(sep="\t", index=False))
 
     # Truth: oracle posteriors for the complete subjects.
     complete = np.arange(config.n_subjects)
     stage_idx = np.array([STAGES.index(SUBSTAGE_TO_STAGE[s]) for s in substage])
-    post = oracle_posterior(config, intercepts, roi_names, latent.age[complete],
-                            latent.effect_doses.iloc[complete], latent.atrophy[complete])
-    post_noint = oracle_posterior(config, intercepts, roi_names, latent.age[complete],
-                                  latent.effect_doses.iloc[complete], latent.atrophy[complete],
-                                  with_interactions=False)
+    post = oracle_posterior(
+        config,
+        intercepts,
+        roi_names,
+        latent.age[complete],
+        latent.effect_doses.iloc[complete],
+        latent.atrophy[complete],
+    )
+    post_noint = oracle_posterior(
+        config,
+        intercepts,
+        roi_names,
+        latent.age[complete],
+        latent.effect_doses.iloc[complete],
+        latent.atrophy[complete],
+        with_interactions=False,
+    )
     features = pd.DataFrame(latent.atrophy[complete], columns=[f"atrophy_{r}" for r in roi_names])
     features.insert(0, "AGE", latent.age[complete])
     for col in latent.effect_doses.columns:
@@ -217,13 +252,22 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
         ],
         "files": {},
     }
-    for rel in ("ADNIMERGE.csv", "genotypes/cohort.bed", "genotypes/cohort.bim", "genotypes/cohort.fam", TRUTH_FEATURES_FILE):
+    for rel in (
+        "ADNIMERGE.csv",
+        "genotypes/cohort.bed",
+        "genotypes/cohort.bim",
+        "genotypes/cohort.fam",
+        TRUTH_FEATURES_FILE,
+    ):
         truth["files"][rel] = sha256_file(out / rel)
     _write_text(out / TRUTH_FILE, json.dumps(truth, indent=1, sort_keys=False) + "\n")
     from rgenima.cards import DATA_CARD, synthetic_data_card
 
     _write_text(out / DATA_CARD, synthetic_data_card(truth))
-    logger.info("oracle accuracy %.3f (balanced %.3f); without interactions %.3f",
-                truth["oracle"]["accuracy"], truth["oracle"]["balanced_accuracy"],
-                truth["oracle_without_interactions"]["accuracy"])
+    logger.info(
+        "oracle accuracy %.3f (balanced %.3f); without interactions %.3f",
+        truth["oracle"]["accuracy"],
+        truth["oracle"]["balanced_accuracy"],
+        truth["oracle_without_interactions"]["accuracy"],
+    )
     return truth

@@ -19,9 +19,7 @@ SUBSTAGE_DX_BL: dict[str, str] = {
     "LMCI": "LMCI",
     "AD": "AD",
 }
-SUBSTAGE_TO_STAGE: dict[str, str] = {
-    k: DX_BL_TO_STAGE[v] for k, v in SUBSTAGE_DX_BL.items()
-}
+SUBSTAGE_TO_STAGE: dict[str, str] = {k: DX_BL_TO_STAGE[v] for k, v in SUBSTAGE_DX_BL.items()}
 
 # ---------------------------------------------------------------------------------
 # Planted effects. AAL2 region names; each value is the mean fraction of grey matter

@@ -54,13 +54,16 @@ def build_image_model(voxel_mm: float, atlas_img: nib.Nifti1Image, atlas_labels:
         t1_img = load_mni152_template(resolution=int(voxel_mm))
     else:
         # nilearn resamples only to whole-mm resolutions; go through the 1 mm template.
-        t1_img = resample_img(load_mni152_template(resolution=1), target_affine=np.eye(3) * voxel_mm,
-                              interpolation="continuous", force_resample=True, copy_header=True)
+        t1_img = resample_img(
+            load_mni152_template(resolution=1),
+            target_affine=np.eye(3) * voxel_mm,
+            interpolation="continuous",
+            force_resample=True,
+            copy_header=True,
+        )
     gm_img = load_mni152_gm_template(resolution=1)
-    gm_img = resample_to_img(gm_img, t1_img, interpolation="continuous",
-                             force_resample=True, copy_header=True)
-    atlas_on_grid = resample_to_img(atlas_img, t1_img, interpolation="nearest",
-                                    force_resample=True, copy_header=True)
+    gm_img = resample_to_img(gm_img, t1_img, interpolation="continuous", force_resample=True, copy_header=True)
+    atlas_on_grid = resample_to_img(atlas_img, t1_img, interpolation="nearest", force_resample=True, copy_header=True)
     t1 = np.asarray(t1_img.get_fdata(), dtype=np.float64)
     gm = np.clip(np.asarray(gm_img.get_fdata(), dtype=np.float64), 0.0, 1.0)
     labels = np.asarray(atlas_on_grid.get_fdata()).round().astype(np.int64)
@@ -113,7 +116,6 @@ def render_t1(model: ImageModel, atrophy: np.ndarray, rng: np.random.Generator, 
     img.set_qform(model.affine, code=4)
     img.header["descrip"] = b"rgenima synthetic T1w (MNI152 space)"
     return img
-
 
 
 def _write_nifti_gz(img: nib.Nifti1Image, path: Path) -> None:

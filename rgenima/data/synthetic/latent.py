@@ -64,9 +64,7 @@ def draw_allele_frequencies(config: SynthConfig, snps: pd.DataFrame) -> np.ndarr
     return rng.uniform(0.05, 0.5, size=len(snps))
 
 
-def _draw_genotypes(
-    rng: np.random.Generator, n: int, snps: pd.DataFrame, freq: np.ndarray
-) -> np.ndarray:
+def _draw_genotypes(rng: np.random.Generator, n: int, snps: pd.DataFrame, freq: np.ndarray) -> np.ndarray:
     """Hardy-Weinberg genotypes, shape (n, n_snps): count of each SNP's a1 allele."""
     dosage = rng.binomial(2, freq, size=(n, len(snps))).astype(np.float64)
     # APOE haplotypes: e2 = (rs429358 T, rs7412 T), e3 = (T, C), e4 = (C, C).
@@ -107,22 +105,16 @@ def _interaction_matrix(roi_names: list[str]) -> np.ndarray:
 
 def _age_slopes(roi_names: list[str], per_7y: float) -> np.ndarray:
     """Age effect per ROI (per 7 years above 73); half in the cerebellum."""
-    return np.array(
-        [per_7y * (0.5 if n.startswith(("Cerebelum", "Vermis")) else 1.0) for n in roi_names]
-    )
+    return np.array([per_7y * (0.5 if n.startswith(("Cerebelum", "Vermis")) else 1.0) for n in roi_names])
 
 
-def _stage_logits(
-    config: SynthConfig, intercepts: np.ndarray, liability: np.ndarray, z_age: np.ndarray
-) -> np.ndarray:
+def _stage_logits(config: SynthConfig, intercepts: np.ndarray, liability: np.ndarray, z_age: np.ndarray) -> np.ndarray:
     s = np.asarray(config.liability_slope)
     t = np.asarray(config.age_slope)
     return intercepts[None, :] + liability[:, None] * s[None, :] + z_age[:, None] * t[None, :]
 
 
-def _calibrate_intercepts(
-    config: SynthConfig, liability: np.ndarray, z_age: np.ndarray
-) -> np.ndarray:
+def _calibrate_intercepts(config: SynthConfig, liability: np.ndarray, z_age: np.ndarray) -> np.ndarray:
     """Intercepts b_k so that the expected sub-stage fractions match the config.
 
     Calibrated on a large reference sample drawn from the same covariate model
@@ -151,9 +143,7 @@ def _causal_effect_doses(dosage: np.ndarray, snps: pd.DataFrame) -> pd.DataFrame
     for c in default_causal_snps():
         cols[f"{c.rsid}_{c.effect_allele}"] = _effect_dose(dosage, snps, c.rsid, c.effect_allele)
     for inter in default_interactions():
-        cols[f"{inter.rsid}_{inter.effect_allele}"] = _effect_dose(
-            dosage, snps, inter.rsid, inter.effect_allele
-        )
+        cols[f"{inter.rsid}_{inter.effect_allele}"] = _effect_dose(dosage, snps, inter.rsid, inter.effect_allele)
     return pd.DataFrame(cols)
 
 
@@ -240,9 +230,7 @@ def oracle_posterior(
     z_age = _z_age(age)
     prior = _stage_logits(config, intercepts, _liability(effect_doses), z_age)
     prior = prior - logsumexp(prior, axis=1, keepdims=True)
-    mu = _conditional_means(
-        config, roi_names, z_age, _interaction_doses(effect_doses), with_interactions
-    )
+    mu = _conditional_means(config, roi_names, z_age, _interaction_doses(effect_doses), with_interactions)
     resid = atrophy[:, None, :] - mu
     loglik = -0.5 * (resid**2).sum(axis=2) / config.atrophy_sd**2
     log_post = prior + loglik
@@ -271,9 +259,7 @@ def classification_summary(y_true: np.ndarray, posterior: np.ndarray) -> dict:
     }
 
 
-def calibration_sample(
-    config: SynthConfig, snps: pd.DataFrame, n: int = 20000
-) -> tuple[np.ndarray, np.ndarray]:
+def calibration_sample(config: SynthConfig, snps: pd.DataFrame, n: int = 20000) -> tuple[np.ndarray, np.ndarray]:
     """Liability and standardised age of a large reference sample (fixed seed)."""
     rng = np.random.default_rng([config.seed, 7919])
     age, _, _ = draw_covariates(rng, n)
