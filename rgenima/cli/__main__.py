@@ -1,0 +1,5 @@
+import sys
+
+from rgenima.cli.entry import main
+
+sys.exit(main())
