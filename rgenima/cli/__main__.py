@@ -1,3 +1,5 @@
+"""``python -m rgenima.cli``, as ``torchrun -m rgenima.cli train ...`` needs."""
+
 import sys
 
 from rgenima.cli.entry import main
