@@ -15,6 +15,7 @@ from rgenima._utils.jsonsafe import json_safe
 from rgenima._utils.params import Scalar
 from rgenima.batch.combination import DONE_FILE
 from rgenima.batch.grid import SEED_PARAMETER, combination_name
+from rgenima.evaluate.tables import SUMMARY_METRICS  # summarised across seeds
 from rgenima.fileio import atomic_write_text
 from rgenima.run import Run
 
@@ -24,8 +25,6 @@ logger = logging.getLogger("rgenima.batch")
 #: Summary files under runs_root.
 SUMMARY_CSV = "batch_summary.csv"
 SUMMARY_JSON = "batch_summary.json"
-#: Metrics summarised across seeds (keys of metrics.json ``configurations.*.metrics``).
-SUMMARY_METRICS: tuple[str, ...] = ("balanced_accuracy", "accuracy", "macro_f1", "macro_auroc")
 
 
 def _float(value: Any) -> float:
