@@ -973,3 +973,19 @@ def test_debug_shows_the_traceback(base, tmp_path, capsys):
     assert _run([*argv, "--debug"]) == 1  # after the command too
     assert "Traceback" in capsys.readouterr().err
     assert _snapshot(base.run) == base.snapshot
+
+
+def test_a_failed_cell_is_described_by_notebook_cell_and_last_line(tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    from rgenima.book import _add_context
+    from rgenima.cli import describe_run_failure
+
+    executed = tmp_path / "03_training.ipynb"
+    executed.write_text("{}")
+    exc = PapermillExecutionError(4, 7, "train()", "ValueError", "line one\nno fold left", [])
+    _add_context(exc, notebook="03_training", executed=executed, run_log=tmp_path / "run.log")
+    message = describe_run_failure(exc)
+    assert message.startswith("notebook 03_training.ipynb, cell 7 failed: ValueError: no fold left.")
+    assert "the executed notebook with the full traceback" in message and "full log" in message
+    assert "Rerun the same command to resume" in message

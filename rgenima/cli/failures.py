@@ -32,8 +32,10 @@ def describe_run_failure(exc: BaseException) -> str:
     Uses the attributes that :func:`rgenima.book.run_study` sets on the error
     (``notebook``, ``executed``, ``run_log``); without them, the error's own sentence.
     """
+    from papermill.exceptions import PapermillExecutionError
+
     notebook = getattr(exc, "notebook", None)
-    if type(exc).__name__ == "PapermillExecutionError":
+    if isinstance(exc, PapermillExecutionError):
         what = f"{exc.ename}: {_last_line(exc.evalue)}" if _last_line(exc.evalue) else exc.ename
         where = f"notebook {notebook}.ipynb, cell {exc.exec_count}"
     elif isinstance(exc, KeyboardInterrupt):
@@ -51,10 +53,11 @@ def describe_run_failure(exc: BaseException) -> str:
             what = f"the notebook's kernel died ({_last_line(str(exc))}); out of memory?"
         where = f"notebook {notebook}.ipynb" if notebook else ""
     logs = []
-    if getattr(exc, "executed", None) is not None and Path(exc.executed).is_file():
-        logs.append(f"the executed notebook with the full traceback: {_short_path(exc.executed)}")
-    if getattr(exc, "run_log", None) is not None:
-        logs.append(f"full log: {_short_path(exc.run_log)}")
+    executed, run_log = getattr(exc, "executed", None), getattr(exc, "run_log", None)
+    if executed is not None and Path(executed).is_file():
+        logs.append(f"the executed notebook with the full traceback: {_short_path(executed)}")
+    if run_log is not None:
+        logs.append(f"full log: {_short_path(run_log)}")
     text = f"{where} failed: {what}." if where else f"{what}."
     if logs:
         text += " See " + "; ".join(logs) + "."
