@@ -30,29 +30,33 @@ Occlusion (:func:`occlusion_logits`)
     forward pass is kept, so one pass gives both the change of the true class's
     log-probability and of the stage-vs-NC logit difference.
 
-The methods live in :mod:`~rgenima.attribution.methods`; the public names are re-exported
-here.
+Modules: :mod:`~rgenima.attribution.methods` (the methods above, on one batch),
+:mod:`~rgenima.attribution.reference_input` (the reference input of IG and occlusion,
+closed prompts) and :mod:`~rgenima.attribution.batch_scores` (:func:`explain_batch`:
+every score of one batch, aggregated to ROIs, genes and SNPs); the public names are
+re-exported here.
 """
 
+from rgenima.attribution.batch_scores import explain_batch, span_membership
 from rgenima.attribution.methods import (
     CHUNK_TOKENS,
     answer_attention,
     atrophy_sensitivity,
     chunk_size,
-    explain_batch,
     gradient_weighted_relevance,
     integrated_gradients,
-    modal_dosage,
-    modal_genotype_ids,
     occlusion_logits,
     occlusion_scores,
-    prompt_closed,
-    reference_embeddings,
     relevance,
-    roi_baseline_tokens,
     roi_relevance_under_gene_occlusion,
     set_attention,
-    span_membership,
+)
+from rgenima.attribution.reference_input import (
+    modal_dosage,
+    modal_genotype_ids,
+    prompt_closed,
+    reference_embeddings,
+    roi_baseline_tokens,
 )
 
 __all__ = [
