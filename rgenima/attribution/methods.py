@@ -1,9 +1,10 @@
-"""The attribution methods on one batch: attention, rollout, gradient-weighted relevance,
-Integrated Gradients, atrophy sensitivity and occlusion.
+"""The attribution methods on one batch of R-GenIMA inputs.
 
-Each function takes a model in eval mode and one batch (or its embedded input) and
-returns a score per input token or per feature; the helpers at the top chunk the
-interpolated or occluded sequences and switch the attention kernel a method needs.
+Attention and rollout, gradient-weighted relevance, Integrated Gradients, atrophy
+sensitivity and occlusion (see :mod:`rgenima.attribution`). Each function takes a model
+in eval mode and one batch (or its embedded input) and returns a score per input token or
+per feature; the helpers at the top chunk the interpolated or occluded sequences and
+switch the attention kernel a method needs.
 """
 
 from __future__ import annotations

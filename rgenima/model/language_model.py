@@ -1,9 +1,10 @@
-"""The language model inside R-GenIMA: its kernel family, its rebuild from a config dict,
-and the tokenizer saved beside a model.
+"""The language model inside R-GenIMA and the tokenizer saved beside a model.
 
-A saved model records its language model's config (``RGenIMAConfig.text_config``, as
-LLaVA's ``text_config``) and keeps the tokenizer beside its weights: these helpers read
-both back without the backbone's directory, the training code or a download.
+The kernel family a language model was loaded with, its rebuild from a config dict, and
+the tokenizer's loader. A saved model records its language model's config
+(``RGenIMAConfig.text_config``, as LLaVA's ``text_config``) and keeps the tokenizer beside
+its weights: these helpers read both back without the backbone's directory, the training
+code or a download.
 """
 
 from __future__ import annotations
