@@ -1,119 +1,13 @@
-"""Attributions of trained R-GenIMA models: which ROIs, genes and SNPs drive each prediction.
+"""The explain run: every subject explained by its held-out fold model, then checked.
 
-Every subject is explained by the model of the cross-validation fold in which it was a
-**test** subject (``RUNDIR/folds.csv``), so no attribution comes from a model that saw
-the subject during training; :func:`explain_run` checks this against each fold's
-``predictions.csv`` before computing anything. The methods themselves live in
-:mod:`rgenima.attribution`; this module runs them over a run's folds, aggregates them and
-checks them.
-
-Methods (``METHODS``). Token-level scores are aggregated to ROIs (one token each), SNPs
-(the tokens of the SNP's span) and genes (the tokens of the gene's span); feature-level
-ones are computed per ROI and per gene directly. The explained class (``ig_target``) is
-the subject's **true stage** by default.
-
-``attention``
-    Raw attention from the **answer position** (where the class is read) to each token,
-    averaged over heads, then over layers (per layer: ``attention_L{l}``): where the
-    model reads, not how a token changes its answer.
-``rollout``
-    Attention rollout (Abnar & Zuidema 2020): per layer ``A' = 0.5 * A + 0.5 * I``, rows
-    renormalised, multiplied through the layers; the answer's row. With a causal
-    backbone it is shaped by token position and fails the randomisation tests.
-``relevance``
-    Gradient-weighted attention relevance (Chefer, Gur & Wolf 2021) of the explained
-    class's logit.
-``integrated_gradients``
-    Integrated Gradients (captum, Gauss-Legendre, ``ig_steps`` points) of the explained
-    class's logit w.r.t. the input embeddings, from the reference input; a token's score
-    is the signed sum over the hidden dimension (completeness: a subject's scores sum to
-    ``logit(input) - logit(reference)`` up to the convergence delta); the L2 norm is
-    stored as ``integrated_gradients_l2``.
-``occlusion``
-    Per ROI and gene: ``log p(class | x) - log p(class | x with the feature replaced by
-    its reference)``.
-``occlusion_contrast``
-    Per ROI and gene: the drop of ``logit_class - logit_NC`` when the feature is
-    replaced (0 for NC subjects): how much it moves the subject from NC to its stage.
-``atrophy_sensitivity``
-    Per ROI only: the rise of ``logit_class - logit_NC`` per unit relative loss of
-    intensity in the ROI (voxel-level gradient x input summed over the ROI, sign flipped;
-    0 for NC subjects). It keeps the direction of a region's effect, which occlusion
-    loses once intensities are normalised (an unaffected region is relatively brighter in
-    AD, and a model may read that too).
-
-The **reference input** of IG and occlusion (:func:`rgenima.attribution.reference_embeddings`):
-ROI tokens of the fold's average training anatomy (its ``cube_mean``), genotype tokens of
-the training fold's most common genotype at every SNP (:func:`modal_genotype_ids`), every
-other token unchanged.
-
-A gene's span runs from its symbol to its last genotype, so it contains its SNPs' spans;
-with the default tokenizer a gene's token-level score is exactly the sum of its SNPs'.
-
-**Closed prompts.** A two-modality fold model whose fusion gates are all exactly closed
-(:func:`prompt_closed`, e.g. a fold that kept its MRI-only start) cannot be changed by its
-genetic prompt: it is explained on the sequences without the genetic segment (the same
-outputs, the positions follow the full layout), and every gene- and SNP-level array,
-including the raw-attention ROI x gene maps, is exactly 0 for it.
-
-ROI x gene arrays (``roi_gene__*``, (n, R, G)):
-
-- ``gene_to_roi[r, g]``: mean over gene ``g``'s tokens of their raw attention to ROI ``r``
-  (heads and layers averaged); ``roi_to_gene[r, g]`` the reverse direction, structurally
-  zero with a causal backbone (ROI tokens come first);
-- ``occlusion[r, g]``: the change of ROI ``r``'s relevance (gradient x (input - reference)
-  of the explained logit) when gene ``g`` is replaced by its reference
-  (:func:`rgenima.attribution.roi_relevance_under_gene_occlusion`): non-zero only when
-  what the model reads from the ROI depends on the gene. G + 1 forward and backward
-  passes per subject, so it is computed on ``link_subjects`` subjects (NaN for others).
-
-Sanity checks: the two randomisation tests of Adebayo et al. 2018, on the same target
-class. *Model-parameter randomisation*: each fold model with its trainable parameters
-re-initialised (:func:`randomized_model`), on ``sanity_subjects`` subjects drawn equally
-from every fold. *Label randomisation*: fold 0 retrained from scratch on permuted labels
-(:func:`label_randomised_model`), on up to ``sanity_subjects`` of fold 0's held-out
-subjects. ``sanity.json`` reports, per method and level, the median and IQR over subjects
-of the Spearman correlation between trained and randomised scores (``levels`` and
-``label_randomisation``); a constant row (e.g. the contrast of an NC subject) gives no
-correlation.
-
-Cost (default cohort, 400 subjects, 2 CPU cores; ``benchmarks/bench_explain.py`` measures
-it): the main pass over every method is about 1 min for the two-modality model whose
-prompt is closed and about 5 min for the SNP-only model (768 and 647 tokens); the
-randomisation checks, dominated by occlusion on the randomised models, add about 5 and
-3 min. ``explain.json`` records the timings of each run.
-
-Outputs, in ``RUNDIR/explain/<configuration>/`` (written atomically):
-
-``attributions.npz`` (``np.load(..., allow_pickle=False)``)
-    ``ptid`` (n,) str; ``label`` (n,) int, true stage index (rgenima.STAGES order NC, SMC,
-    MCI, AD); ``pred`` (n,) int; ``target`` (n,) int, the explained class; ``proba``
-    (n, 4); ``fold`` (n,) int, the fold whose model explained the subject; ``roi_names``
-    (R,); ``gene_names`` (G,); ``snp_names`` (S,); ``snp_gene`` (S,); ``roi__{m}`` (n, R)
-    for every method; ``gene__{m}`` (n, G) for every method but ``atrophy_sensitivity``;
-    ``snp__{m}`` (n, S) for the token-level methods, ``integrated_gradients_l2`` and
-    ``attention_L{l}``; NaN where a subject's prompt lacks the gene or SNP; the ROI x gene
-    arrays; ``random__{level}__{m}`` and ``label_random__{level}__{m}`` (NaN outside the
-    checked subjects) and the per-subject correlations ``sanity__{level}__{m}`` and
-    ``sanity_label__{level}__{m}``; the IG bookkeeping ``ig_logit_input``,
-    ``ig_logit_baseline``, ``ig_total``, ``ig_delta``, each (n,). An SNP-only
-    configuration has R = 0; an MRI-only one G = S = 0.
-``sanity.json``
-    The two randomisation tests, per level (roi, gene) and method, and the permuted-label
-    model's training record.
-``explain.json``
-    configuration, methods, settings, ``closed_prompt_folds``, ``seconds`` and
-    ``timings`` (per method and per subject), n_subjects and the digest of the inputs
-    (checkpoints, folds, prepared data, parameters): a rerun with the same digest reuses
-    the files.
-``label_randomised/fold_0/``
-    The permuted-label model (reused while its seed is unchanged).
+:func:`explain_run` loops over the folds of a run (and over the parameter- and
+label-randomised models), explains the held-out subjects in batches
+(:func:`_explain_rows`) and writes ``attributions.npz``, ``sanity.json`` and
+``explain.json``; the outputs are described in :mod:`rgenima.explain`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import time
@@ -126,15 +20,15 @@ import torch
 from rgenima import STAGES
 from rgenima.attribution import (
     explain_batch,
-    modal_dosage,
     modal_genotype_ids,
     prompt_closed,
     span_membership,
 )
-from rgenima.attribution_file import METHODS
+from rgenima.explain.held_out import held_out_indices
+from rgenima.explain.outputs import _digest, _methods, _n_layers, _npz_bytes, _store, _str_array
+from rgenima.explain.sanity import _sanity_subset, _summary, rowwise_spearman
 from rgenima.fileio import atomic_write_bytes, atomic_write_text
 from rgenima.fold_models import (
-    _checkpoint,
     _training_summary,
     find_configuration,
     label_randomised_model,
@@ -143,140 +37,7 @@ from rgenima.fold_models import (
 )
 from rgenima.run import Run
 
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "EXPLAIN_VERSION",
-    "METHODS",
-    "ROI_ONLY_METHODS",
-    "explain_batch",
-    "explain_run",
-    "find_configuration",
-    "held_out_indices",
-    "label_randomised_model",
-    "load_fold_model",
-    "modal_dosage",
-    "modal_genotype_ids",
-    "prompt_closed",
-    "randomized_model",
-    "rowwise_spearman",
-    "span_membership",
-]
-
-#: Methods scored on ROIs only (no gene or SNP arrays).
-ROI_ONLY_METHODS: tuple[str, ...] = ("atrophy_sensitivity",)
-#: Bumped when the meaning of an output changes, so that cached results are recomputed.
-EXPLAIN_VERSION = 3
-
-
-# ---------------------------------------------------------------------------------
-# Held-out subjects
-# ---------------------------------------------------------------------------------
-def held_out_indices(run_dir: str | Path, configuration: str, subjects: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Per fold, the row indices (into ``subjects``) of the fold's test subjects.
-
-    Checks, for every fold ``k``, that the subjects with test fold ``k`` in folds.csv
-    are exactly those the fold-``k`` model predicted as held out during training
-    (``models/<configuration>/fold_k/predictions.csv``), hence that the model never
-    trained on them (it trained on the subjects of the other folds only).
-    """
-    run_dir = Path(run_dir)
-    folds = pd.read_csv(Run(run_dir).folds_csv, dtype={"PTID": str})
-    fold_of = dict(zip(folds["PTID"], folds["fold"].astype(int)))
-    missing = [p for p in subjects["PTID"] if p not in fold_of]
-    if missing:
-        raise ValueError(f"{run_dir / 'folds.csv'}: no fold for {len(missing)} subjects (e.g. {missing[:3]}).")
-    fold = np.array([fold_of[p] for p in subjects["PTID"]])
-    out = {}
-    for k in sorted(set(fold.tolist())):
-        path = Run(run_dir).fold_predictions_csv(configuration, k)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: fold {k} of {configuration} did not finish training.")
-        test = set(pd.read_csv(path, dtype={"PTID": str})["PTID"])
-        idx = np.flatnonzero(fold == k)
-        ptids = set(subjects["PTID"].to_numpy()[idx])
-        if ptids != test:
-            raise ValueError(
-                f"held-out check failed for fold {k}: folds.csv lists {len(ptids)} test subjects, {path} "
-                f"{len(test)}; {len(ptids - test)} of them were not held out by the fold-{k} model "
-                f"(e.g. {sorted(ptids - test)[:3]}). Explanations must come from a model that did not train on "
-                "the subject: retrain, or restore folds.csv."
-            )
-        train = set(subjects["PTID"].to_numpy()[fold != k])
-        assert not (ptids & train), "a subject is both a test and a training subject"
-        out[k] = idx
-    return out
-
-
-# ---------------------------------------------------------------------------------
-# Sanity check
-# ---------------------------------------------------------------------------------
-def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row of ``a`` with the same row of ``b`` (n, k) -> (n,),
-    over the columns finite in both; NaN when fewer than 3 remain or a row is constant."""
-    from scipy.stats import spearmanr
-
-    out = np.full(a.shape[0], np.nan)
-    for i in range(a.shape[0]):
-        ok = np.isfinite(a[i]) & np.isfinite(b[i])
-        if ok.sum() < 3 or np.ptp(a[i][ok]) == 0 or np.ptp(b[i][ok]) == 0:
-            continue
-        out[i] = spearmanr(a[i][ok], b[i][ok]).statistic
-    return out
-
-
-def _summary(r: np.ndarray) -> dict:
-    """Median and IQR of per-subject correlations (NaN: undefined, e.g. a constant row)."""
-    ok = r[np.isfinite(r)]
-    if not ok.size:
-        return {"median": None, "q25": None, "q75": None, "n_subjects": 0, "n_undefined": int(r.size)}
-    q25, med, q75 = np.percentile(ok, [25, 50, 75])
-    return {
-        "median": float(med),
-        "q25": float(q25),
-        "q75": float(q75),
-        "n_subjects": int(ok.size),
-        "n_undefined": int(r.size - ok.size),
-    }
-
-
-# ---------------------------------------------------------------------------------
-# A whole run
-# ---------------------------------------------------------------------------------
-def _digest(run_dir: Path, configuration: str, folds: list[int], params: dict) -> str:
-    h = hashlib.sha256(json.dumps({**params, "version": EXPLAIN_VERSION}, sort_keys=True).encode())
-    paths = [
-        Run(run_dir).folds_csv,
-        Run(run_dir).prepare_json,
-        Run(run_dir).training_json(configuration),
-    ]
-    paths += [_checkpoint(run_dir, configuration, k) for k in folds]
-    for path in paths:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
-
-
-def _sanity_subset(by_fold: dict[int, np.ndarray], n: int, size: int | None, seed: int) -> np.ndarray:
-    """Bool (n,): subjects of the randomisation check, drawn (seeded) in equal numbers
-    from every fold; all subjects when ``size`` is None or >= n."""
-    chosen = np.zeros(n, dtype=bool)
-    if size is None or size >= n:
-        chosen[:] = True
-        return chosen
-    rng = np.random.default_rng(seed)
-    folds = sorted(by_fold)
-    for j, k in enumerate(folds):
-        m = size // len(folds) + (j < size % len(folds))
-        idx = by_fold[k]
-        chosen[rng.choice(idx, size=min(m, len(idx)), replace=False)] = True
-    return chosen
+logger = logging.getLogger("rgenima.explain")
 
 
 def _explain_rows(
@@ -677,25 +438,3 @@ def explain_run(
         ", ".join(f"{m} {s:.0f} s" for m, s in timings.items()),
     )
     return out_dir
-
-
-def _methods(results: dict) -> tuple[str, ...]:
-    """The methods present, in :data:`METHODS` order."""
-    return tuple(m for m in METHODS if f"roi__{m}" in results or f"gene__{m}" in results)
-
-
-def _store(results: dict[str, np.ndarray], parts: dict[str, np.ndarray], rows: np.ndarray, n: int) -> None:
-    """Write a batch's arrays into the (n, ...) result arrays (NaN until written)."""
-    for key, value in parts.items():
-        if key not in results:
-            results[key] = np.full((n,) + value.shape[1:], np.nan, dtype=np.float32)
-        results[key][rows] = value
-
-
-def _str_array(values) -> np.ndarray:
-    """A fixed-width unicode array (loads without pickle), even when empty."""
-    return np.array([str(v) for v in values], dtype=str)
-
-
-def _n_layers(arrays: dict) -> int:
-    return sum(1 for k in arrays if k.startswith("roi__attention_L"))
