@@ -390,6 +390,13 @@ def load_training_histories(run_dir: str | Path, configuration: str) -> tuple[di
     return dict(sorted(histories.items())), best
 
 
+def _mark_epoch(ax, frame: pd.DataFrame, epoch: int, column: str, color) -> None:
+    """A star on ``column`` at ``epoch`` (the kept epoch of a fold's curve)."""
+    at = frame[frame["epoch"] == epoch]
+    if len(at):
+        ax.plot(at["epoch"], at[column], marker="*", ms=12, color=color, mec="black", mew=0.6, ls="", zorder=4)
+
+
 def plot_training_curves(
     histories: Mapping[int, Sequence[Mapping]],
     best_epochs: Mapping[int, int] | None = None,
@@ -433,19 +440,7 @@ def plot_training_curves(
         ax.plot(frame["epoch"], frame["val_loss"], color=colors[k], lw=1.6, label=f"fold {k}")
         ax.plot(frame["epoch"], frame["train_loss"], color=colors[k], lw=1.0, ls="--", alpha=0.8)
         if k in best_epochs:
-            at = frame[frame["epoch"] == best_epochs[k]]
-            if len(at):
-                ax.plot(
-                    at["epoch"],
-                    at["val_loss"],
-                    marker="*",
-                    ms=12,
-                    color=colors[k],
-                    mec="black",
-                    mew=0.6,
-                    ls="",
-                    zorder=4,
-                )
+            _mark_epoch(ax, frame, best_epochs[k], "val_loss", colors[k])
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
     style = [
@@ -460,18 +455,7 @@ def plot_training_curves(
         for k, frame in frames.items():
             ax.plot(frame["epoch"], frame["val_balanced_accuracy"], color=colors[k], lw=1.6)
             if k in best_epochs:
-                at = frame[frame["epoch"] == best_epochs[k]]
-                ax.plot(
-                    at["epoch"],
-                    at["val_balanced_accuracy"],
-                    marker="*",
-                    ms=12,
-                    color=colors[k],
-                    mec="black",
-                    mew=0.6,
-                    ls="",
-                    zorder=4,
-                )
+                _mark_epoch(ax, frame, best_epochs[k], "val_balanced_accuracy", colors[k])
         ax.axhline(CHANCE_BALANCED_ACCURACY, color="0.5", ls=":", lw=1.2)
         ax.text(ax.get_xlim()[1], CHANCE_BALANCED_ACCURACY, "chance", ha="right", va="bottom", fontsize=8, color="0.4")
         ax.set_xlabel("epoch")
