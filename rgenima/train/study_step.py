@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima import STAGES
-from rgenima.data.truth import truth_file
+from rgenima.data.truth import oracle_posterior_table, read_truth, read_truth_features, truth_file
 from rgenima.fileio import atomic_write_text
 from rgenima.run import Run
 from rgenima.train.configuration import train_configuration
@@ -72,7 +72,6 @@ def run_references(
     """
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    from rgenima.data.truth import oracle_posterior_table, read_truth, read_truth_features, truth_file
     from rgenima.model.baselines import cross_validated_proba
     from rgenima.model.inputs import PreparedData
 
