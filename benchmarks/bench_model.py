@@ -28,6 +28,7 @@ import numpy as np
 
 from rgenima.data.cohort import prepare_cohort
 from rgenima.data.manifest import load_manifest
+from rgenima.data.truth import locate_truth
 from rgenima.evaluate import evaluate_run
 from rgenima.external import validate_external
 from rgenima.train import get_profile, train_study
@@ -93,7 +94,7 @@ def main() -> None:
     profile = profile_with(args.profile, overrides)
     manifest = load_manifest(args.manifest)
     external = load_manifest(args.external) if args.external else None
-    truth_dir = manifest.cohort.clinical.parent
+    truth = locate_truth(manifest.cohort.truth, manifest.cohort.clinical)
     figures: dict = {
         "profile": args.profile,
         "overrides": overrides,
@@ -109,7 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         steps = train_study(
             run,
-            truth_dir if (truth_dir / "truth.json").is_file() else None,
+            truth,
             n_folds=args.folds,
             seed=seed,
             profile=profile,

@@ -54,8 +54,7 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame, n: int = 2000, seed: int 
 
 def throughput(run: Path, modalities, profile, device: str, batch_size: int = 16, steps: int = 5) -> float:
     """Subjects per second, forward + backward + optimizer step, on random-label batches."""
-    from rgenima.model.inputs import PreparedData
-    from rgenima.train import _tensors, model_sequences
+    from rgenima.model.inputs import PreparedData, batch_tensors, model_sequences
 
     data = PreparedData.load(run / "prepared")
     backbone = ensure_default_backbone(run, data, profile, 0)
@@ -76,7 +75,7 @@ def throughput(run: Path, modalities, profile, device: str, batch_size: int = 16
     seq = model_sequences(model, tok, data)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    batch = _tensors(np.arange(batch_size), seq, data, torch.device(device), modalities)
+    batch = batch_tensors(np.arange(batch_size), seq, data, torch.device(device), modalities)
     batch["labels"] = torch.from_numpy(data.labels[:batch_size]).to(device)
     for i in range(steps + 1):
         if i == 1:
@@ -130,16 +129,17 @@ def main() -> None:
     # Imported here so that --throughput-only runs without the imaging stack (GPU machine).
     from rgenima.data.cohort import prepare_cohort
     from rgenima.data.manifest import load_manifest
+    from rgenima.data.truth import locate_truth
 
     manifest = load_manifest(args.manifest)
     prepare_cohort(manifest, args.run)
     profile = get_profile(args.profile)
     figures: dict = {"profile": args.profile, "folds": args.folds}
-    truth_dir = manifest.cohort.clinical.parent
+    truth = locate_truth(manifest.cohort.truth, manifest.cohort.clinical)
     t_all = time.perf_counter()
     steps = train_study(
         args.run,
-        truth_dir if (truth_dir / "truth.json").is_file() else None,
+        truth,
         n_folds=args.folds,
         seed=0,
         profile=args.profile,

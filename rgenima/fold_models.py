@@ -229,10 +229,9 @@ def label_randomised_model(
 
     from safetensors.torch import load_file
 
-    from rgenima.model.backbone import load_backbone_tokenizer
-    from rgenima.model.inputs import PreparedData, build_sequences
-    from rgenima.model.rgenima import RGenIMAForStaging, pool_cubes
-    from rgenima.train import build_model, make_accelerator, train_fold
+    from rgenima.model.inputs import PreparedData
+    from rgenima.model.rgenima import RGenIMAForStaging
+    from rgenima.train import build_model, load_training_data, make_accelerator, tokenizer_and_sequences, train_fold
 
     run_dir = Path(run_dir)
     summary = _training_summary(run_dir, configuration)
@@ -255,7 +254,7 @@ def label_randomised_model(
             import shutil
 
             shutil.rmtree(out_dir)
-        data = PreparedData.load(Run(run_dir).prepared)
+        data = load_training_data(run_dir, profile, modalities)
         folds = pd.read_csv(Run(run_dir).folds_csv, dtype={"PTID": str})
         # Permuted among the training subjects only: the training set keeps its class
         # counts (and its inner split its strata); the held-out subjects are not trained on.
@@ -265,12 +264,7 @@ def label_randomised_model(
         labels[train] = np.random.default_rng(seed).permutation(labels[train])
         subjects["label"] = labels
         data = dataclasses.replace(data, subjects=subjects)
-        if "mri" in modalities:
-            data.cubes = pool_cubes(data.cubes, profile.rit.input_pool)
-        tokenizer = load_backbone_tokenizer(backbone)
-        seq = build_sequences(
-            tokenizer, data.prompts, data.cubes.shape[1], modalities, n_covariates=len(shape["covariates"])
-        )
+        tokenizer, seq = tokenizer_and_sequences(backbone, data, modalities, len(shape["covariates"]))
         out_dir.mkdir(parents=True, exist_ok=True)
         logger.info("%s: retraining fold %d on permuted labels (label randomisation check)", configuration, fold)
         result = train_fold(
