@@ -30,6 +30,7 @@ import pandas as pd
 
 from rgenima.data.cohort import prepare_cohort
 from rgenima.data.manifest import load_manifest
+from rgenima.data.truth import TRUTH_FILE
 from rgenima.external import validate_external
 from rgenima.fileio import atomic_write_text
 from rgenima.train import get_profile, run_baselines, run_references, train_configuration
@@ -104,7 +105,7 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     cohort = args.root / "cohort"
-    if not (cohort / "truth.json").is_file():
+    if not (cohort / TRUTH_FILE).is_file():  # written last by synth: the cohort is complete
         subprocess.run(
             [
                 sys.executable,
