@@ -9,6 +9,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,8 @@ def evaluate_predictions(
         seed,
     )
 
-    configurations, boot_ba = {}, {}
+    configurations: dict[str, dict[str, Any]] = {}
+    boot_ba: dict[str, np.ndarray] = {}
     for name in names:
         table = predictions[name]
         y_pred, proba = table["y_pred"].to_numpy(), table[list(PROBA_COLUMNS)].to_numpy(dtype=float)

@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,7 +222,13 @@ def train_fold(
     optimizer = _optimizer(model, profile)
     files = FoldDir(out_dir)
     state_path = files.state_json
-    state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "history": [], "seconds": 0.0}
+    state: dict[str, Any] = {
+        "epoch": -1,
+        "best_epoch": -1,
+        "best_val_loss": float("inf"),
+        "history": [],
+        "seconds": 0.0,
+    }
     resumed = state_path.is_file()
     if resumed:
         state = json.loads(state_path.read_text())

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -214,7 +215,7 @@ def write_synthetic_cohort(out_dir: str | Path, config: SynthConfig = SynthConfi
     features.insert(0, "PTID", [ptids[i] for i in complete])
     _write_text(out / TRUTH_FEATURES_FILE, features.to_csv(index=False, float_format="%.6g"))
 
-    truth = {
+    truth: dict[str, Any] = {
         "generator": "rgenima.data.synthetic",
         "config": asdict(config),
         "atlas": "aal2",
