@@ -45,6 +45,70 @@ def read_prepare_record(prepared: str | Path) -> dict | None:
 
 
 @dataclass(frozen=True)
+class PreparedDir:
+    """The files of a prepared cohort (``RUNDIR/prepared/``, or its temporary build
+    folder): what :func:`rgenima.data.cohort.prepare_cohort` writes and
+    :class:`rgenima.model.inputs.PreparedData` reads. Every array's rows follow
+    ``subjects.csv``.
+
+    Parameters
+    ----------
+    path : Path
+    """
+
+    path: Path
+
+    @property
+    def prepare_json(self) -> Path:
+        """Manifest, settings, input hashes and QC summary (written last)."""
+        return self.path / PREPARE_RECORD
+
+    @property
+    def subjects_csv(self) -> Path:
+        return self.path / "subjects.csv"
+
+    @property
+    def cubes(self) -> Path:
+        return self.path / "cubes"
+
+    def cube_file(self, row: int) -> Path:
+        """The ROI cubes, (n_rois, D, D, D) float16, of the subject in row ``row``."""
+        return self.cubes / f"{row:05d}.npy"
+
+    @property
+    def roi_features_npz(self) -> Path:
+        return self.path / "roi_features.npz"
+
+    @property
+    def rois_tsv(self) -> Path:
+        return self.path / "rois.tsv"
+
+    @property
+    def snps_tsv(self) -> Path:
+        return self.path / "snps.tsv"
+
+    @property
+    def dosage_npy(self) -> Path:
+        return self.path / "dosage.npy"
+
+    @property
+    def prompts_jsonl(self) -> Path:
+        return self.path / "prompts.jsonl"
+
+    @property
+    def data_report_json(self) -> Path:
+        return self.path / "data_report.json"
+
+    @property
+    def snp_qc_tsv(self) -> Path:
+        return self.path / "snp_qc.tsv"
+
+    @property
+    def sample_qc_tsv(self) -> Path:
+        return self.path / "sample_qc.tsv"
+
+
+@dataclass(frozen=True)
 class FoldDir:
     """The files of one trained fold (``models/<configuration>/fold_<k>/``, or the
     permuted-label fold of the explain step): what rgenima.train writes and resumes from.
@@ -114,24 +178,28 @@ class Run:
         return self.path / "prepared"
 
     @property
+    def prepared_files(self) -> PreparedDir:
+        return PreparedDir(self.prepared)
+
+    @property
     def prepare_json(self) -> Path:
-        return self.prepared / PREPARE_RECORD
+        return self.prepared_files.prepare_json
 
     @property
     def rois_tsv(self) -> Path:
-        return self.prepared / "rois.tsv"
+        return self.prepared_files.rois_tsv
 
     def cube_file(self, row: int) -> Path:
         """The ROI cubes of the subject in row ``row`` of ``subjects.csv``."""
-        return self.prepared / "cubes" / f"{row:05d}.npy"
+        return self.prepared_files.cube_file(row)
 
     @property
     def snp_qc_tsv(self) -> Path:
-        return self.prepared / "snp_qc.tsv"
+        return self.prepared_files.snp_qc_tsv
 
     @property
     def sample_qc_tsv(self) -> Path:
-        return self.prepared / "sample_qc.tsv"
+        return self.prepared_files.sample_qc_tsv
 
     def prepare_record(self) -> dict | None:
         """``prepare.json`` (manifest, settings, input hashes), or None if absent or unreadable."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import rgenima
@@ -114,3 +115,37 @@ def test_the_library_never_imports_test_tools():
         text = path.read_text(encoding="utf-8")
         assert "selenium" not in text and "import pytest" not in text, name
         assert name.rpartition(".")[2] not in ("sitecheck", "_run_python"), name
+
+
+_FILE_NAME = re.compile(r"^[\w.-]+\.(json|jsonl|csv|tsv|npz|npy|safetensors)$")
+
+
+def _string_constants(path: Path) -> list[ast.Constant]:
+    """String literals of a module, docstrings left out (prose may name files)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_only_run_names_the_run_directory_files():
+    run_names = {node.value for node in _string_constants(PACKAGE / "run.py") if _FILE_NAME.match(node.value)}
+    assert {"prepare.json", "training.json", "predictions.csv", "attributions.npz", "rois.tsv"} <= run_names
+    spelled = [
+        f"{name}:{node.lineno} {node.value}"
+        for name, path in _modules().items()
+        if name != "rgenima.run"
+        for node in _string_constants(path)
+        if node.value in run_names
+    ]
+    assert spelled == []

@@ -78,7 +78,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         for k, v in timings.items()
         if k.endswith("_seconds_per_subject") and "random" not in k
     )
-    print(f"attributions: {out / 'attributions.npz'} ({timings['total_seconds']:.1f} s; per subject: {per_subject})")
+    print(
+        f"attributions: {Run(args.run).attributions_npz(out.name)} ({timings['total_seconds']:.1f} s; per subject: {per_subject})"
+    )
     from rgenima.signatures import signatures_run
 
     try:

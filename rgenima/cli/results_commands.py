@@ -27,7 +27,7 @@ def _cmd_enrich(args: argparse.Namespace) -> int:
         return 1
     print(
         f"enrichment: {int(table['significant_fdr05'].sum())} of {len(table)} (stage, method, k) "
-        f"rows significant at FDR 0.05; wrote {args.run / 'enrichment.csv'}"
+        f"rows significant at FDR 0.05; wrote {Run(args.run).enrichment_csv}"
     )
     controls = table.attrs.get("enrichment_controls")
     if controls:

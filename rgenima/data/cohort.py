@@ -58,7 +58,7 @@ from rgenima.data.manifest import Manifest, sha256_file
 from rgenima.data.validate import DataReport, validate_manifest
 from rgenima.errors import DataContractError, RunStateError
 from rgenima.progress import progress_bar
-from rgenima.run import PREPARE_RECORD, Run, read_prepare_record
+from rgenima.run import PREPARE_RECORD, PreparedDir, Run, read_prepare_record
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     for i, path in enumerate(subjects["mri_path"]):
         with _subject_row(subjects, i):
             extractor.sampler(nib.load(path), path)
-    (out / "cubes").mkdir()
+    PreparedDir(out).cubes.mkdir()
     means = np.zeros((len(subjects), len(ids)), dtype=np.float32)
     tissue = np.zeros_like(means)
     n_voxels = None
@@ -199,15 +199,15 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
             cubes, features = extractor.transform(path, path)
         if (i + 1) % max(1, len(subjects) // 10) == 0 or i + 1 == len(subjects):
             logger.info("ROI cubes: %d/%d images", i + 1, len(subjects))
-        np.save(out / "cubes" / f"{i:05d}.npy", cubes.astype(np.float16))
+        np.save(PreparedDir(out).cube_file(i), cubes.astype(np.float16))
         means[i] = features["mean_intensity_norm"].to_numpy()
         tissue[i] = features["tissue_sum_ml"].to_numpy()
         if n_voxels is None:
             n_voxels = features["n_voxels"].to_numpy()
-    np.savez(out / "roi_features.npz", mean_intensity_norm=means, tissue_sum_ml=tissue)
+    np.savez(PreparedDir(out).roi_features_npz, mean_intensity_norm=means, tissue_sum_ml=tissue)
     rois = atlas.labels.rename(columns={"index": "roi_id"})[["roi_id", "name"]].copy()
     rois["n_voxels"] = n_voxels
-    rois.to_csv(out / "rois.tsv", sep="\t", index=False)
+    rois.to_csv(PreparedDir(out).rois_tsv, sep="\t", index=False)
     return rois
 
 
@@ -287,17 +287,17 @@ def _prepare_genotypes(
         snps = mapped[["snp", "gene", "chrom", "pos"]].merge(geno.variants[["snp", "a1", "a2"]], on="snp", how="left")
         all_rows = geno.dosage[:, col.loc[mapped["snp"]].to_numpy()]
     else:
-        snps = pd.read_csv(reference / "snps.tsv", sep="\t", dtype={"chrom": str})
+        snps = pd.read_csv(PreparedDir(reference).snps_tsv, sep="\t", dtype={"chrom": str})
         n_unmapped = 0
         geno = read_genotypes(manifest.cohort.genotypes, snps=snps["snp"].tolist())
         all_rows, alignment = align_to_reference(geno, snps, source=f"{manifest.cohort.genotypes}.bim")
     # Rows in subject order, columns in `snps` order.
     row = pd.Series(np.arange(len(geno.samples)), index=geno.samples["iid"])
     dosage = all_rows[row.loc[subjects["PTID"]].to_numpy()]
-    snps.to_csv(out / "snps.tsv", sep="\t", index=False)
-    np.save(out / "dosage.npy", dosage.astype(np.float32))
+    snps.to_csv(PreparedDir(out).snps_tsv, sep="\t", index=False)
+    np.save(PreparedDir(out).dosage_npy, dosage.astype(np.float32))
     layout = prompt_layout(snps, genomic_gene_order(panel))
-    with open(out / "prompts.jsonl", "w") as fh:
+    with open(PreparedDir(out).prompts_jsonl, "w") as fh:
         for i in range(len(subjects)):
             prompt = build_prompt(dosage[i], snps, layout)
             fh.write(json.dumps({"row": i, "text": prompt.text, "spans": [asdict(s) for s in prompt.spans]}) + "\n")
@@ -544,8 +544,8 @@ def _build(
     genetics = _prepare_genotypes(manifest, subjects, tmp, snp_qc, sample_qc, reference)
     t_end = time.perf_counter()
     table = _covariates(subjects)
-    table.to_csv(tmp / "subjects.csv", index=False)
-    report.write_json(tmp / "data_report.json")
+    table.to_csv(PreparedDir(tmp).subjects_csv, index=False)
+    report.write_json(PreparedDir(tmp).data_report_json)
     _write_json(
         tmp / _STAMP,
         {

@@ -28,7 +28,7 @@ def held_out_indices(run_dir: str | Path, configuration: str, subjects: pd.DataF
     fold_of = dict(zip(folds["PTID"], folds["fold"].astype(int)))
     missing = [p for p in subjects["PTID"] if p not in fold_of]
     if missing:
-        raise ValueError(f"{run_dir / 'folds.csv'}: no fold for {len(missing)} subjects (e.g. {missing[:3]}).")
+        raise ValueError(f"{Run(run_dir).folds_csv}: no fold for {len(missing)} subjects (e.g. {missing[:3]}).")
     fold = np.array([fold_of[p] for p in subjects["PTID"]])
     out = {}
     for k in sorted(set(fold.tolist())):

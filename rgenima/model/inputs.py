@@ -51,22 +51,23 @@ class PreparedData:
 
     @classmethod
     def load(cls, prepared: str | Path) -> PreparedData:
-        prepared = Path(prepared)
-        from rgenima.run import PREPARE_RECORD
+        from rgenima.run import PreparedDir
 
-        if not (prepared / PREPARE_RECORD).is_file():
+        prepared = Path(prepared)
+        files = PreparedDir(prepared)
+        if not files.prepare_json.is_file():
             raise FileNotFoundError(f"{prepared}: not a prepared folder (no prepare.json); run `rgenima prepare`.")
-        subjects = pd.read_csv(prepared / "subjects.csv", dtype={"PTID": str})
-        cubes = np.stack([np.load(prepared / "cubes" / f"{i:05d}.npy") for i in range(len(subjects))])
-        prompts = [json.loads(line) for line in (prepared / "prompts.jsonl").read_text().splitlines()]
+        subjects = pd.read_csv(files.subjects_csv, dtype={"PTID": str})
+        cubes = np.stack([np.load(files.cube_file(i)) for i in range(len(subjects))])
+        prompts = [json.loads(line) for line in files.prompts_jsonl.read_text().splitlines()]
         return cls(
             path=prepared,
             subjects=subjects,
             cubes=cubes,
-            roi_features=np.load(prepared / "roi_features.npz")["mean_intensity_norm"],
-            rois=pd.read_csv(prepared / "rois.tsv", sep="\t"),
-            dosage=np.load(prepared / "dosage.npy"),
-            snps=pd.read_csv(prepared / "snps.tsv", sep="\t", dtype={"chrom": str}),
+            roi_features=np.load(files.roi_features_npz)["mean_intensity_norm"],
+            rois=pd.read_csv(files.rois_tsv, sep="\t"),
+            dosage=np.load(files.dosage_npy),
+            snps=pd.read_csv(files.snps_tsv, sep="\t", dtype={"chrom": str}),
             prompts=prompts,
         )
 

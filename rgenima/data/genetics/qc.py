@@ -348,7 +348,10 @@ def write_qc_tables(snp_table: pd.DataFrame, sample_table: pd.DataFrame, out_dir
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"snp_qc": out / "snp_qc.tsv", "sample_qc": out / "sample_qc.tsv"}
+    from rgenima.run import PreparedDir  # the file names of a prepared folder
+
+    files = PreparedDir(out)
+    paths = {"snp_qc": files.snp_qc_tsv, "sample_qc": files.sample_qc_tsv}
     for key, table in (("snp_qc", snp_table), ("sample_qc", sample_table)):
         atomic_write_text(paths[key], table.to_csv(sep="\t", index=False, na_rep="NA"))
     return paths
