@@ -39,11 +39,13 @@ lint: venv
 	$(VENV)/bin/mypy
 
 # The synthetic cohort is rewritten when the generator or its SNP resource changes.
-data/synthetic/truth.json: rgenima/data/synthetic.py rgenima/resources/panel_snps_grch37.tsv | venv
+SYNTH_SOURCES := $(wildcard rgenima/data/synthetic/*.py) rgenima/resources/panel_snps_grch37.tsv
+
+data/synthetic/truth.json: $(SYNTH_SOURCES) | venv
 	rm -rf data/synthetic
 	$(VENV)/bin/rgenima synth --out data/synthetic --n-subjects $(N_SUBJECTS) --seed $(SEED)
 
-data/synthetic_external/truth.json: rgenima/data/synthetic.py rgenima/resources/panel_snps_grch37.tsv | venv
+data/synthetic_external/truth.json: $(SYNTH_SOURCES) | venv
 	rm -rf data/synthetic_external
 	$(VENV)/bin/rgenima synth --out data/synthetic_external --n-subjects $(EXTERNAL_N_SUBJECTS) \
 	    --seed $(EXTERNAL_SEED) --first-subject 10000

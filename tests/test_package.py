@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import rgenima
 
 PACKAGE = Path(rgenima.__file__).parent
@@ -149,3 +151,18 @@ def test_only_run_names_the_run_directory_files():
         if node.value in run_names
     ]
     assert spelled == []
+
+
+def test_make_finds_every_prerequisite():
+    """`make -n` (prints, runs nothing) fails on a prerequisite that a move left behind."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = PACKAGE.parent
+    result = subprocess.run(
+        ["make", "-n", "book", "test", "lint"], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rgenima synth" in result.stdout or (root / "data" / "synthetic" / "truth.json").is_file()
