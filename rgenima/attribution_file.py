@@ -228,14 +228,14 @@ def load_attributions(path: str | Path) -> Attributions:
         users = [k for k in keys if k.startswith(f"{kind}__") or k.startswith(f"{_RANDOM}{kind}__")]
         if not users:
             continue
-        for nk in _NAME_KEYS[kind]:
-            names[nk] = np.asarray(need(nk, users[0])).astype(str)
-        sizes[kind] = names[_NAME_KEYS[kind][0]].shape[0]
+        read = {nk: np.asarray(need(nk, users[0])).astype(str) for nk in _NAME_KEYS[kind]}
+        names.update(read)
+        sizes[kind] = read[_NAME_KEYS[kind][0]].shape[0]
         for nk in _NAME_KEYS[kind][1:]:
-            if names[nk].shape != (sizes[kind],):
+            if read[nk].shape != (sizes[kind],):
                 raise DataContractError(
                     f"{path}: array '{nk}' must have shape ({sizes[kind]},) like "
-                    f"'{_NAME_KEYS[kind][0]}'; got {names[nk].shape}."
+                    f"'{_NAME_KEYS[kind][0]}'; got {read[nk].shape}."
                 )
         for k in users:
             if data[k].shape != (n, sizes[kind]):
@@ -248,10 +248,12 @@ def load_attributions(path: str | Path) -> Attributions:
         k = f"roi_gene__{direction}"
         if k not in data:
             continue
-        for nk in ("roi_names", "gene_names"):
-            if names[nk] is None:
-                names[nk] = np.asarray(need(nk, k)).astype(str)
-        shape = (n, names["roi_names"].shape[0], names["gene_names"].shape[0])
+        roi_names, gene_names = names["roi_names"], names["gene_names"]
+        if roi_names is None:
+            roi_names = names["roi_names"] = np.asarray(need("roi_names", k)).astype(str)
+        if gene_names is None:
+            gene_names = names["gene_names"] = np.asarray(need("gene_names", k)).astype(str)
+        shape = (n, roi_names.shape[0], gene_names.shape[0])
         if data[k].shape != shape:
             raise DataContractError(
                 f"{path}: array '{k}' must have shape (n_subjects, n_rois, n_genes) = {shape}; got {data[k].shape}."

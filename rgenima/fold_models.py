@@ -281,6 +281,7 @@ def label_randomised_model(
             label=f"{configuration} permuted labels",
             tokenizer=tokenizer,
         )
+        assert result is not None  # train_fold stops early only under an epoch limit
         truth = PreparedData.load(Run(run_dir).prepared).labels[result.test_idx]
         info = {
             "fold": fold,

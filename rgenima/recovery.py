@@ -238,7 +238,7 @@ def _interaction_ranks(
         return []
     values = attributions.roi_gene(direction)
     roi_names = list(attributions.names("roi"))
-    gene_names = list(attributions.gene_names)
+    gene_names = list(attributions.names("gene"))
     masks = _group_masks(attributions.label)
     n_pairs = len(roi_names) * len(gene_names)
     records = []

@@ -154,8 +154,8 @@ def validation_table(
                     k: v
                     for k, v in _pair_metrics(
                         attributions.roi_gene(direction),
-                        list(attributions.roi_names),
-                        list(attributions.gene_names),
+                        list(attributions.names("roi")),
+                        list(attributions.names("gene")),
                         data,
                     ).items()
                     if k != "pairs"

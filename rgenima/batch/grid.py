@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rgenima._utils.params import Scalar, coerce_value
@@ -68,7 +68,7 @@ def parse_grid(specs: Iterable[str], allowed: Iterable[str] | None = None) -> di
     return grid
 
 
-def check_grid(grid: dict[str, Sequence[Scalar]], allowed: Iterable[str] | None = None) -> None:
+def check_grid(grid: Mapping[str, Sequence[Scalar]], allowed: Iterable[str] | None = None) -> None:
     """Check a grid built in Python or by :func:`parse_grid`; raise ValueError if invalid."""
     if not grid:
         raise ValueError("the grid is empty: give at least one NAME=V1,V2 (e.g. seed=0,1,2)")
@@ -136,7 +136,7 @@ def declared_parameters(root: Path, notebooks: Sequence[str] = BATCH_NOTEBOOKS) 
     return declared
 
 
-def combinations(grid: dict[str, Sequence[Scalar]]) -> list[dict[str, Scalar]]:
+def combinations(grid: Mapping[str, Sequence[Scalar]]) -> list[dict[str, Scalar]]:
     """Every combination of the grid's values (cartesian product).
 
     The order is deterministic: parameters in the grid's order, the first one varying

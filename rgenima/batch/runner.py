@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +44,7 @@ class BatchResult:
     """Outcome of :func:`run_batch`: one :class:`CombinationResult` per combination."""
 
     runs_root: Path
-    grid: dict[str, list[Any]]
+    grid: Mapping[str, Sequence[Scalar]]
     results: list[CombinationResult] = field(default_factory=list)
     summary: pd.DataFrame | None = None
 
@@ -82,7 +82,7 @@ class BatchResult:
 
 def run_batch(
     manifest: str | Path,
-    grid: dict[str, Sequence[Scalar]],
+    grid: Mapping[str, Sequence[Scalar]],
     notebooks: Sequence[str] = BATCH_NOTEBOOKS,
     runs_root: str | Path = "runs",
     jobs: int = 1,

@@ -192,7 +192,7 @@ def load_atlas(spec: AtlasSpec | str) -> Atlas:
         else:
             labels = read_atlas_labels(labels_path)
     else:
-        image_path, labels_path = Path(spec.image), Path(spec.labels)
+        image_path, labels_path = spec.user_files()
         source = f"user atlas: {image_path}, {labels_path}"
         labels = read_atlas_labels(labels_path)
 

@@ -254,7 +254,7 @@ def baseline_subjects(clinical: pd.DataFrame, path: str | Path | None = None) ->
             f"{ptid} (lines {', '.join(str(i + 1 + _HEADER_LINES) for i in group.index)})"
             for ptid, group in dups.groupby("PTID", sort=True)
         )
-        codes = ", ".join(repr(c) for c in sorted(set(dups["VISCODE"]), key=preference.get))
+        codes = ", ".join(repr(c) for c in sorted(set(dups["VISCODE"]), key=lambda code: preference[code]))
         raise DataContractError(
             f"{path}: several baseline rows (VISCODE {codes}) for the same PTID: {shown}. Each "
             f"subject needs exactly one baseline row (its first of VISCODE "

@@ -124,8 +124,8 @@ def input_fingerprint(manifest: Manifest, subjects: pd.DataFrame, config: Prepar
         info = atlas_path_info(manifest.atlas.name)
         files["atlas_image"], files["atlas_labels"] = info["image_sha256"], info["labels_sha256"]
     else:
-        files["atlas_image"] = sha256_file(manifest.atlas.image)
-        files["atlas_labels"] = sha256_file(manifest.atlas.labels)
+        image, labels = manifest.atlas.user_files()
+        files["atlas_image"], files["atlas_labels"] = sha256_file(image), sha256_file(labels)
     images = hashlib.sha256()
     for path in subjects["mri_path"]:
         images.update(sha256_file(path).encode())

@@ -177,6 +177,12 @@ class AtlasSpec:
         """True for a built-in atlas read from an installed package."""
         return self.image is None
 
+    def user_files(self) -> tuple[Path, Path]:
+        """``(image, labels)`` of a user atlas (the manifest requires both)."""
+        if self.image is None or self.labels is None:
+            raise ValueError(f"atlas {self.name!r} is built in: it has no user image and labels files.")
+        return self.image, self.labels
+
 
 @dataclass(frozen=True)
 class QCSpec:

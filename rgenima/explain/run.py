@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,7 @@ def explain_run(
     closed_folds = []
     cache: dict = {}
     logger.info("%s: explaining %d subjects on %s, %d ROIs, %d genes, %d SNPs", configuration, n, device, R, G, S)
-    common = {
+    common: dict[str, Any] = {
         "data": data,
         "modalities": modalities,
         "names": names,

@@ -70,7 +70,8 @@ class RGenIMAConfig:
         embeddings of the default backbone).
     """
 
-    rit: RiTConfig | dict = field(default_factory=RiTConfig)
+    # A dict (as read from config.json) is accepted and turned into a RiTConfig.
+    rit: RiTConfig = field(default_factory=RiTConfig)
     modalities: tuple[str, ...] = MODALITIES
     projector_hidden_act: str = "gelu"
     n_classes: int = len(STAGES)
@@ -89,9 +90,10 @@ class RGenIMAConfig:
     freeze_input_embeddings: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.rit, dict):
-            _check_keys(self.rit, RiTConfig, "rit")
-            self.rit = RiTConfig(**self.rit)
+        rit: RiTConfig | dict = self.rit
+        if isinstance(rit, dict):
+            _check_keys(rit, RiTConfig, "rit")
+            self.rit = RiTConfig(**rit)
         if self.lora is not None:
             from rgenima.model.backbone import lora_settings
 

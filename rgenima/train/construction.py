@@ -23,7 +23,10 @@ def ensure_default_backbone(run_dir: Path, data, profile: TrainProfile, seed: in
     path = Run(run_dir).backbone_dir(profile.name)
     if (path / "config.json").is_file():
         return path
-    panel = read_gene_panel(Run(data.path.parent).gene_panel())
+    panel_path = Run(data.path.parent).gene_panel()
+    if panel_path is None:
+        raise FileNotFoundError(f"{data.path}: prepare.json records no gene panel; rerun `rgenima prepare`.")
+    panel = read_gene_panel(panel_path)
     tmp = path.parent / f".{profile.name}.tmp-{os.getpid()}"
     create_default_backbone(tmp, data.snps, panel["symbol"].tolist(), profile.backbone, seed=seed)
     os.replace(tmp, path)

@@ -242,7 +242,7 @@ def train_fold(
         saved = load_file(str(files.average))
         average.state = {k: v.float().to(device) for k, v in saved.items()}
     # The averaged weights are evaluated in a copy so that training continues on the raw ones.
-    evaluated = copy.deepcopy(accelerator.unwrap_model(model)) if average is not None else None
+    averaged_model = copy.deepcopy(accelerator.unwrap_model(model)) if average is not None else None
     rank, world = accelerator.process_index, accelerator.num_processes
     weights = weights.to(device)
     t_start = time.perf_counter()
@@ -304,10 +304,10 @@ def train_fold(
             total += float(loss.detach()) * len(idx)
             n_seen += len(idx)
         unwrapped = accelerator.unwrap_model(model)
-        if average is not None:
-            evaluated.load_state_dict(average.averaged_state_dict(unwrapped))
-        else:
-            evaluated = unwrapped
+        evaluated = unwrapped
+        if average is not None and averaged_model is not None:
+            averaged_model.load_state_dict(average.averaged_state_dict(unwrapped))
+            evaluated = averaged_model
         val_loss, val_bacc, terms = _validation_loss(evaluated, val_idx, seq, data, device, modalities, weights)
         record = {
             "epoch": epoch,

@@ -172,7 +172,7 @@ def train_study(
             bar.set_postfix_str("baselines")
             timed("baselines", done, lambda: run_baselines(run_dir, n_folds=n_folds, seed=seed))
             bar.update()
-        if has_truth:
+        if has_truth and truth_dir is not None:
             logger.info("training step %d/%d: references of the synthetic cohort", bar.n + 1, n_steps)
             bar.set_postfix_str("references")
             timed("references", False, lambda: run_references(run_dir, truth_dir, n_folds=n_folds, seed=seed))
