@@ -109,7 +109,7 @@ Outputs, in ``RUNDIR/explain/<configuration>/`` (written atomically):
 ``label_randomised/fold_0/``
     The permuted-label model (reused while its seed is unchanged).
 
-Modules: :mod:`~rgenima.explain.run` (:func:`explain_run`, the loop over folds and
+Modules: :mod:`~rgenima.explain.loop` (:func:`explain_run`, the loop over folds and
 batches), :mod:`~rgenima.explain.held_out` (:func:`held_out_indices`, the check that
 every subject is explained by a model that did not train on it),
 :mod:`~rgenima.explain.sanity` (the randomisation checks' subsets and correlations) and
@@ -127,8 +127,8 @@ from rgenima.attribution import (
 )
 from rgenima.attribution_file import METHODS
 from rgenima.explain.held_out import held_out_indices
+from rgenima.explain.loop import explain_run
 from rgenima.explain.outputs import EXPLAIN_VERSION, ROI_ONLY_METHODS
-from rgenima.explain.run import explain_run
 from rgenima.explain.sanity import rowwise_spearman
 from rgenima.fold_models import (
     find_configuration,
