@@ -1,18 +1,10 @@
 """Cross-validated training of R-GenIMA (and its ablations) with Hugging Face Accelerate.
 
-Layout of a run directory::
-
-    RUNDIR/prepared/                      rgenima prepare (cached)
-    RUNDIR/folds.csv                      PTID, label, fold (outer test fold), shared by all models
-    RUNDIR/backbone/                      default backbone + tokenizer (save_pretrained)
-    RUNDIR/models/<name>/fold_<k>/        last.safetensors, optimizer.safetensors, best.safetensors,
-                                          state.json, predictions.csv, done.json
-    RUNDIR/models/<name>/fold_<k>/pretrained/
-                                          the kept model, loadable on its own with
-                                          RGenIMAForStaging.from_pretrained (config.json,
-                                          model.safetensors, tokenizer files)
-    RUNDIR/models/<name>/predictions.csv  PTID, fold, y_true, y_pred, p_NC, p_SMC, p_MCI, p_AD
-    RUNDIR/models/<name>/training.json    profile, config, per-fold history and timings
+Training writes ``RUNDIR/folds.csv``, ``RUNDIR/backbone/`` and ``RUNDIR/models/<name>/``
+(``training.json``, ``predictions.csv`` and one ``fold_<k>/`` per outer fold, whose
+``pretrained/`` folder reloads with ``RGenIMAForStaging.from_pretrained``). Their names
+belong to :mod:`rgenima.run` (:class:`~rgenima.run.Run`, :class:`~rgenima.run.FoldDir`);
+the layout is drawn in the book's Architecture page.
 
 A fold with ``done.json`` is never retrained; a fold killed mid-training resumes from
 its last epoch checkpoint. On CPU, the same seed gives the same predictions; under
