@@ -120,17 +120,13 @@ def _reference_predictions(run_dir: Path, train, ext_data, folds: np.ndarray) ->
     ext_ptids = ext_data.subjects["PTID"]
     posterior = oracle_posterior_table(read_truth(ext_truth), ext_ptids, STAGES, source=str(ext_truth))
     out = {"reference_oracle": posterior}
-
-    def features(truth: Path, ptids) -> np.ndarray:
-        return read_truth_features(truth, ptids).to_numpy(dtype=float)
-
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     _, out["reference_truth_feature_lda"] = cross_validated_proba(
         lda,
-        features(train_truth, train.subjects["PTID"]),
+        read_truth_features(train_truth, train.subjects["PTID"]).to_numpy(dtype=float),
         train.labels,
         folds,
-        X_external=features(ext_truth, ext_data.subjects["PTID"]),
+        X_external=read_truth_features(ext_truth, ext_ptids).to_numpy(dtype=float),
     )
     return out
 

@@ -228,8 +228,8 @@ def label_randomised_model(
     from dataclasses import replace
 
     from safetensors.torch import load_file
+    from sklearn.metrics import balanced_accuracy_score
 
-    from rgenima.model.inputs import PreparedData
     from rgenima.model.rgenima import RGenIMAForStaging
     from rgenima.train import build_model, load_training_data, make_accelerator, tokenizer_and_sequences, train_fold
 
@@ -259,7 +259,8 @@ def label_randomised_model(
         # Permuted among the training subjects only: the training set keeps its class
         # counts (and its inner split its strata); the held-out subjects are not trained on.
         subjects = data.subjects.copy()
-        labels = subjects["label"].to_numpy().copy()
+        true_labels = subjects["label"].to_numpy()
+        labels = true_labels.copy()
         train = folds.set_index("PTID").loc[subjects["PTID"], "fold"].to_numpy() != fold
         labels[train] = np.random.default_rng(seed).permutation(labels[train])
         subjects["label"] = labels
@@ -282,14 +283,15 @@ def label_randomised_model(
             tokenizer=tokenizer,
         )
         assert result is not None  # train_fold stops early only under an epoch limit
-        truth = PreparedData.load(Run(run_dir).prepared).labels[result.test_idx]
         info = {
             "fold": fold,
             "seed": seed,
             "permuted": "training subjects",
             "seconds": round(result.seconds, 2),
             "best_epoch": result.best_epoch,
-            "test_balanced_accuracy": _balanced_accuracy(truth, result.proba.argmax(1)),
+            "test_balanced_accuracy": float(
+                balanced_accuracy_score(true_labels[result.test_idx], result.proba.argmax(1))
+            ),
         }
         atomic_write_text(done, json.dumps(info, indent=1))
     info = json.loads(done.read_text())
@@ -300,9 +302,3 @@ def label_randomised_model(
     model.load_state_dict(load_file(str(FoldDir(out_dir).best)))
     model.eval()
     return model, info
-
-
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    from sklearn.metrics import balanced_accuracy_score
-
-    return float(balanced_accuracy_score(y, pred))

@@ -64,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 #: Bumped whenever the prepared files change meaning, to invalidate old caches.
 PREPARE_FORMAT = 3  # 2: genes in genomic order in the prompt; 3: output checksums, --mind
-_STAMP = PREPARE_RECORD
 _LOCK = ".prepare.lock"
 _TMP_PREFIX = ".prepared.tmp-"
 _OLD_PREFIX = ".prepared.old-"
@@ -189,7 +188,8 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
     for i, path in enumerate(subjects["mri_path"]):
         with _subject_row(subjects, i):
             extractor.sampler(nib.load(path), path)
-    PreparedDir(out).cubes.mkdir()
+    files = PreparedDir(out)
+    files.cubes.mkdir()
     means = np.zeros((len(subjects), len(ids)), dtype=np.float32)
     tissue = np.zeros_like(means)
     n_voxels = None
@@ -199,15 +199,15 @@ def _prepare_mri(subjects: pd.DataFrame, atlas, config: PrepareConfig, out: Path
             cubes, features = extractor.transform(path, path)
         if (i + 1) % max(1, len(subjects) // 10) == 0 or i + 1 == len(subjects):
             logger.info("ROI cubes: %d/%d images", i + 1, len(subjects))
-        np.save(PreparedDir(out).cube_file(i), cubes.astype(np.float16))
+        np.save(files.cube_file(i), cubes.astype(np.float16))
         means[i] = features["mean_intensity_norm"].to_numpy()
         tissue[i] = features["tissue_sum_ml"].to_numpy()
         if n_voxels is None:
             n_voxels = features["n_voxels"].to_numpy()
-    np.savez(PreparedDir(out).roi_features_npz, mean_intensity_norm=means, tissue_sum_ml=tissue)
+    np.savez(files.roi_features_npz, mean_intensity_norm=means, tissue_sum_ml=tissue)
     rois = atlas.labels.rename(columns={"index": "roi_id"})[["roi_id", "name"]].copy()
     rois["n_voxels"] = n_voxels
-    rois.to_csv(PreparedDir(out).rois_tsv, sep="\t", index=False)
+    rois.to_csv(files.rois_tsv, sep="\t", index=False)
     return rois
 
 
@@ -294,10 +294,11 @@ def _prepare_genotypes(
     # Rows in subject order, columns in `snps` order.
     row = pd.Series(np.arange(len(geno.samples)), index=geno.samples["iid"])
     dosage = all_rows[row.loc[subjects["PTID"]].to_numpy()]
-    snps.to_csv(PreparedDir(out).snps_tsv, sep="\t", index=False)
-    np.save(PreparedDir(out).dosage_npy, dosage.astype(np.float32))
+    files = PreparedDir(out)
+    snps.to_csv(files.snps_tsv, sep="\t", index=False)
+    np.save(files.dosage_npy, dosage.astype(np.float32))
     layout = prompt_layout(snps, genomic_gene_order(panel))
-    with open(PreparedDir(out).prompts_jsonl, "w") as fh:
+    with open(files.prompts_jsonl, "w") as fh:
         for i in range(len(subjects)):
             prompt = build_prompt(dosage[i], snps, layout)
             fh.write(json.dumps({"row": i, "text": prompt.text, "spans": [asdict(s) for s in prompt.spans]}) + "\n")
@@ -370,13 +371,13 @@ def _output_records(folder: Path) -> dict[str, dict]:
     return {
         path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != _STAMP
+        if path.is_file() and path.name != PREPARE_RECORD
     }
 
 
 def _cache_problem(target: Path, input_hash: str) -> str | None:
     """Why the prepared folder cannot be reused (None when it can)."""
-    stamp = target / _STAMP
+    stamp = PreparedDir(target).prepare_json
     if not stamp.is_file():
         return f"no prepared data in {target}"
     record = read_prepare_record(target)
@@ -544,10 +545,11 @@ def _build(
     genetics = _prepare_genotypes(manifest, subjects, tmp, snp_qc, sample_qc, reference)
     t_end = time.perf_counter()
     table = _covariates(subjects)
-    table.to_csv(PreparedDir(tmp).subjects_csv, index=False)
-    report.write_json(PreparedDir(tmp).data_report_json)
+    files = PreparedDir(tmp)
+    table.to_csv(files.subjects_csv, index=False)
+    report.write_json(files.data_report_json)
     _write_json(
-        tmp / _STAMP,
+        files.prepare_json,
         {
             "input_hash": fingerprint["hash"],
             "inputs": fingerprint,

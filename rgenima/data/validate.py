@@ -280,9 +280,7 @@ def check_truth_file(path: str | Path) -> dict:
 
     try:
         return read_truth(path)
-    except FileNotFoundError as exc:
-        raise DataContractError(f"{exc} (cohort.truth in the manifest)") from exc
-    except DataContractError as exc:
+    except (FileNotFoundError, DataContractError) as exc:
         raise DataContractError(f"{exc} (cohort.truth in the manifest)") from exc
 
 

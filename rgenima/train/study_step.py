@@ -148,8 +148,8 @@ def train_study(
     profile_name = profile if isinstance(profile, str) else profile.name
     # Single-modality configurations first: the two-modality model starts from the MRI one.
     configurations = sorted(study_configurations(modalities, ablations), key=len)
-    has_truth = truth_dir is not None and truth_file(truth_dir).is_file()
-    n_steps = len(configurations) + bool(baselines) + has_truth
+    truth = truth_dir if truth_dir is not None and truth_file(truth_dir).is_file() else None
+    n_steps = len(configurations) + bool(baselines) + (truth is not None)
     with progress_bar(total=n_steps, desc="train", unit="step") as bar:
         for i, mods in enumerate(configurations):
             name = configuration_name(mods, profile_name, backbone)
@@ -172,10 +172,10 @@ def train_study(
             bar.set_postfix_str("baselines")
             timed("baselines", done, lambda: run_baselines(run_dir, n_folds=n_folds, seed=seed))
             bar.update()
-        if has_truth and truth_dir is not None:
+        if truth is not None:
             logger.info("training step %d/%d: references of the synthetic cohort", bar.n + 1, n_steps)
             bar.set_postfix_str("references")
-            timed("references", False, lambda: run_references(run_dir, truth_dir, n_folds=n_folds, seed=seed))
+            timed("references", False, lambda: run_references(run_dir, truth, n_folds=n_folds, seed=seed))
             bar.update()
     from rgenima.cards import write_model_card
 
