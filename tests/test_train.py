@@ -311,3 +311,17 @@ def test_one_standard_error_rule():
     noisy = start + np.array([-2.0, 0.3, 0.3, 0.3, 0.3, 0.3])  # lower mean loss, driven by one subject
     assert noisy.mean() < start.mean()
     assert not beats_by_one_standard_error(start, noisy)
+
+
+def test_default_backbone_names_a_preparation_without_its_gene_panel(tmp_path):
+    from types import SimpleNamespace
+
+    from rgenima.train import ensure_default_backbone
+
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "prepare.json").write_text('{"manifest": {"cohort": {}}}')
+    data = SimpleNamespace(path=prepared, snps=None)
+    with pytest.raises(FileNotFoundError, match=r"prepared: prepare\.json records no gene panel; rerun"):
+        ensure_default_backbone(tmp_path, data, PROFILES["quick"], seed=0)
+    assert not (tmp_path / "backbone").exists()
